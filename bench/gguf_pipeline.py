@@ -1,0 +1,90 @@
+"""Benchmark: quantbot's GGUF pipeline against the serial sequence a user runs by hand.
+
+Both sides use the same llama.cpp tools on the same model and text:
+
+- by hand: convert to f16, then ``llama-quantize`` once per type, then ``llama-perplexity`` on
+  the f16 file (saving logits) and once per type with ``--kl-divergence``, one after the other,
+  each tool with every core;
+- quantbot: ``run_gguf`` (the same steps plus a load-and-generate check per file, on a pool of
+  workers).
+
+Prints both wall times, the ratio, and whether the quantized files are byte-identical.
+
+    python bench/gguf_pipeline.py                 # the built-in demo model, all 12 types
+    python bench/gguf_pipeline.py --model DIR --types Q4_K_M,Q8_0 --ctx 512 --chunks 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from runners.demo_model import build_demo_model
+from runners.gguf import llama_tools
+from runners.gguf.pipeline import GgufOptions, run_gguf
+from runners.gguf.types import parse_types
+from runners.llamacpp import ensure_toolchain
+from runners.source import load_source
+from runners.texts import text_set
+
+
+def by_hand(tc, model_dir: Path, types: list[str], work: Path, ctx: int, chunks: int) -> float:
+    threads = os.cpu_count() or 1
+    start = time.perf_counter()
+    f16 = work / "model.F16.gguf"
+    llama_tools.convert(tc, model_dir, f16, "f16")
+    for qtype in types:
+        llama_tools.quantize(tc, f16, work / f"model.{qtype}.gguf", qtype, threads)
+    text = text_set("evaluation").write(work / "evaluation.txt")
+    logits = work / "base.kld"
+    llama_tools.perplexity_base(tc, f16, text, logits, ctx, chunks, threads)
+    for qtype in types:
+        llama_tools.perplexity_kld(tc, work / f"model.{qtype}.gguf", logits, threads)
+    return time.perf_counter() - start
+
+
+def with_quantbot(tc, model_dir: Path, types: list[str], work: Path, ctx: int,
+                  chunks: int) -> tuple[float, Path]:
+    source = load_source(str(model_dir), repo_id="bench/model")
+    repo = work / "repo"
+    start = time.perf_counter()
+    run_gguf(source, GgufOptions(types=types, work_dir=work, ctx=ctx, max_chunks=chunks),
+             tc, repo)
+    return time.perf_counter() - start, repo
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="HF model folder (default: demo)")
+    parser.add_argument("--types", default=None, help="GGUF types (default: the 12 of TheBloke)")
+    parser.add_argument("--ctx", type=int, default=512)
+    parser.add_argument("--chunks", type=int, default=32)
+    args = parser.parse_args()
+    tc = ensure_toolchain()
+    model_dir = args.model or build_demo_model()
+    types = parse_types(args.types)
+    root = Path(tempfile.mkdtemp(prefix="quantbot-bench-"))
+    try:
+        (root / "hand").mkdir()
+        hand = by_hand(tc, model_dir, types, root / "hand", args.ctx, args.chunks)
+        ours, repo = with_quantbot(tc, model_dir, types, root / "quantbot", args.ctx, args.chunks)
+        same = all(
+            filecmp.cmp(root / "hand" / f"model.{t}.gguf", repo / f"model.{t}.gguf", shallow=False)
+            for t in types)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"model: {model_dir}  types: {len(types)}  cores: {os.cpu_count()}  "
+          f"eval: ctx {args.ctx} x {args.chunks} chunks")
+    print(f"{'by hand (serial)':<28}{hand:8.1f} s")
+    print(f"{'quantbot (+ checks)':<28}{ours:8.1f} s")
+    print(f"{'ratio by hand / quantbot':<28}{hand / ours:8.2f} x")
+    print(f"{'quantized files identical':<28}{'yes' if same else 'NO':>8}")
+
+
+if __name__ == "__main__":
+    main()

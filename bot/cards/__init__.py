@@ -1,0 +1,1 @@
+"""Model cards: card data built by pure code, rendered by Jinja templates."""

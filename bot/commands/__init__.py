@@ -1,0 +1,1 @@
+"""One module per ``quantbot`` verb; each exposes ``command``."""

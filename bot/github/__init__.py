@@ -1,0 +1,1 @@
+"""GitHub: the client, candidate issues, comments and permissions (PyGithub)."""

@@ -1,0 +1,1 @@
+"""Work that runs on quantbot's runners: quantizers, evaluation and their toolchains."""

@@ -1,0 +1,1 @@
+"""GGUF: convert with llama.cpp, quantize, evaluate and check."""

@@ -1,0 +1,117 @@
+"""Calls into llama.cpp's own tools: convert, imatrix, quantize, perplexity/KLD, gguf-split.
+
+Each function is one tool invocation; parsing of their printed results is pure
+(:func:`parse_base_ppl`, :func:`parse_kld`) and tested on captured output.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from runners.errors import QuantbotError
+from runners.llamacpp import PERPLEXITY, Toolchain
+from runners.proc import ToolRun, run_tool
+from runners.results import Quality
+
+_NUM = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf)"
+_PM = r"\s*(?:±|\+/-)\s*"
+
+
+def convert(tc: Toolchain, model_dir: Path, outfile: Path, outtype: str,
+            log_file: Path | None = None) -> ToolRun:
+    """HF folder → GGUF (``f16``/``bf16``/``f32``/``q8_0``) with llama.cpp's converter."""
+    return run_tool([sys.executable, tc.converter, model_dir, "--outfile", outfile,
+                     "--outtype", outtype], env=tc.converter_env(), log_file=log_file)
+
+
+def imatrix(tc: Toolchain, model: Path, text_file: Path, out: Path, ctx: int, chunks: int,
+            threads: int, log_file: Path | None = None) -> ToolRun:
+    """Importance matrix from the calibration text, for i-quants and better low-bit k-quants."""
+    return run_tool([tc.tool("llama-imatrix"), "-m", model, "-f", text_file, "-o", out,
+                     "-c", str(ctx), "--chunks", str(chunks), "-t", str(threads)],
+                    log_file=log_file)
+
+
+def quantize(tc: Toolchain, src: Path, dst: Path, qtype: str, threads: int,
+             imatrix_file: Path | None = None, log_file: Path | None = None) -> ToolRun:
+    """One ``llama-quantize`` run: ``src`` (f16/bf16 GGUF) → ``dst`` of type ``qtype``."""
+    extra = ["--imatrix", str(imatrix_file)] if imatrix_file else []
+    return run_tool([tc.tool("llama-quantize"), *extra, src, dst, qtype, str(threads)],
+                    log_file=log_file)
+
+
+def perplexity_base(tc: Toolchain, model: Path, text_file: Path, logits_out: Path, ctx: int,
+                    chunks: int, threads: int, log_file: Path | None = None) -> ToolRun:
+    """Perplexity of the unquantized model, saving its logits for the KL divergence of others."""
+    return run_tool([tc.tool(PERPLEXITY), "-m", model, "-f", text_file, "-c", str(ctx),
+                     "--chunks", str(chunks), "-t", str(threads),
+                     "--kl-divergence-base", logits_out], log_file=log_file)
+
+
+def perplexity_kld(tc: Toolchain, model: Path, logits: Path, threads: int,
+                   log_file: Path | None = None) -> ToolRun:
+    """Perplexity and KL divergence of ``model`` on the tokens saved in ``logits``."""
+    return run_tool([tc.tool(PERPLEXITY), "-m", model, "--kl-divergence-base", logits,
+                     "--kl-divergence", "-t", str(threads)], log_file=log_file)
+
+
+def split(tc: Toolchain, model: Path, prefix: Path, max_size: str,
+          log_file: Path | None = None) -> list[Path]:
+    """Split ``model`` into ``<prefix>-0000i-of-0000n.gguf`` parts of at most ``max_size``."""
+    run_tool([tc.tool("llama-gguf-split"), "--split", "--split-max-size", max_size, model, prefix],
+             log_file=log_file)
+    return sorted(prefix.parent.glob(f"{prefix.name}-*-of-*.gguf"))
+
+
+def _find(pattern: str, text: str, what: str) -> re.Match[str]:
+    match = re.search(pattern, text)
+    if match is None:
+        tail = "\n".join(text.strip().splitlines()[-10:])
+        raise QuantbotError(f"llama-perplexity printed no {what}:\n{tail}\n",
+                            "check the evaluation text is long enough for the context size")
+    return match
+
+
+def parse_chunks(output: str) -> tuple[int, int]:
+    """``(chunks, n_ctx)`` from llama-perplexity's 'calculating perplexity over' line."""
+    m = _find(r"over (\d+) chunks, n_ctx=(\d+)", output, "chunk count")
+    return int(m.group(1)), int(m.group(2))
+
+
+def parse_base_ppl(output: str) -> Quality:
+    """The 'Final estimate: PPL = x +/- y' of a plain perplexity run."""
+    m = _find(rf"Final estimate: PPL = {_NUM}{_PM}{_NUM}", output, "final perplexity")
+    return Quality(ppl=float(m.group(1)), ppl_err=float(m.group(2)))
+
+
+def parse_kld(output: str) -> Quality:
+    """PPL(Q), mean/99th-percentile KLD and same-top-token share of a --kl-divergence run."""
+    ppl = _find(rf"Mean PPL\(Q\)\s*:\s*{_NUM}{_PM}{_NUM}", output, "Mean PPL(Q)")
+    kld = _find(rf"Mean\s+KLD:\s*{_NUM}{_PM}{_NUM}", output, "Mean KLD")
+    p99 = _find(rf"99\.0%\s+KLD:\s*{_NUM}", output, "99.0% KLD")
+    top = _find(rf"Same top p:\s*{_NUM}{_PM}{_NUM}\s*%", output, "Same top p")
+    return Quality(ppl=float(ppl.group(1)), ppl_err=float(ppl.group(2)),
+                   kld_mean=float(kld.group(1)), kld_err=float(kld.group(2)),
+                   kld_p99=float(p99.group(1)), same_top_p=float(top.group(1)) / 100.0)
+
+
+def supported_architectures(tc: Toolchain) -> frozenset[str]:
+    """Text-model architectures the converter registers (asked once, cached beside the build)."""
+    cache = tc.bin_dir.parent / "supported-architectures.txt"
+    if not cache.is_file():
+        run = run_tool([sys.executable, tc.converter, "--print-supported-models"],
+                       env=tc.converter_env())
+        names: list[str] = []
+        in_text = False
+        for line in run.output.splitlines():
+            if line.strip().endswith("models:"):
+                in_text = line.strip().startswith("TEXT")
+            elif in_text and line.strip().startswith("- "):
+                names.append(line.strip()[2:].strip())
+        if not names:
+            raise QuantbotError("the converter listed no supported models",
+                                "rebuild the toolchain: rm -r the llama.cpp cache folder")
+        cache.write_text("\n".join(sorted(names)) + "\n")
+    return frozenset(cache.read_text().split())

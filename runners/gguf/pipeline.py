@@ -1,0 +1,231 @@
+"""The GGUF method end to end: convert once, quantize every type, measure, check.
+
+Independent per-type work (quantize → perplexity/KLD → load-and-generate check) runs on a pool of
+``jobs`` workers, each tool with ``threads`` threads; the f16 perplexity that saves the reference
+logits runs first on the same pool. Every finished step leaves its file in the work folder, so a
+rerun after a failure resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from runners.errors import QuantbotError
+from runners.gguf import llama_tools
+from runners.gguf.check import check_gguf
+from runners.gguf.inspect import summarize
+from runners.gguf.types import GGUF_TYPES
+from runners.llamacpp import Toolchain
+from runners.results import EvalSpec, Quality, QuantRun, Variant
+from runners.source import SourceModel
+from runners.texts import text_set
+
+log = logging.getLogger(__name__)
+
+HUB_FILE_LIMIT = "48G"  # the Hub takes files up to 50 GB; split below that with llama-gguf-split
+
+
+@dataclass(frozen=True)
+class GgufOptions:
+    """What to make and how to measure it."""
+
+    types: list[str]
+    work_dir: Path
+    imatrix: bool = False
+    ctx: int = 512
+    max_chunks: int = 32
+    jobs: int = 0  # 0: choose from cores and memory
+    threads: int = 0  # per tool; 0: cores // jobs
+    split_size: str = HUB_FILE_LIMIT
+    check_tokens: int = 16
+
+    def __post_init__(self) -> None:
+        size_to_bytes(self.split_size)  # a bad size fails before any work
+
+
+def size_to_bytes(size: str) -> int:
+    """``"48G"``/``"500M"`` (llama-gguf-split's decimal units) → bytes."""
+    unit = {"M": 10**6, "G": 10**9}.get(size[-1:].upper())
+    if unit is None or not size[:-1].isdigit() or int(size[:-1]) <= 0:
+        raise QuantbotError(f"bad split size {size!r}", "write a whole number with M or G, e.g. 48G")
+    return int(size[:-1]) * unit
+
+
+def plan_workers(n_tasks: int, model_bytes: int, cores: int | None = None,
+                 free_bytes: int | None = None) -> tuple[int, int]:
+    """``(jobs, threads)``: parallel tools within cores and memory (each maps the model once)."""
+    cores = cores or os.cpu_count() or 1
+    if free_bytes is None:
+        free_bytes = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    by_memory = max(1, int(free_bytes // max(1, int(model_bytes * 1.5))))
+    jobs = max(1, min(cores, n_tasks, by_memory))
+    return jobs, max(1, cores // jobs)
+
+
+class _Progress:
+    """A thread-safe tqdm bar counting finished steps."""
+
+    def __init__(self, total: int) -> None:
+        self._bar = tqdm(total=total, desc="gguf", unit="step")
+        self._lock = threading.Lock()
+
+    def done(self, what: str) -> None:
+        with self._lock:
+            self._bar.set_postfix_str(what)
+            self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _outtype(source: SourceModel) -> str:
+    return "bf16" if "bfloat16" in source.info.dtype else "f16"
+
+
+def _publish_name(source: SourceModel, qtype: str) -> str:
+    return f"{source.info.name}.{qtype}.gguf"
+
+
+def run_gguf(source: SourceModel, opts: GgufOptions, tc: Toolchain, repo_dir: Path) -> QuantRun:
+    """Make, measure and check every type into ``repo_dir``; return the run's record."""
+    work = opts.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    wanted = {_publish_name(source, t).removesuffix(".gguf") for t in opts.types}
+    for old in repo_dir.glob("*.gguf"):  # files of types an earlier run made but this one does not
+        if re.sub(r"-\d{5}-of-\d{5}$", "", old.name.removesuffix(".gguf")) not in wanted:
+            old.unlink()
+    log_file = work / "tools.log"
+    outtype = _outtype(source)
+    steps = 2 + 3 * len(opts.types) + int(opts.imatrix)
+    progress = _Progress(steps)
+    try:
+        base = work / f"{source.info.name}.{outtype.upper()}.gguf"
+        if not base.exists():
+            tmp = base.with_suffix(".partial")
+            llama_tools.convert(tc, source.path, tmp, outtype, log_file)
+            tmp.rename(base)
+        progress.done(f"converted to {outtype}")
+        jobs, threads = plan_workers(len(opts.types) + 1, base.stat().st_size)
+        jobs, threads = opts.jobs or jobs, opts.threads or threads
+        log.info("gguf: %d types on %d workers x %d threads", len(opts.types), jobs, threads)
+        ctx = min(opts.ctx, source.info.context_length or opts.ctx)
+        imatrix_file = _imatrix(tc, base, work, ctx, opts, jobs * threads, log_file, progress)
+        eval_text = text_set("evaluation")
+        eval_file = eval_text.write(work / "evaluation.txt")
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            base_future = pool.submit(_baseline, tc, base, eval_file, work, ctx, opts.max_chunks,
+                                      threads, log_file, progress)
+            futures = [pool.submit(_one_type, tc, source, base, qtype, repo_dir, work,
+                                   base_future, imatrix_file, threads, opts, log_file, progress)
+                       for qtype in opts.types]
+            baseline, chunks, n_ctx = base_future.result()
+            variants = [f.result() for f in futures]
+    finally:
+        progress.close()
+    return QuantRun(
+        method="gguf", source=source.info, baseline=baseline,
+        evaluation=EvalSpec(text_name=f"{eval_text.name}, evaluation split",
+                            text_sha256=eval_text.sha256, n_tokens=chunks * n_ctx, ctx=n_ctx,
+                            chunks=chunks, evaluator="llama.cpp llama-perplexity"),
+        variants=variants,
+        tools={"llama.cpp": f"vendored in llama-cpp-python {tc.version}",
+               "converter": "convert_hf_to_gguf.py", "quantizer": "llama-quantize",
+               **({"imatrix": "llama-imatrix on the calibration split"} if imatrix_file else {})},
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def _imatrix(tc: Toolchain, base: Path, work: Path, ctx: int, opts: GgufOptions, threads: int,
+             log_file: Path, progress: _Progress) -> Path | None:
+    needed = opts.imatrix or any(GGUF_TYPES[t].needs_imatrix for t in opts.types)
+    if not needed:
+        return None
+    out = work / "imatrix.gguf"
+    if not out.exists():
+        calib = text_set("calibration").write(work / "calibration.txt")
+        tmp = work / "imatrix.partial.gguf"
+        llama_tools.imatrix(tc, base, calib, tmp, ctx, opts.max_chunks, threads, log_file)
+        tmp.rename(out)
+    if not opts.imatrix:
+        log.info("gguf: computing an importance matrix, which the requested i-quants need")
+    progress.done("imatrix")
+    return out
+
+
+def _baseline(tc: Toolchain, base: Path, eval_file: Path, work: Path, ctx: int, max_chunks: int,
+              threads: int, log_file: Path, progress: _Progress) -> tuple[Quality, int, int]:
+    logits = work / f"reference-c{ctx}-n{max_chunks}.kld"
+    out_file = logits.with_suffix(".log")
+    if not (logits.exists() and out_file.exists()):
+        tmp = logits.with_suffix(".partial")
+        run = llama_tools.perplexity_base(tc, base, eval_file, tmp, ctx, max_chunks, threads,
+                                          log_file)
+        out_file.write_text(run.output)
+        tmp.rename(logits)
+    output = out_file.read_text()
+    progress.done("f16 perplexity")
+    chunks, n_ctx = llama_tools.parse_chunks(output)
+    return llama_tools.parse_base_ppl(output), chunks, n_ctx
+
+
+def _one_type(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_dir: Path,
+              work: Path, base_future: Future, imatrix_file: Path | None, threads: int,
+              opts: GgufOptions, log_file: Path, progress: _Progress) -> Variant:
+    name = _publish_name(source, qtype)
+    parts = _quantized_parts(tc, base, qtype, name, repo_dir, imatrix_file, threads, opts,
+                             log_file)
+    progress.done(f"{qtype} quantized")
+    base_future.result()
+    logits = next(work.glob("reference-*.kld"))
+    run = llama_tools.perplexity_kld(tc, parts[0], logits, threads, log_file)
+    quality = llama_tools.parse_kld(run.output)
+    progress.done(f"{qtype} measured")
+    text = check_gguf(tc, parts[0], tokens=opts.check_tokens)
+    progress.done(f"{qtype} checked")
+    summary = summarize(parts)
+    ram, ram_ctx = summary.ram_estimate()
+    return Variant(
+        method="gguf", name=qtype, files=[p.name for p in parts], size_bytes=summary.file_bytes,
+        bits_per_weight=round(summary.bits_per_weight, 3), ram_bytes=ram,
+        peak_rss_bytes=run.peak_rss_bytes, quality=quality, check_output=text,
+        params={"tensor_types": summary.tensor_types, "ram_ctx": ram_ctx,
+                "imatrix": imatrix_file is not None},
+    )
+
+
+def _quantized_parts(tc: Toolchain, base: Path, qtype: str, name: str, repo_dir: Path,
+                     imatrix_file: Path | None, threads: int, opts: GgufOptions,
+                     log_file: Path) -> list[Path]:
+    """The finished file(s) for one type: reused if present, else quantized (and split)."""
+    whole = repo_dir / name
+    stem = whole.with_suffix("")
+    existing = sorted(repo_dir.glob(f"{stem.name}-*-of-*.gguf"))
+    if existing:
+        return existing
+    if whole.exists():
+        return [whole]
+    tmp = repo_dir / f".{name}.partial"
+    llama_tools.quantize(tc, base, tmp, qtype, threads, imatrix_file, log_file)
+    if tmp.stat().st_size <= size_to_bytes(opts.split_size):
+        tmp.rename(whole)
+        return [whole]
+    split_dir = repo_dir / f".{name}.split"
+    shutil.rmtree(split_dir, ignore_errors=True)
+    split_dir.mkdir()
+    parts = llama_tools.split(tc, tmp, split_dir / stem.name, opts.split_size, log_file)
+    for part in parts:
+        part.rename(repo_dir / part.name)
+    shutil.rmtree(split_dir)
+    tmp.unlink()
+    return [repo_dir / p.name for p in parts]

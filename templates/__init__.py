@@ -1,0 +1,1 @@
+"""Jinja templates: model cards, issue and comment texts (loaded as package data)."""

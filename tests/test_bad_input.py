@@ -1,0 +1,72 @@
+"""Bad input: a one-line error naming the problem and the fix, and no output folder at all."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+
+
+def _quantize(source: str, out: Path, *extra: str):
+    result = CliRunner().invoke(main, ["quantize", source, "--out", str(out),
+                                       "--work", str(out.parent / "work"), *extra])
+    assert result.exit_code != 0
+    error = result.output.strip().splitlines()[-1]
+    assert error.startswith("Error: ") and "Fix:" in error, result.output
+    assert not out.exists()
+    return error
+
+
+def _copy(tiny_model: Path, dest: Path) -> Path:
+    shutil.copytree(tiny_model, dest)
+    return dest
+
+
+def test_missing_folder(tmp_path):
+    assert "does not exist" in _quantize(str(tmp_path / "nope"), tmp_path / "out")
+
+
+def test_no_config(tmp_path):
+    (tmp_path / "model").mkdir()
+    assert "no config.json" in _quantize(str(tmp_path / "model"), tmp_path / "out")
+
+
+def test_unsupported_architecture(tmp_path, tiny_model, toolchain):
+    model = _copy(tiny_model, tmp_path / "model")
+    config = json.loads((model / "config.json").read_text())
+    config["architectures"] = ["FrobnicatorForCausalLM"]
+    (model / "config.json").write_text(json.dumps(config))
+    error = _quantize(str(model), tmp_path / "out")
+    assert "FrobnicatorForCausalLM is not supported" in error
+
+
+def test_unknown_type(tmp_path, tiny_model, toolchain):
+    error = _quantize(str(tiny_model), tmp_path / "out", "--types", "Q4_K_M,Q9_9")
+    assert "unknown GGUF type 'Q9_9'" in error
+
+
+def test_unknown_method(tmp_path, tiny_model):
+    assert "unknown method" in _quantize(str(tiny_model), tmp_path / "out", "--method", "exl9")
+
+
+def test_remote_code_refused_unless_allowed(tmp_path, tiny_model, toolchain):
+    model = _copy(tiny_model, tmp_path / "model")
+    config = json.loads((model / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_x.XForCausalLM"}
+    (model / "config.json").write_text(json.dumps(config))
+    assert "--allow-remote-code" in _quantize(str(model), tmp_path / "out")
+
+
+def test_pickle_only_refused_unless_allowed(tmp_path, tiny_model, toolchain):
+    model = _copy(tiny_model, tmp_path / "model")
+    (model / "model.safetensors").rename(model / "pytorch_model.bin")
+    assert "--allow-pickle" in _quantize(str(model), tmp_path / "out")
+
+
+@pytest.mark.parametrize("bad", ["48", "0G", "12T"])
+def test_bad_split_size(tmp_path, tiny_model, toolchain, bad):
+    assert "split size" in _quantize(str(tiny_model), tmp_path / "out", "--types", "Q8_0",
+                                     "--split-size", bad)

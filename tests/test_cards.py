@@ -1,0 +1,113 @@
+import yaml
+
+from bot.cards.data import build_card_data, human_bytes, quality_band
+from bot.cards.prompt import PLAIN, prompt_template
+from bot.cards.render import render_card
+from runners.results import EvalSpec, Quality, QuantRun, SourceInfo, Variant, run_from_dict
+
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
+    " + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+NO_SYSTEM = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
+    "{% endif %}{{ bos_token }}[INST] {{ m['content'] }} [/INST]{% endfor %}"
+)
+
+
+def _variant(name: str, size: int, kld: float, files: list[str] | None = None) -> Variant:
+    return Variant(
+        method="gguf", name=name, files=files or [f"m.{name}.gguf"], size_bytes=size,
+        bits_per_weight=size * 8 / 1e6, ram_bytes=size + 1000, peak_rss_bytes=size + 500,
+        quality=Quality(ppl=10 + kld, ppl_err=0.1, kld_mean=kld, kld_err=0.001, kld_p99=kld * 5,
+                        same_top_p=1 - kld),
+        check_output=" hello", params={"ram_ctx": 4096},
+    )
+
+
+def _run(chat_template: str | None = CHATML, license: str | None = "apache-2.0") -> QuantRun:
+    return QuantRun(
+        method="gguf",
+        source=SourceInfo(repo_id="acme/Model-7B", architecture="LlamaForCausalLM",
+                          license=license, n_params=7_000_000_000, context_length=4096,
+                          dtype="bfloat16", chat_template=chat_template),
+        baseline=Quality(ppl=10.0, ppl_err=0.1),
+        evaluation=EvalSpec(text_name="docs", text_sha256="ab" * 32, n_tokens=1024, ctx=512,
+                            chunks=2, evaluator="llama.cpp llama-perplexity"),
+        variants=[_variant("Q8_0", 800_000, 0.001), _variant("Q2_K", 300_000, 0.5),
+                  _variant("Q4_K_M", 500_000, 0.04), _variant("Q3_K_M", 400_000, 0.1)],
+        tools={"llama.cpp": "test"}, created="2026-11-25T00:00:00Z",
+    )
+
+
+def test_card_has_every_row_and_valid_hub_metadata():
+    text = render_card(build_card_data(_run(), "quantbot/Model-7B-GGUF"))
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["base_model"] == "acme/Model-7B"
+    assert meta["base_model_relation"] == "quantized"
+    assert meta["license"] == "apache-2.0"
+    assert {"gguf", "quantized"} <= set(meta["tags"])
+    assert meta["quantized_by"] == "quantbot"
+    assert meta["pipeline_tag"] == "text-generation"
+    table = [line for line in text.splitlines() if line.startswith("| [m.")]
+    assert len(table) == 4
+    assert table[0].startswith("| [m.Q2_K.gguf]")  # smallest first
+    assert "hf download quantbot/Model-7B-GGUF --include \"m.Q4_K_M.gguf\"" in text
+    assert "<|im_start|>user\n{prompt}<|im_end|>" in text
+
+
+def test_use_case_follows_measurements():
+    card = build_card_data(_run(), "quantbot/Model-7B-GGUF")
+    by_name = {r.name: r for r in card.rows}
+    assert card.recommended.name == "Q4_K_M"  # smallest with KLD ≤ 0.06
+    assert by_name["Q8_0"].use_case.startswith("near-lossless")
+    assert "closest to the original" in by_name["Q8_0"].use_case
+    assert by_name["Q2_K"].use_case.startswith("high quality loss")
+    assert "smallest file" in by_name["Q2_K"].use_case
+    assert quality_band(0.03) == "low quality loss"
+    assert quality_band(None) == "not measured"
+
+
+def test_recommendation_falls_back_to_lowest_kld():
+    run = _run()
+    worse = [_variant(v.name, v.size_bytes, v.quality.kld_mean + 1) for v in run.variants]
+    card = build_card_data(QuantRun(**{**run.__dict__, "variants": worse}), "o/r")
+    assert card.recommended.name == "Q8_0"
+
+
+def test_split_files_listed_as_parts():
+    run = _run()
+    parts = [f"m.Q8_0-0000{i}-of-00002.gguf" for i in (1, 2)]
+    run.variants[0] = _variant("Q8_0", 800_000, 0.001, files=parts)
+    text = render_card(build_card_data(run, "o/r"))
+    assert all(p in text for p in parts)
+    assert "download all parts" in text
+
+
+def test_missing_license_and_template():
+    text = render_card(build_card_data(_run(chat_template=None, license=None), "o/r"))
+    assert "no chat template" in text
+    assert "states no licence" in text
+    assert yaml.safe_load(text.split("---\n")[1])["license"] == "other"
+
+
+def test_prompt_template_rendering():
+    assert prompt_template(None) == PLAIN
+    assert prompt_template("{% broken") == PLAIN
+    assert prompt_template(NO_SYSTEM, bos_token="<s>") == "<s>[INST] {prompt} [/INST]"
+    assert "{system_message}" in prompt_template(CHATML)
+
+
+def test_run_round_trips_through_json(tmp_path):
+    run = _run()
+    run.save(tmp_path)
+    import json
+
+    assert run_from_dict(json.loads((tmp_path / "quantbot.json").read_text())) == run
+
+
+def test_human_bytes():
+    assert human_bytes(4_920_000_000) == "4.92 GB"
+    assert human_bytes(512) == "512 B"
