@@ -70,3 +70,8 @@ def test_pickle_only_refused_unless_allowed(tmp_path, tiny_model, toolchain):
 def test_bad_split_size(tmp_path, tiny_model, toolchain, bad):
     assert "split size" in _quantize(str(tiny_model), tmp_path / "out", "--types", "Q8_0",
                                      "--split-size", bad)
+
+
+def test_too_few_evaluation_tokens(tmp_path, tiny_model, toolchain):
+    error = _quantize(str(tiny_model), tmp_path / "out", "--ctx", "64", "--chunks", "2")
+    assert "scores only 62 tokens" in error and "raise --chunks or --ctx" in error

@@ -84,7 +84,7 @@ def test_oversized_file_is_split_and_listed(tmp_path, tiny_model, toolchain):
     result = CliRunner().invoke(main, [
         "quantize", str(tiny_model), "--out", str(tmp_path / "hub"), "--work",
         str(tmp_path / "work"), "--types", "Q8_0", "--split-size", "1M", "--ctx", "64",
-        "--chunks", "2"])
+        "--chunks", "4"])
     assert result.exit_code == 0, result.output
     repo = next((tmp_path / "hub" / "quantbot").iterdir())
     parts = sorted(p.name for p in repo.glob("*.gguf"))

@@ -33,6 +33,8 @@ from runners.texts import text_set
 log = logging.getLogger(__name__)
 
 HUB_FILE_LIMIT = "48G"  # the Hub takes files up to 50 GB; split below that with llama-gguf-split
+#: llama-perplexity scores the second half of each window and needs 100 scored tokens for KLD.
+MIN_SCORED_TOKENS = 100
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,12 @@ class GgufOptions:
 
     def __post_init__(self) -> None:
         size_to_bytes(self.split_size)  # a bad size fails before any work
+        scored = self.max_chunks * (self.ctx - self.ctx // 2 - 1)
+        if scored < MIN_SCORED_TOKENS:
+            raise QuantbotError(
+                f"--ctx {self.ctx} x --chunks {self.max_chunks} scores only {scored} tokens, "
+                f"and llama-perplexity gives KL-divergence statistics from {MIN_SCORED_TOKENS}",
+                "raise --chunks or --ctx")
 
 
 def size_to_bytes(size: str) -> int:

@@ -1,0 +1,270 @@
+"""quantbot settings: ``quantbot.toml`` or ``[tool.quantbot]`` in ``pyproject.toml``, with defaults.
+
+Example ``quantbot.toml`` (every key optional)::
+
+    [hub]
+    namespace = "my-org"          # where <name>-GGUF/-GPTQ/-AWQ repos are published
+    max_models = 100              # trending models looked at per poll (the `limit` of one listing)
+    private = false
+    max_file_bytes = "50GB"       # the Hub's per-file limit
+
+    [filters]
+    architectures = ["LlamaForCausalLM", "Qwen2ForCausalLM"]
+    min_params = "500M"
+    max_params = "35B"
+    license_deny = ["cc-by-nd-4.0", "unknown"]
+    allow_remote_code = false
+
+    [github]
+    repo = "my-org/quantbot"      # where candidate issues go (default: $GITHUB_REPOSITORY)
+    candidate_label = "candidate"
+
+    [quant]
+    methods = ["gguf", "gptq", "awq"]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from runners.errors import QuantbotError
+from runners.gguf.types import DEFAULT_TYPES
+
+#: Causal-LM architectures that llama.cpp's convert_hf_to_gguf.py converts and that the GPU
+#: quantizers (GPTQ/AWQ through transformers) load without remote code.
+DEFAULT_ARCHITECTURES: tuple[str, ...] = (
+    "LlamaForCausalLM",
+    "MistralForCausalLM",
+    "MixtralForCausalLM",
+    "Qwen2ForCausalLM",
+    "Qwen2MoeForCausalLM",
+    "Qwen3ForCausalLM",
+    "Qwen3MoeForCausalLM",
+    "GemmaForCausalLM",
+    "Gemma2ForCausalLM",
+    "Gemma3ForCausalLM",
+    "Phi3ForCausalLM",
+    "PhiForCausalLM",
+    "StableLmForCausalLM",
+    "Starcoder2ForCausalLM",
+    "GPTNeoXForCausalLM",
+    "FalconForCausalLM",
+    "OlmoForCausalLM",
+    "Olmo2ForCausalLM",
+    "GraniteForCausalLM",
+    "CohereForCausalLM",
+    "InternLM2ForCausalLM",
+    "DeepseekV2ForCausalLM",
+    "ExaoneForCausalLM",
+    "SmolLM3ForCausalLM",
+)
+
+#: Licences whose terms forbid publishing derivatives (quantized weights are derivatives);
+#: "unknown" stands for a model card that names no licence at all.
+DEFAULT_LICENSE_DENY: tuple[str, ...] = (
+    "cc-by-nd-4.0",
+    "cc-by-nc-nd-4.0",
+    "cc-by-nc-nd-3.0",
+    "unknown",
+)
+
+METHODS: tuple[str, ...] = ("gguf", "gptq", "awq")
+#: The Hub rejects files over 50 GB; llama-gguf-split keeps GGUF parts under it.
+HUB_MAX_FILE_BYTES = 50 * 1000**3
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Which trending models become candidates."""
+
+    architectures: tuple[str, ...] = DEFAULT_ARCHITECTURES
+    min_params: int = 100_000_000
+    max_params: int = 40_000_000_000
+    license_deny: tuple[str, ...] = DEFAULT_LICENSE_DENY
+    allow_remote_code: bool = False
+    allow_gated: bool = False
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """Where quantbot reads from and publishes to on the Hugging Face Hub."""
+
+    namespace: str = "quantbot"
+    pipeline_tag: str = "text-generation"
+    max_models: int = 100  # one poll's `limit`: the Hub serves it in as few pages as it can
+    private: bool = False
+    max_file_bytes: int = HUB_MAX_FILE_BYTES
+    retries: int = 4  # our own bounded retries around calls the client does not retry itself
+    retry_wait_s: float = 2.0  # first backoff; doubles each retry
+
+
+@dataclass(frozen=True)
+class GithubConfig:
+    """Where candidate issues are opened and how they are labelled."""
+
+    repo: str | None = None  # OWNER/NAME; defaults to $GITHUB_REPOSITORY
+    candidate_label: str = "candidate"
+    method_labels: tuple[str, ...] = METHODS  # one label per planned method
+
+    def resolved_repo(self) -> str | None:
+        return self.repo or os.environ.get("GITHUB_REPOSITORY") or None
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """What a candidate issue plans: methods and the GGUF types."""
+
+    methods: tuple[str, ...] = METHODS
+    gguf_types: tuple[str, ...] = DEFAULT_TYPES
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """The polling loop of ``quantbot watch`` without ``--once``."""
+
+    interval_s: int = 3600
+
+
+@dataclass(frozen=True)
+class Config:
+    """All of quantbot's settings."""
+
+    hub: HubConfig = field(default_factory=HubConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    github: GithubConfig = field(default_factory=GithubConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    source: str | None = None  # the file it came from, for messages
+
+
+_SECTIONS = {"hub": HubConfig, "filters": FilterConfig, "github": GithubConfig,
+             "quant": QuantConfig, "watch": WatchConfig}
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgtb]?)(i?b?)?\s*$", re.IGNORECASE)
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9, "t": 10**12}
+_SUFFIX_BIN = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_count(value: Any, key: str) -> int:
+    """``7_000_000_000``, ``"7B"``, ``"500M"``, ``"50GB"``, ``"4GiB"`` → an int (B = billion)."""
+    if isinstance(value, bool):
+        raise QuantbotError(f"{key} must be a number, got {value!r}",
+                            'write e.g. 7000000000 or "7B"')
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    match = _SIZE_RE.match(str(value))
+    if not match:
+        raise QuantbotError(f"{key} = {value!r} is not a count",
+                            'write an integer or a number with K/M/B/T (or KB/MB/GB/GiB)')
+    number, suffix, binary = match.group(1), match.group(2).lower(), (match.group(3) or "").lower()
+    binary_unit = binary.startswith("i") and suffix in _SUFFIX_BIN
+    scale = _SUFFIX_BIN[suffix] if binary_unit else _SUFFIX[suffix]
+    return int(float(number) * scale)
+
+
+def _coerce(section: str, cls: type, raw: dict[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise QuantbotError(f"unknown setting(s) [{section}] {', '.join(unknown)}",
+                            f"use only: {', '.join(known)}")
+    values: dict[str, Any] = {}
+    default = cls()
+    for name, value in raw.items():
+        key = f"{section}.{name}"
+        current = getattr(default, name)
+        if name in ("min_params", "max_params", "max_file_bytes"):
+            values[name] = parse_count(value, key)
+        elif isinstance(current, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise QuantbotError(f"{key} must be a list of strings",
+                                    f'write {name} = ["..."]')
+            values[name] = tuple(value)
+        elif isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise QuantbotError(f"{key} must be true or false", f"write {name} = true")
+            values[name] = value
+        elif isinstance(current, int | float) and not isinstance(value, int | float):
+            raise QuantbotError(f"{key} must be a number, got {value!r}", f"write {name} = 3")
+        elif (current is None or isinstance(current, str)) and not isinstance(value, str):
+            raise QuantbotError(f"{key} must be a string, got {value!r}", f'write {name} = "..."')
+        else:
+            values[name] = value
+    return cls(**values)
+
+
+def config_from_dict(data: dict[str, Any], source: str | None = None) -> Config:
+    """Build a :class:`Config` from parsed TOML (the ``[tool.quantbot]`` table or a whole file)."""
+    unknown = sorted(set(data) - set(_SECTIONS))
+    if unknown:
+        raise QuantbotError(f"unknown section(s) {', '.join(unknown)} in {source or 'config'}",
+                            f"use only: {', '.join(_SECTIONS)}")
+    parts: dict[str, Any] = {}
+    for section, cls in _SECTIONS.items():
+        raw = data.get(section, {})
+        if not isinstance(raw, dict):
+            raise QuantbotError(f"[{section}] must be a table",
+                                f"write [{section}] then key = value lines")
+        parts[section] = _coerce(section, cls, raw)
+    cfg = Config(**parts, source=source)
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: Config) -> None:
+    f = cfg.filters
+    if f.min_params > f.max_params:
+        raise QuantbotError(
+            f"filters.min_params ({f.min_params}) > filters.max_params ({f.max_params})",
+            "swap them")
+    bad = sorted(set(cfg.quant.methods) - set(METHODS))
+    if bad:
+        raise QuantbotError(f"unknown quant method(s) {', '.join(bad)}",
+                            f"use {', '.join(METHODS)}")
+    if cfg.hub.max_models < 1:
+        raise QuantbotError("hub.max_models must be at least 1", "write max_models = 100")
+    if "/" in cfg.hub.namespace or not cfg.hub.namespace:
+        raise QuantbotError(
+            f"hub.namespace {cfg.hub.namespace!r} is not a user or organization name",
+            'write namespace = "my-org"')
+    repo = cfg.github.repo
+    if repo is not None and repo.count("/") != 1:
+        raise QuantbotError(f"github.repo {repo!r} is not OWNER/NAME", 'write repo = "owner/name"')
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise QuantbotError(f"cannot read config {path}: {exc.strerror}",
+                            "pass an existing file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise QuantbotError(f"{path} is not valid TOML ({exc})", "fix the syntax") from exc
+
+
+def load_config(path: Path | str | None = None, cwd: Path | None = None) -> Config:
+    """``path`` if given; else ``./quantbot.toml``; else ``[tool.quantbot]`` of
+    ``./pyproject.toml``; else the defaults."""
+    if path is not None:
+        path = Path(path)
+        data = _read_toml(path)
+        if path.name == "pyproject.toml":
+            data = data.get("tool", {}).get("quantbot", {})
+        return config_from_dict(data, source=str(path))
+    cwd = Path(cwd) if cwd else Path.cwd()
+    own = cwd / "quantbot.toml"
+    if own.is_file():
+        return config_from_dict(_read_toml(own), source=str(own))
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        table = _read_toml(pyproject).get("tool", {}).get("quantbot")
+        if table is not None:
+            return config_from_dict(table, source=f"{pyproject} [tool.quantbot]")
+    return Config()

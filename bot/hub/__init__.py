@@ -1,0 +1,1 @@
+"""The Hugging Face Hub side: watching trending models, deciding candidates, estimating sizes."""

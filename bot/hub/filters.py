@@ -1,0 +1,220 @@
+"""Which listed models become quantization candidates, and why each other one is skipped (pure)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from bot.config import FilterConfig
+
+#: Suffixes of the repositories quantbot publishes, per method.
+OWN_SUFFIXES: dict[str, str] = {"gguf": "-GGUF", "gptq": "-GPTQ", "awq": "-AWQ"}
+
+_QUANT_TAGS = frozenset({"gguf", "gptq", "awq", "exl2", "exl3", "bitsandbytes", "4-bit", "8-bit",
+                         "mlx", "fp8", "int4", "int8", "quantized", "compressed-tensors"})
+_QUANT_NAME = re.compile(
+    r"[-_.](gguf|gptq|awq|exl2|exl3|mlx|bnb|4bit|8bit|int4|int8|fp8|nf4|q[2-8](_k)?(_[sml])?)"
+    r"([-_.].*)?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ListedModel:
+    """What one listing entry tells about a model (built from the Hub's expanded fields)."""
+
+    repo_id: str
+    pipeline_tag: str | None = None
+    private: bool = False
+    gated: bool | str = False  # False, "auto" or "manual"
+    disabled: bool = False
+    library_name: str | None = None
+    tags: tuple[str, ...] = ()
+    license: str | None = None  # card data `license` (or `license_name` when it is "other")
+    architectures: tuple[str, ...] = ()
+    quant_method: str | None = None  # config.quantization_config.quant_method
+    has_auto_map: bool = False  # config.auto_map: modelling code shipped in the repo
+    params: int | None = None  # safetensors metadata total
+    trending_score: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.repo_id.split("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ModelCandidate:
+    """A model worth quantizing, with what the issue shows about it."""
+
+    repo_id: str
+    architecture: str
+    params: int
+    license: str
+    trending_score: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.repo_id.split("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A listed model that is not a candidate, and the first reason why."""
+
+    repo_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One poll's verdict over the listed models, in listing order."""
+
+    candidates: tuple[ModelCandidate, ...]
+    skipped: tuple[Skipped, ...]
+
+
+def own_repo_ids(repo_id: str, namespace: str, methods: Iterable[str]) -> list[str]:
+    """``meta/Llama-3-8B`` → ``["ns/Llama-3-8B-GGUF", ...]`` for the given methods."""
+    name = repo_id.split("/", 1)[-1]
+    return [f"{namespace}/{name}{OWN_SUFFIXES[m]}" for m in methods]
+
+
+def effective_license(model: ListedModel) -> str:
+    """The card's licence id, lowercased; ``unknown`` when the card names none."""
+    if model.license:
+        return model.license.strip().lower()
+    for tag in model.tags:
+        if tag.startswith("license:"):
+            return tag.split(":", 1)[1].strip().lower()
+    return "unknown"
+
+
+# Each check returns a reason to skip, or None. They run in this order; the first reason wins.
+Check = Callable[[ListedModel, FilterConfig, "Context"], "str | None"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a decision needs besides the model: our own repos and where they live."""
+
+    namespace: str
+    own_repos: frozenset[str]
+    methods: tuple[str, ...]
+    pipeline_tag: str = "text-generation"
+
+
+def check_pipeline(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
+    if m.pipeline_tag != ctx.pipeline_tag:
+        return f"pipeline_tag is {m.pipeline_tag or 'missing'}, not {ctx.pipeline_tag}"
+    return None
+
+
+def check_access(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
+    if m.disabled:
+        return "disabled on the Hub"
+    if m.private:
+        return "private"
+    if m.gated and not f.allow_gated:
+        return f"gated ({m.gated})" if isinstance(m.gated, str) else "gated"
+    return None
+
+
+def check_not_quantized(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
+    if m.repo_id.split("/", 1)[0] == ctx.namespace:
+        return f"one of our own repos ({ctx.namespace})"
+    if m.quant_method:
+        return f"already quantized (quantization_config: {m.quant_method})"
+    if m.library_name and m.library_name.lower() in _QUANT_TAGS:
+        return f"already quantized (library {m.library_name})"
+    tags = {t.lower() for t in m.tags}
+    hits = sorted(tags & _QUANT_TAGS)
+    if hits:
+        return f"already quantized (tag {hits[0]})"
+    if any(t.startswith("base_model:quantized:") for t in tags):
+        return "already quantized (a quantized derivative of another model)"
+    if _QUANT_NAME.search(m.name):
+        return "already quantized (name says so)"
+    return None
+
+
+def check_not_published(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
+    ours = [r for r in own_repo_ids(m.repo_id, ctx.namespace, OWN_SUFFIXES) if r in ctx.own_repos]
+    if ours:
+        return f"already published as {', '.join(ours)}"
+    return None
+
+
+def check_remote_code(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
+    if f.allow_remote_code:
+        return None
+    if "custom_code" in m.tags or m.has_auto_map:
+        return "needs remote code (trust_remote_code); set filters.allow_remote_code to allow"
+    return None
+
+
+def check_architecture(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
+    if not m.architectures:
+        return "no architectures in config.json"
+    unsupported = [a for a in m.architectures if a not in f.architectures]
+    if unsupported:
+        return f"architecture {unsupported[0]} not supported by llama.cpp/GPU quantizers"
+    return None
+
+
+def check_params(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
+    if m.params is None:
+        return "parameter count unknown (no safetensors metadata)"
+    if m.params < f.min_params:
+        return f"{human_params(m.params)} parameters, below min_params {human_params(f.min_params)}"
+    if m.params > f.max_params:
+        return f"{human_params(m.params)} parameters, above max_params {human_params(f.max_params)}"
+    return None
+
+
+def check_license(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
+    licence = effective_license(m)
+    if licence in {d.lower() for d in f.license_deny}:
+        return f"licence {licence} is on the deny list"
+    return None
+
+
+CHECKS: tuple[Check, ...] = (
+    check_access, check_not_quantized, check_not_published, check_pipeline,
+    check_remote_code, check_architecture, check_params, check_license,
+)
+
+
+def decide_one(m: ListedModel, f: FilterConfig, ctx: Context) -> ModelCandidate | Skipped:
+    """The candidate, or the first reason to skip it."""
+    for check in CHECKS:
+        reason = check(m, f, ctx)
+        if reason:
+            return Skipped(m.repo_id, reason)
+    assert m.params is not None
+    return ModelCandidate(repo_id=m.repo_id, architecture=m.architectures[0], params=m.params,
+                          license=effective_license(m), trending_score=m.trending_score)
+
+
+def decide(models: Iterable[ListedModel], f: FilterConfig, ctx: Context) -> Decision:
+    """Split the listing into candidates and skipped models (first listing wins on repeats)."""
+    candidates: list[ModelCandidate] = []
+    skipped: list[Skipped] = []
+    seen: set[str] = set()
+    for m in models:
+        if m.repo_id in seen:
+            continue
+        seen.add(m.repo_id)
+        verdict = decide_one(m, f, ctx)
+        if isinstance(verdict, ModelCandidate):
+            candidates.append(verdict)
+        else:
+            skipped.append(verdict)
+    return Decision(tuple(candidates), tuple(skipped))
+
+
+def human_params(n: int) -> str:
+    """``8030261248`` → ``8.03B``; ``494032768`` → ``494M``."""
+    if n >= 10**9:
+        return f"{n / 10**9:.3g}B"
+    if n >= 10**6:
+        return f"{n / 10**6:.3g}M"
+    return str(n)

@@ -1,0 +1,72 @@
+"""One poll of ``quantbot watch``: list the Hub, decide, open one issue per new candidate."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from bot.config import Config
+from bot.github.issue_text import IssueText, render_issue
+from bot.github.issues import IssueTracker, TrackedIssue
+from bot.hub.filters import Context, Decision, Skipped, decide
+from bot.hub.watcher import HubWatcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PollReport:
+    """What one poll found and did."""
+
+    decision: Decision
+    to_open: list[IssueText] = field(default_factory=list)  # new candidates (opened unless dry run)
+    already_tracked: list[TrackedIssue] = field(default_factory=list)
+    opened: list[TrackedIssue] = field(default_factory=list)
+    duplicates_closed: list[TrackedIssue] = field(default_factory=list)
+    dry_run: bool = False
+    github_checked: bool = True
+
+
+def poll(cfg: Config, watcher: HubWatcher, tracker: IssueTracker | None, *,
+         dry_run: bool = False) -> PollReport:
+    """List trending models and our repos (Hub), decide, then dedupe against GitHub and open.
+
+    Requests: Hub ``GET /api/models`` (trending, expanded) + ``GET /api/models?author=NS``;
+    GitHub one issue listing, then per new candidate one ``POST …/issues``, and one more listing
+    afterwards if anything was opened (the race check). A dry run stops before any write; without
+    a tracker (no repository configured) it cannot say which candidates already have an issue.
+    """
+    models = watcher.trending()
+    own = watcher.own_repos()
+    ctx = Context(namespace=cfg.hub.namespace, own_repos=own, methods=cfg.quant.methods,
+                  pipeline_tag=cfg.hub.pipeline_tag)
+    decision = decide(models, cfg.filters, ctx)
+    texts = [render_issue(c, cfg) for c in decision.candidates]
+    report = PollReport(decision=decision, dry_run=dry_run, github_checked=tracker is not None)
+    if tracker is None:
+        report.to_open = texts
+        return report
+
+    found = tracker.tracked()
+    fresh: list[IssueText] = []
+    for text in texts:
+        if text.model_id in found:
+            report.already_tracked.append(found[text.model_id][0])
+        else:
+            fresh.append(text)
+    report.to_open = fresh
+    if dry_run:
+        return report
+
+    report.duplicates_closed += tracker.close_duplicates(found)  # leftovers of earlier races
+    for text in fresh:
+        report.opened.append(tracker.open(text))
+    if report.opened:
+        again = tracker.tracked()
+        report.duplicates_closed += tracker.close_duplicates(
+            again, models=[t.model_id for t in report.opened])
+    return report
+
+
+def skipped_lines(skipped: tuple[Skipped, ...]) -> list[str]:
+    return [f"{s.repo_id}: {s.reason}" for s in skipped]

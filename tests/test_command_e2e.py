@@ -1,0 +1,83 @@
+"""End to end: an issue_comment event → plan → GGUF job on a tiny model → publish → report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+from click.testing import CliRunner
+from ghserver import comment_event, github, read_outputs, write_event  # noqa: F401
+
+from bot.commanding.job import PUBLISHED_FILE, JobSpec
+from bot.commands.command import command
+from bot.commands.run_job import command as run_job
+from runners.errors import QuantbotError
+from runners.results import load_run
+
+HAVE_PIPELINE = importlib.util.find_spec("runners.gguf.pipeline") is not None
+
+
+def invoke(group, args):
+    result = CliRunner().invoke(group, [str(a) for a in args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_PIPELINE, reason="runners.gguf.pipeline is not written yet")
+def test_comment_to_published_report(github, tmp_path, tiny_model, toolchain):  # noqa: F811
+    github.permissions["alice"] = "write"
+    event = write_event(tmp_path, comment_event("/quantize gguf=Q8_0,Q4_K_M"))
+    invoke(command, ["plan", "--event", event])
+    outputs = read_outputs(tmp_path / "github_output")
+    assert outputs["run"] == "true" and outputs["run_gpu"] == "false"
+    plan = tmp_path / "plan.json"
+    plan.write_text(outputs["plan"])  # as the workflow does, via env, never via a shell word
+
+    results = tmp_path / "results"
+    invoke(run_job, ["gguf", "--plan", plan, "--out", results, "--source", tiny_model,
+                     "--work", tmp_path / "work", "--ctx", 64, "--chunks", 4])
+    repo = results / "quantbot" / "tiny-llama-GGUF"
+    assert [v.name for v in load_run(repo).variants] == ["Q4_K_M", "Q8_0"]
+
+    hub = tmp_path / "hub"
+    invoke(run_job, ["publish", "--results", results, "--plan", plan, "--hub-dir", hub])
+    assert (hub / "quantbot" / "tiny-llama-GGUF" / "tiny-llama.Q8_0.gguf").is_file()
+    published = json.loads((results / PUBLISHED_FILE).read_text())
+    assert [p["repo_id"] for p in published] == ["quantbot/tiny-llama-GGUF"]
+
+    invoke(command, ["report", "--event", event, "--results", results])
+    plan_body, report_body = github.bodies()
+    assert "| GGUF | `quantbot/tiny-llama-GGUF` | Q4_K_M, Q8_0 |" in plan_body
+    assert "### [quantbot/tiny-llama-GGUF](" in report_body
+    assert "| tiny-llama.Q4_K_M.gguf |" in report_body or "Q4_K_M" in report_body
+    assert github.reactions == [(4242, "eyes"), (4242, "+1")]
+
+
+def test_run_job_plan_gpu_without_quantizer_fails_clearly(tmp_path):
+    plan = tmp_path / "plan.json"
+    invoke(run_job, ["plan", "--model", "org/m", "--comment", "/quantize gptq awq", "-o", plan])
+    assert JobSpec.load(plan).plan.gpu_methods == ("gptq", "awq")
+    if importlib.util.find_spec("runners.gptq") is not None:
+        pytest.skip("runners.gptq exists now")
+    result = CliRunner().invoke(run_job, ["gpu", "--plan", str(plan), "--method", "gptq",
+                                          "--out", str(tmp_path / "out")])
+    assert isinstance(result.exception, QuantbotError)
+    assert "runners.gptq" in str(result.exception) and "Fix:" in str(result.exception)
+
+
+def test_run_job_refuses_methods_the_plan_lacks(tmp_path):
+    plan = tmp_path / "plan.json"
+    invoke(run_job, ["plan", "--model", "org/m", "--comment", "/quantize awq", "-o", plan])
+    for args in (["gguf"], ["gpu", "--method", "gptq"]):
+        result = CliRunner().invoke(run_job, [*args, "--plan", str(plan),
+                                              "--out", str(tmp_path / "o")])
+        assert isinstance(result.exception, QuantbotError), result.output
+
+
+def test_publish_without_results_fails_clearly(tmp_path):
+    result = CliRunner().invoke(run_job, ["publish", "--results", str(tmp_path),
+                                          "--hub-dir", str(tmp_path / "hub")])
+    assert isinstance(result.exception, QuantbotError)
+    assert "no finished repository" in str(result.exception)

@@ -1,0 +1,266 @@
+"""``quantbot publish`` to a fake Hub on 127.0.0.1 through the real huggingface_hub client:
+one commit per repo, resume after a failure, size limit and splitting, token hygiene."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+from click.testing import CliRunner
+from fakeserver import fresh, serving
+from hubfake import FakeHub, FastClock, fast_hf_clock
+from pytest_httpserver import HTTPServer
+
+from bot.commands.publish import command as publish_command
+from bot.hub.client import hub_api
+from bot.publish.hub import HubPublisher
+from runners.errors import QuantbotError
+
+TOKEN = "hf_TestSecretToken1234567890abcdef"
+REPO = "qb/Tiny-1B-GGUF"
+
+
+@pytest.fixture(scope="module")
+def hub_server() -> Iterator[HTTPServer]:
+    with serving() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_xet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where hf_xet is installed huggingface_hub would upload through Xet storage, which the fake
+    does not speak; HF_HUB_DISABLE_XET (read at import) selects the classic LFS protocol."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, hub_server: HTTPServer) -> FakeHub:
+    fake = fresh(FakeHub, hub_server)
+    # huggingface_hub's user-agent telemetry would fetch {import-time endpoint}/api/agent-harnesses
+    # (huggingface.co): keep every request on 127.0.0.1, as HF_HUB_DISABLE_TELEMETRY=1 does.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setenv("HF_ENDPOINT", fake.base)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    return fake
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FastClock:
+    return fast_hf_clock(monkeypatch)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A repo folder as `quantbot quantize` leaves it: OUT/<owner>/<name>-GGUF/."""
+    d = tmp_path / "out" / "tiny" / "Tiny-1B-GGUF"
+    d.mkdir(parents=True)
+    (d / "README.md").write_text("---\nlicense: apache-2.0\n---\n# Tiny-1B GGUF\n")
+    (d / "tiny-1b.Q4_K_M.gguf").write_bytes(b"GGUF" + b"\x01" * 300)
+    (d / "tiny-1b.Q8_0.gguf").write_bytes(b"GGUF" + b"\x02" * 500)
+    (d / ".cache").mkdir()
+    (d / ".cache" / "junk").write_text("not published")
+    return d
+
+
+def publisher(**kw: object) -> HubPublisher:
+    kw.setdefault("retry_wait_s", 0)
+    kw.setdefault("sleep", lambda s: None)
+    return HubPublisher(hub_api(), **kw)  # type: ignore[arg-type]
+
+
+ALL = ["README.md", "tiny-1b.Q4_K_M.gguf", "tiny-1b.Q8_0.gguf"]
+
+
+def test_one_commit_per_repo(hub: FakeHub, folder: Path) -> None:
+    result = publisher(private=True).publish(folder, REPO)
+    assert result.uploaded == ALL and result.skipped == []
+    assert result.location == f"{hub.base}/{REPO}"
+    assert hub.visibility[REPO] == "private"
+    assert hub.commits[REPO] == [ALL]  # one commit, the whole set
+    assert hub.repos[REPO]["tiny-1b.Q8_0.gguf"] == (folder / "tiny-1b.Q8_0.gguf").read_bytes()
+    # create, tree, validate README yaml, preupload, LFS batch, 2 x (PUT + verify), commit
+    calls = [(m, p.split("?")[0]) for m, p in hub.requests]
+    oids = [hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in ALL[1:]]
+    assert calls[:5] == [
+        ("POST", "/api/repos/create"), ("GET", f"/api/models/{REPO}/tree/main"),
+        ("POST", "/api/validate-yaml"), ("POST", f"/api/models/{REPO}/preupload/main"),
+        ("POST", f"/{REPO}.git/info/lfs/objects/batch")]
+    assert sorted(calls[5:9]) == sorted([*(("PUT", f"/fake-lfs/{o}") for o in oids),
+                                         ("POST", "/fake-lfs-verify"),
+                                         ("POST", "/fake-lfs-verify")])
+    assert calls[9:] == [("POST", f"/api/models/{REPO}/commit/main")]
+    assert len(hub.requests) == 10
+
+
+def test_rerun_uploads_only_what_changed(hub: FakeHub, folder: Path) -> None:
+    publisher().publish(folder, REPO)
+    hub.requests.clear()
+    same = publisher().publish(folder, REPO)
+    assert same.uploaded == [] and same.skipped == ALL
+    assert len(hub.commits[REPO]) == 1  # no empty commit
+    assert [m for m, _ in hub.requests] == ["POST", "GET"]  # create (409) + tree only
+
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# Tiny-1B GGUF v2\n")
+    (folder / "tiny-1b.Q6_K.gguf").write_bytes(b"GGUF" + b"\x03" * 400)
+    changed = publisher().publish(folder, REPO)
+    assert changed.uploaded == ["README.md", "tiny-1b.Q6_K.gguf"]
+    assert changed.skipped == ["tiny-1b.Q4_K_M.gguf", "tiny-1b.Q8_0.gguf"]
+    assert hub.commits[REPO][-1] == ["README.md", "tiny-1b.Q6_K.gguf"]
+    assert hub.count("PUT", "/fake-lfs/") == 1  # the two unchanged GGUFs were not re-sent
+
+
+def test_failure_in_the_middle_then_resume(hub: FakeHub, folder: Path) -> None:
+    oid = hashlib.sha256((folder / "tiny-1b.Q8_0.gguf").read_bytes()).hexdigest()
+    hub.fail("PUT", f"/fake-lfs/{oid}", 403, body=b"<Error>Request has expired</Error>")
+    with pytest.raises(QuantbotError, match=f"publish {REPO}"):
+        publisher().publish(folder, REPO)
+    assert hub.commits[REPO] == []  # nothing half-done: the repo shows no part of the set
+    assert set(hub.repos[REPO]) == {".gitattributes"}
+
+    result = publisher().publish(folder, REPO)
+    assert result.uploaded == ALL and hub.commits[REPO] == [ALL]
+    q4 = hashlib.sha256((folder / "tiny-1b.Q4_K_M.gguf").read_bytes()).hexdigest()
+    assert hub.count("PUT", f"/fake-lfs/{q4}") == 1  # sent by the first run, reused
+
+
+def test_transient_commit_failure_is_retried(hub: FakeHub, folder: Path) -> None:
+    hub.fail("POST", "/commit/", 503)
+    hub.fail("POST", "/api/repos/create", 429, headers={"Retry-After": "0"})
+    result = publisher().publish(folder, REPO)
+    assert result.uploaded == ALL and hub.commits[REPO] == [ALL]
+
+
+def test_lost_commit_answer_does_not_commit_twice(hub: FakeHub, folder: Path) -> None:
+    hub.fail("POST", "/commit/", 502, after=True)  # committed, but the answer is lost
+    result = publisher().publish(folder, REPO)
+    assert hub.commits[REPO] == [ALL]  # the retry re-read the tree and found it all there
+    assert result.uploaded == [] and result.skipped == ALL
+
+
+def test_persistent_5xx_is_a_clear_bounded_error(hub: FakeHub, folder: Path,
+                                                 clock: FastClock) -> None:
+    hub.fail("POST", "/commit/", 500, times=100)
+    slept: list[float] = []
+    with pytest.raises(QuantbotError, match=r"kept failing to publish .*HTTP 500.*rerun resumes"):
+        HubPublisher(hub_api(), retries=2, retry_wait_s=1, sleep=slept.append).publish(folder, REPO)
+    assert slept == [1, 2] and hub.count("POST", "/commit/") == 3
+    assert hub.commits[REPO] == []
+
+
+@pytest.mark.parametrize("name", ["weights.bin", "big.gguf"])
+def test_oversized_file_is_refused_before_any_request(hub: FakeHub, folder: Path,
+                                                      name: str) -> None:
+    (folder / name).write_bytes(b"\0" * 2000)
+    with pytest.raises(QuantbotError, match=rf"{name} is 2 kB, over the Hub's per-file limit of 1"
+                                            rf" kB. Fix: split it"):
+        publisher(max_file_bytes=1000, splitter=None).publish(folder, REPO)
+    assert hub.requests == []
+
+
+def test_oversized_gguf_is_split(hub: FakeHub, folder: Path) -> None:
+    big = folder / "tiny-1b.F16.gguf"
+    big.write_bytes(b"GGUF" + bytes(range(256)) * 8)  # 2052 bytes
+
+    def split(path: Path, max_bytes: int) -> list[Path]:  # stands in for llama-gguf-split
+        data, parts = path.read_bytes(), []
+        n = -(-len(data) // max_bytes)
+        for i in range(n):
+            part = path.with_name(f"{path.stem}-{i + 1:05d}-of-{n:05d}.gguf")
+            part.write_bytes(data[i * max_bytes:(i + 1) * max_bytes])
+            parts.append(part)
+        return parts
+
+    result = publisher(max_file_bytes=1000, splitter=split).publish(folder, REPO)
+    parts = [f"tiny-1b.F16-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
+    assert result.uploaded == sorted([*ALL, *parts])
+    assert "tiny-1b.F16.gguf" not in hub.repos[REPO]
+    assert b"".join(hub.repos[REPO][p] for p in parts) == big.read_bytes()
+
+
+def test_collection(hub: FakeHub, folder: Path) -> None:
+    publisher(collection=True).publish(folder, REPO)
+    publisher(collection=True).publish(folder, REPO)  # idempotent
+    (coll,) = hub.collections.values()
+    assert coll["title"] == "Tiny-1B quantized" and coll["namespace"] == "qb"
+    assert [i["id"] for i in coll["items"]] == [REPO]
+
+
+def test_no_token_is_refused_before_any_request(hub: FakeHub, folder: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    monkeypatch.delenv("HF_TOKEN")
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(c, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"))
+    with pytest.raises(QuantbotError, match="set HF_TOKEN"):
+        publisher().publish(folder, REPO)
+    assert hub.requests == []
+
+
+def test_token_is_never_printed_or_logged(hub: FakeHub, folder: Path,
+                                          caplog: pytest.LogCaptureFixture,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    caplog.set_level(logging.DEBUG)
+    hub.fail("POST", "/commit/", 401, body={"error": "Invalid credentials"})
+    result = CliRunner().invoke(publish_command, [str(folder), "--to", "hub"])
+    assert isinstance(result.exception, QuantbotError)  # bot.cli's group prints it in one line
+    assert "HTTP 401" in str(result.exception) and "set HF_TOKEN" in str(result.exception)
+    ok = CliRunner().invoke(publish_command, [str(folder), "--to", "hub", "--collection"])
+    assert ok.exit_code == 0, ok.output
+    assert f"uploaded 3: {', '.join(ALL)}" in ok.output
+    captured = capsys.readouterr()
+    for text in (result.output, str(result.exception), ok.output, caplog.text, captured.out,
+                 captured.err):
+        assert TOKEN not in text and TOKEN[3:12] not in text
+    assert any(h.get("Authorization") == f"Bearer {TOKEN}" for h in hub.headers_seen)
+
+
+def test_cli_publish_to_hub_uses_namespace(hub: FakeHub, folder: Path, tmp_path: Path) -> None:
+    (tmp_path / "quantbot.toml").write_text('[hub]\nnamespace = "my-org"\n')
+    result = CliRunner().invoke(publish_command, [str(folder), "--to", "hub", "--private",
+                                                  "--config", str(tmp_path / "quantbot.toml")])
+    assert result.exit_code == 0, result.output
+    assert "my-org/Tiny-1B-GGUF -> " in result.output
+    assert hub.visibility["my-org/Tiny-1B-GGUF"] == "private"
+    again = CliRunner().invoke(publish_command, [str(folder.parent), "--to", "hub",
+                                                 "--config", str(tmp_path / "quantbot.toml")])
+    assert "skipped 3 (already there, unchanged)" in again.output
+
+
+def test_cli_publish_to_local_folder(folder: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "localhub"
+    result = CliRunner().invoke(publish_command, [str(folder), "--to", str(dest)])
+    assert result.exit_code == 0, result.output
+    assert (dest / "tiny" / "Tiny-1B-GGUF" / "tiny-1b.Q8_0.gguf").is_file()
+    other = CliRunner().invoke(publish_command, [str(folder), "--to", str(dest),
+                                                 "--repo-id", "me/Renamed-GGUF"])
+    assert other.exit_code == 0 and (dest / "me" / "Renamed-GGUF" / "README.md").is_file()
+
+
+def test_real_gguf_split_by_llama_cpp_and_listed_in_card(hub: FakeHub, tmp_path: Path,
+                                                         tiny_model: Path, toolchain) -> None:
+    """A folder made by the real pipeline, published under a 1 MB limit with llama-gguf-split."""
+    import json
+
+    from bot.cli import main
+
+    made = CliRunner().invoke(main, [
+        "quantize", str(tiny_model), "--out", str(tmp_path / "local"), "--work",
+        str(tmp_path / "work"), "--repo-id", "t/tiny", "--types", "Q8_0", "--ctx", "64",
+        "--chunks", "4"])
+    assert made.exit_code == 0, made.output
+    folder = tmp_path / "local" / "quantbot" / "tiny-GGUF"
+    assert (folder / "tiny.Q8_0.gguf").stat().st_size > 1_000_000
+    result = publisher(max_file_bytes=1_000_000).publish(folder, REPO)
+    parts = [p for p in result.uploaded if p.endswith(".gguf")]
+    assert len(parts) >= 2 and all("tiny.Q8_0-0000" in p for p in parts)
+    assert "tiny.Q8_0.gguf" not in hub.repos[REPO]
+    card = hub.repos[REPO]["README.md"].decode()
+    assert all(p in card for p in parts) and "download all parts" in card
+    record = json.loads(hub.repos[REPO]["quantbot.json"])
+    assert record["variants"][0]["files"] == parts

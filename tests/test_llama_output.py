@@ -1,0 +1,48 @@
+"""Parsing what llama.cpp's perplexity tool prints (captured from real runs in tests/data)."""
+
+from pathlib import Path
+
+import pytest
+
+from runners.errors import QuantbotError
+from runners.gguf.llama_tools import parse_base_ppl, parse_chunks, parse_kld
+from runners.gguf.pipeline import plan_workers, size_to_bytes
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_base_perplexity():
+    output = (DATA / "perplexity_base.txt").read_text()
+    q = parse_base_ppl(output)
+    assert (q.ppl, q.ppl_err) == (240.8054, 19.47296)
+    assert q.kld_mean is None
+    assert parse_chunks(output) == (4, 64)
+
+
+def test_kl_divergence_statistics():
+    q = parse_kld((DATA / "perplexity_kld.txt").read_text())
+    assert (q.ppl, q.ppl_err) == (240.81413, 19.512848)
+    assert (q.kld_mean, q.kld_err, q.kld_p99) == (0.000241, 0.000001, 0.000267)
+    assert q.same_top_p == 1.0
+
+
+def test_truncated_output_is_a_clear_error():
+    text = (DATA / "perplexity_kld.txt").read_text()
+    with pytest.raises(QuantbotError, match="printed no Mean KLD"):
+        parse_kld(text.split("====== KL divergence")[0])
+
+
+def test_split_sizes():
+    assert size_to_bytes("48G") == 48 * 10**9
+    assert size_to_bytes("500M") == 500 * 10**6
+    for bad in ("48", "G", "-1G", "1.5G", "3T"):
+        with pytest.raises(QuantbotError):
+            size_to_bytes(bad)
+
+
+def test_workers_fit_cores_and_memory():
+    assert plan_workers(13, model_bytes=10**6, cores=2, free_bytes=10**10) == (2, 1)
+    assert plan_workers(13, model_bytes=10**6, cores=16, free_bytes=10**10) == (13, 1)
+    # a 16 GB f16 file on a 24 GB machine: one tool at a time, with every core
+    assert plan_workers(13, model_bytes=16 * 10**9, cores=8, free_bytes=24 * 10**9) == (1, 8)
+    assert plan_workers(1, model_bytes=1, cores=4, free_bytes=10**9) == (1, 4)

@@ -1,0 +1,251 @@
+"""``quantbot watch`` against fake Hub and GitHub servers on 127.0.0.1 (real huggingface_hub and
+PyGithub clients): listing pages, dedupe across runs, races and crashes, retries, bad answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+from click.testing import CliRunner
+from fakeserver import fresh, serving
+from github import Github
+from githubfake import FakeGitHub
+from hubfake import FakeHub, FastClock, fast_hf_clock, model_entry
+from pytest_httpserver import HTTPServer
+
+from bot.commands.watch import command as watch_command
+from bot.config import Config, config_from_dict
+from bot.github.client import connect
+from bot.github.issue_text import marker
+from bot.github.issues import IssueTracker
+from bot.hub.client import hub_api
+from bot.hub.poll import poll
+from bot.hub.watcher import HubWatcher
+from runners.errors import QuantbotError
+
+REPO = "org/quantbot"
+CONFIG = """
+[hub]
+namespace = "qb"
+max_models = 20
+[github]
+repo = "org/quantbot"
+"""
+
+
+@pytest.fixture(scope="module")
+def hub_server() -> Iterator[HTTPServer]:
+    with serving() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gh_server() -> Iterator[HTTPServer]:
+    with serving() as server:
+        yield server
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, hub_server: HTTPServer) -> Iterator[FakeHub]:
+    fake = fresh(FakeHub, hub_server)
+    # huggingface_hub's user-agent telemetry would fetch {import-time endpoint}/api/agent-harnesses
+    # (huggingface.co): keep every request on 127.0.0.1, as HF_HUB_DISABLE_TELEMETRY=1 does.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setenv("HF_ENDPOINT", fake.base)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    fake.models = [
+        model_entry("meta/Llama-3-8B", trending=100),
+        model_entry("qwen/Qwen3-4B", arch="Qwen3ForCausalLM", params=4_022_468_096,
+                    trending=90),
+        model_entry("someone/Llama-3-8B-GGUF", library_name="gguf", tags=["gguf"],
+                    trending=80),
+        model_entry("org/Remote-7B", tags=["custom_code"], trending=70,
+                    config_extra={"auto_map": {"AutoModelForCausalLM": "m.M"}}),
+        model_entry("big/Huge-400B", params=400_000_000_000, trending=60),
+        model_entry("nd/NoDerivs-3B", license="cc-by-nd-4.0", params=3_000_000_000,
+                    trending=50),
+        model_entry("gate/Gated-8B", gated="manual", trending=40),
+        model_entry("ssm/Mamba-2B", arch="MambaForCausalLM", params=2_000_000_000,
+                    trending=30),
+        model_entry("old/Done-7B", trending=20),
+    ]
+    fake.add_repo("qb/Done-7B-GGUF")
+    yield fake
+
+
+@pytest.fixture
+def gh(monkeypatch: pytest.MonkeyPatch, gh_server: HTTPServer) -> Iterator[FakeGitHub]:
+    fake = fresh(FakeGitHub, gh_server)
+    monkeypatch.setenv("GITHUB_API_URL", fake.base)
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_test")
+    monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
+    yield fake
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FastClock:
+    return fast_hf_clock(monkeypatch)
+
+
+def cfg(**hub: object) -> Config:
+    return config_from_dict({"hub": {"namespace": "qb", **hub}, "github": {"repo": REPO}})
+
+
+def tracker(gh: FakeGitHub, retries: int = 2) -> IssueTracker:
+    """connect()'s client, minus PyGithub's politeness pauses between requests (0.25 s, 1 s
+    between writes) that would only slow the tests down."""
+    g = connect("ghs_test", gh.base, retries=retries)
+    fast = Github(**{**g.requester.kwargs, "seconds_between_requests": None,
+                     "seconds_between_writes": None})
+    return IssueTracker(fast, REPO, "candidate")
+
+
+def run_poll(c: Config, gh: FakeGitHub, dry_run: bool = False, retries: int = 2):
+    return poll(c, HubWatcher(hub_api(), c.hub), tracker(gh, retries), dry_run=dry_run)
+
+
+EXPECTED_SKIPS = {
+    "someone/Llama-3-8B-GGUF": "already quantized (library gguf)",
+    "org/Remote-7B": "needs remote code",
+    "big/Huge-400B": "400B parameters, above max_params 40B",
+    "nd/NoDerivs-3B": "licence cc-by-nd-4.0 is on the deny list",
+    "gate/Gated-8B": "gated (manual)",
+    "ssm/Mamba-2B": "architecture MambaForCausalLM not supported",
+    "old/Done-7B": "already published as qb/Done-7B-GGUF",
+}
+
+
+def test_dry_run_lists_candidates_and_reasons(hub: FakeHub, gh: FakeGitHub,
+                                              tmp_path: Path) -> None:
+    (tmp_path / "quantbot.toml").write_text(CONFIG)
+    gh.add_issue(REPO, "old", f"{marker('qwen/Qwen3-4B')}\n", ["candidate"], state="closed")
+    result = CliRunner().invoke(watch_command, ["--once", "--dry-run", "--config",
+                                                str(tmp_path / "quantbot.toml")])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "2 candidate(s), 7 skipped" in out
+    assert "would open: Quantize meta/Llama-3-8B (8.03B, LlamaForCausalLM)" in out
+    assert "already tracked: qwen/Qwen3-4B -> #1 (closed)" in out
+    for repo_id, why in EXPECTED_SKIPS.items():
+        assert f"skipped {repo_id}: {why}" in out
+    # one listing + our repos on the Hub; one issue listing on GitHub; no writes anywhere
+    assert hub.requests[0][0] == "GET" and "expand=safetensors" in hub.requests[0][1]
+    assert "sort=trendingScore" in hub.requests[0][1] and "limit=20" in hub.requests[0][1]
+    assert [m for m, _ in hub.requests] == ["GET", "GET"]
+    assert hub.count("GET", r"^/api/models\?.*author=qb") == 1
+    assert [m for m, _ in gh.requests] == ["GET"]
+    assert "state=all" in gh.requests[0][1] and "labels=candidate" in gh.requests[0][1]
+    assert "per_page=100" in gh.requests[0][1]
+
+
+def test_dry_run_without_github_repo(hub: FakeHub, gh: FakeGitHub) -> None:
+    result = CliRunner().invoke(watch_command, ["--once", "--dry-run"],
+                                env={"GITHUB_REPOSITORY": ""})
+    assert result.exit_code == 0, result.output
+    assert "existing issues not checked" in result.output
+    assert gh.requests == []
+
+
+def test_listing_follows_pages_up_to_max_models(hub: FakeHub, gh: FakeGitHub) -> None:
+    hub.page_size = 3  # the server pages; the client follows Link headers
+    models = HubWatcher(hub_api(), cfg(max_models=7).hub).trending()
+    assert len(models) == 7
+    assert hub.count("GET", r"^/api/models") == 3  # 3 + 3 + 1 of the third page, no 4th
+    assert models[0].repo_id == "meta/Llama-3-8B" and models[0].params == 8_030_261_248
+
+
+def test_opens_once_across_runs(hub: FakeHub, gh: FakeGitHub) -> None:
+    first = run_poll(cfg(), gh)
+    assert sorted(t.model_id for t in first.opened) == ["meta/Llama-3-8B", "qwen/Qwen3-4B"]
+    issue = gh.issues[1]
+    assert [label["name"] for label in issue["labels"]] == ["candidate", "gguf", "gptq", "awq"]
+    assert marker("meta/Llama-3-8B") in issue["body"]
+    # requests for one poll of 9 models, 2 new: Hub 2; GitHub list + 2 creates + re-list
+    assert len(hub.requests) == 2
+    assert [m for m, _ in gh.requests] == ["GET", "POST", "POST", "GET"]
+
+    gh.requests.clear()
+    second = run_poll(cfg(), gh)
+    assert second.opened == [] and len(second.already_tracked) == 2
+    assert [m for m, _ in gh.requests] == ["GET"]
+    assert len(gh.issues) == 2
+
+
+def test_lost_create_response_is_deduplicated(hub: FakeHub, gh: FakeGitHub) -> None:
+    """GitHub creates the issue but the answer is a 502; the retried POST creates another."""
+    gh.fail("POST", r"/issues$", 502, after=True)
+    report = run_poll(cfg(), gh)
+    assert len(gh.issues) == 3  # 2 for the first model (one lost answer), 1 for the second
+    assert [t.number for t in report.duplicates_closed] == [2]  # #1 is kept
+    for model in ("meta/Llama-3-8B", "qwen/Qwen3-4B"):
+        assert len(gh.open_issues_for(marker(model))) == 1
+
+
+def test_crash_between_search_and_create(hub: FakeHub, gh: FakeGitHub) -> None:
+    """GitHub keeps failing the create: the poll stops with a clear error, nothing is opened;
+    the next poll (no local state) opens each issue exactly once."""
+    gh.fail("POST", r"/issues$", 500, times=100)
+    with pytest.raises(QuantbotError, match="GitHub kept failing to open an issue"):
+        run_poll(cfg(), gh, retries=1)
+    assert gh.issues == {}
+    gh.faults.clear()
+    report = run_poll(cfg(), gh)
+    assert len(report.opened) == 2 and len(gh.issues) == 2
+
+
+def test_crash_after_create_leaves_no_duplicate(hub: FakeHub, gh: FakeGitHub) -> None:
+    """The issue got created but every answer was lost and the poll died: the next poll finds
+    it (it carries label + marker), opens nothing new for it and closes the extra copies."""
+    gh.fail("POST", r"/issues$", 503, times=2, after=True)
+    with pytest.raises(QuantbotError):
+        run_poll(cfg(), gh, retries=1)
+    assert len(gh.issues) == 2  # both for the first model
+    report = run_poll(cfg(), gh)
+    assert [t.model_id for t in report.already_tracked] == ["meta/Llama-3-8B"]
+    assert [t.model_id for t in report.opened] == ["qwen/Qwen3-4B"]
+    assert [t.number for t in report.duplicates_closed] == [2]
+    for model in ("meta/Llama-3-8B", "qwen/Qwen3-4B"):
+        assert len(gh.open_issues_for(marker(model))) == 1
+
+
+@pytest.mark.parametrize(("status", "headers"), [(429, {"Retry-After": "0"}), (503, {})])
+def test_hub_rate_limit_and_5xx_are_retried(hub: FakeHub, clock: FastClock, status: int,
+                                            headers: dict) -> None:
+    hub.fail("GET", r"^/api/models$", status, headers=headers)
+    models = HubWatcher(hub_api(), cfg().hub).trending()
+    assert len(models) == 9
+    assert hub.count("GET", r"^/api/models") == 2
+    assert clock.slept == [1.0]  # Retry-After 0 (+1s margin) or the first backoff step
+
+
+def test_hub_keeps_failing_is_a_clear_bounded_error(hub: FakeHub, clock: FastClock) -> None:
+    hub.fail("GET", r"^/api/models$", 503, times=100)
+    with pytest.raises(QuantbotError, match=r"kept failing to list trending models \(HTTP 503\)"):
+        HubWatcher(hub_api(), cfg().hub).trending()
+    assert hub.count("GET", r"^/api/models") == 6  # 1 + huggingface_hub's 5 retries
+    assert clock.slept == [1, 2, 4, 8, 8]
+
+
+@pytest.mark.parametrize("body", [
+    {"error": "not a list"},
+    [{"modelId": "no-id-key"}],
+    [{"id": "a/b", "config": {"architectures": "LlamaForCausalLM"}}],
+    b"<html>Bad gateway</html>",
+])
+def test_hub_malformed_listing(hub: FakeHub, body: object) -> None:
+    hub.fail("GET", r"^/api/models$", 200, body=body)
+    with pytest.raises(QuantbotError, match="malformed"):
+        HubWatcher(hub_api(), cfg().hub).trending()
+
+
+def test_watch_opens_issues_from_the_cli(hub: FakeHub, gh: FakeGitHub, tmp_path: Path) -> None:
+    (tmp_path / "quantbot.toml").write_text(CONFIG)
+    args = ["--once", "--config", str(tmp_path / "quantbot.toml")]
+    result = CliRunner().invoke(watch_command, args)
+    assert result.exit_code == 0, result.output
+    assert "opened: #1 meta/Llama-3-8B https://github.com/org/quantbot/issues/1" in result.output
+    again = CliRunner().invoke(watch_command, args)
+    assert "already tracked: meta/Llama-3-8B -> #1 (open)" in again.output
+    assert len(gh.issues) == 2

