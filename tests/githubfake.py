@@ -98,3 +98,17 @@ class FakeGitHub(FakeServer):
                               "url": f"{self.base}/repos/{repo}/issues/comments/1",
                               "html_url": f"https://github.com/{repo}/issues/{number}#c",
                               "user": {"login": "quantbot[bot]", "id": 1}}, 201)
+
+
+def fast_tracker(gh: FakeGitHub, repo: str, retries: int = 2):
+    """connect()'s client, minus PyGithub's politeness pauses between requests (0.25 s, 1 s
+    between writes) that would only slow the tests down, tracking ``repo``'s candidate issues."""
+    from github import Github
+
+    from bot.github.client import connect
+    from bot.github.issues import IssueTracker
+
+    g = connect("ghs_test", gh.base, retries=retries)
+    fast = Github(**{**g.requester.kwargs, "seconds_between_requests": None,
+                     "seconds_between_writes": None})
+    return IssueTracker(fast, repo, "candidate")

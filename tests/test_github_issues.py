@@ -7,12 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 from fakeserver import fresh, serving
-from github import Github
-from githubfake import FakeGitHub
+from githubfake import FakeGitHub, fast_tracker
 from pytest_httpserver import HTTPServer
 
 from bot.config import Config
-from bot.github.client import connect
 from bot.github.issue_text import marker, render_issue
 from bot.github.issues import IssueTracker
 from bot.hub.filters import ModelCandidate
@@ -33,12 +31,7 @@ def gh(gh_server: HTTPServer) -> FakeGitHub:
 
 
 def tracker(gh: FakeGitHub, retries: int = 2) -> IssueTracker:
-    """connect()'s client, minus PyGithub's politeness pauses between requests (0.25 s, 1 s
-    between writes) that would only slow the tests down."""
-    g = connect("ghs_test", gh.base, retries=retries)
-    fast = Github(**{**g.requester.kwargs, "seconds_between_requests": None,
-                     "seconds_between_writes": None})
-    return IssueTracker(fast, REPO, "candidate")
+    return fast_tracker(gh, REPO, retries)
 
 
 def test_two_runs_at_once_keep_one_issue(gh: FakeGitHub) -> None:

@@ -10,14 +10,12 @@ import huggingface_hub.constants
 import pytest
 from click.testing import CliRunner
 from fakeserver import fresh, serving
-from github import Github
-from githubfake import FakeGitHub
+from githubfake import FakeGitHub, fast_tracker
 from hubfake import FakeHub, FastClock, fast_hf_clock, model_entry
 from pytest_httpserver import HTTPServer
 
 from bot.commands.watch import command as watch_command
 from bot.config import Config, config_from_dict
-from bot.github.client import connect
 from bot.github.issue_text import marker
 from bot.github.issues import IssueTracker
 from bot.hub.client import hub_api
@@ -94,12 +92,7 @@ def cfg(**hub: object) -> Config:
 
 
 def tracker(gh: FakeGitHub, retries: int = 2) -> IssueTracker:
-    """connect()'s client, minus PyGithub's politeness pauses between requests (0.25 s, 1 s
-    between writes) that would only slow the tests down."""
-    g = connect("ghs_test", gh.base, retries=retries)
-    fast = Github(**{**g.requester.kwargs, "seconds_between_requests": None,
-                     "seconds_between_writes": None})
-    return IssueTracker(fast, REPO, "candidate")
+    return fast_tracker(gh, REPO, retries)
 
 
 def run_poll(c: Config, gh: FakeGitHub, dry_run: bool = False, retries: int = 2):
