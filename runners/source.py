@@ -91,12 +91,24 @@ def _chat_template(folder: Path) -> str | None:
     return None
 
 
+def _pickle_refusal(repo_id: str) -> QuantbotError:
+    return QuantbotError(f"{repo_id} ships only pickle weights (*.bin/*.pt)",
+                         "review the model, then pass --allow-pickle")
+
+
 def _download(repo_id: str, revision: str | None, allow_pickle: bool) -> Path:
-    from huggingface_hub import snapshot_download
+    """Download what quantbot reads; pickle weights only when allowed (refused before download)."""
+    from fnmatch import fnmatch
+
+    from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     patterns = _DOWNLOAD_PATTERNS + (_PICKLE_PATTERNS if allow_pickle else [])
     try:
+        files = [s.rfilename for s in HfApi().model_info(repo_id, revision=revision).siblings or []]
+        if not any(f.endswith(".safetensors") for f in files) and not allow_pickle and any(
+                fnmatch(f, pat) for f in files for pat in _PICKLE_PATTERNS):
+            raise _pickle_refusal(repo_id)
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
     except LocalEntryNotFoundError as exc:
         raise QuantbotError(f"cannot download {repo_id} (offline or unreachable Hub)",
@@ -145,8 +157,7 @@ def load_source(
     has_pickle = any(p for pat in _PICKLE_PATTERNS for p in path.glob(pat))
     if not has_safetensors and not (has_pickle and allow_pickle):
         if has_pickle:
-            raise QuantbotError(f"{repo_id} ships only pickle weights (*.bin/*.pt)",
-                                "review the model, then pass --allow-pickle")
+            raise _pickle_refusal(repo_id)
         raise QuantbotError(f"{path} has no weights (*.safetensors)",
                             "download the model's weight files into the folder")
     text_config = config.get("text_config") or config

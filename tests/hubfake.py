@@ -75,6 +75,10 @@ class FakeHub(FakeServer):
         r("POST", "/api/collections", self.create_collection)
         r("POST", r"/api/collections/([\w.-]+/[\w.-]+)/items", self.add_item)
         r("GET", r"/api/collections/([\w.-]+/[\w.-]+)", self.get_collection)
+        r("GET", rf"/api/models/{REPO}/revision/([^/]+)", self.repo_info)
+        r("GET", rf"/api/models/{REPO}", lambda req, repo_id: self.repo_info(req, repo_id, "main"))
+        for method in ("HEAD", "GET"):
+            r(method, rf"/{REPO}/resolve/([^/]+)/(.+)", self.resolve)
 
     # -- helpers used by tests --------------------------------------------------------------
     def add_repo(self, repo_id: str, files: dict[str, bytes] | None = None) -> None:
@@ -108,6 +112,30 @@ class FakeHub(FakeServer):
             query.append(("cursor", str(cursor + limit)))
             headers["Link"] = f'<{self.base}/api/models?{urlencode(query)}>; rel="next"'
         return json_response(page, headers=headers)
+
+    # -- downloads (snapshot_download) ------------------------------------------------------
+    def commit_sha(self, repo_id: str) -> str:
+        files = self.repos[repo_id]
+        return hashlib.sha1(b"".join(p.encode() + files[p] for p in sorted(files)),
+                            usedforsecurity=False).hexdigest()
+
+    def repo_info(self, req: Request, repo_id: str, revision: str) -> Response:
+        if (missing := self._missing(repo_id)) is not None:
+            return missing
+        return json_response({"_id": uuid.uuid4().hex[:24], "id": repo_id, "private": False,
+                              "sha": self.commit_sha(repo_id),
+                              "siblings": [{"rfilename": p} for p in sorted(self.repos[repo_id])]})
+
+    def resolve(self, req: Request, repo_id: str, revision: str, path: str) -> Response:
+        if (missing := self._missing(repo_id)) is not None:
+            return missing
+        data = self.repos[repo_id].get(path)
+        if data is None:
+            return Response(json.dumps({"error": "Entry not found"}), 404,
+                            {"X-Error-Code": "EntryNotFound"}, content_type="application/json")
+        headers = {"X-Repo-Commit": self.commit_sha(repo_id), "ETag": f'"{git_blob_id(data)}"',
+                   "Content-Length": str(len(data))}
+        return Response(data, 200, headers)  # werkzeug sends no body for HEAD
 
     # -- repos ------------------------------------------------------------------------------
     def create_repo(self, req: Request) -> Response:
