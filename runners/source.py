@@ -137,6 +137,9 @@ def load_source(
     else:
         raise QuantbotError(f"model folder {source!r} does not exist",
                             "pass an existing Hugging Face model folder or a Hub id OWNER/NAME")
+    if not REPO_ID.match(repo_id):
+        raise QuantbotError(f"{repo_id!r} is not a usable repository id",
+                            "pass --repo-id OWNER/NAME (letters, digits, '.', '_', '-')")
     config_path = path / "config.json"
     if not config_path.is_file():
         raise QuantbotError(f"{path} has no config.json, so it is not a Hugging Face model folder",

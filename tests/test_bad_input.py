@@ -75,3 +75,8 @@ def test_bad_split_size(tmp_path, tiny_model, toolchain, bad):
 def test_too_few_evaluation_tokens(tmp_path, tiny_model, toolchain):
     error = _quantize(str(tiny_model), tmp_path / "out", "--ctx", "64", "--chunks", "2")
     assert "scores only 62 tokens" in error and "raise --chunks or --ctx" in error
+
+
+def test_unusable_repo_id(tmp_path, tiny_model):
+    error = _quantize(str(tiny_model), tmp_path / "out", "--repo-id", "evil/$(id)")
+    assert "is not a usable repository id" in error

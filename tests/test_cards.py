@@ -111,3 +111,14 @@ def test_run_round_trips_through_json(tmp_path):
 def test_human_bytes():
     assert human_bytes(4_920_000_000) == "4.92 GB"
     assert human_bytes(512) == "512 B"
+
+
+def test_untrusted_chat_template_cannot_reach_a_shell_in_the_card():
+    evil = "{{ '$(touch /tmp/pwned) `id` \"' + messages[0]['content'] }}"
+    card = build_card_data(_run(chat_template=evil), "o/r")
+    line = next(x for x in render_card(card).splitlines() if x.startswith("llama-cli"))
+    import shlex
+
+    argv = shlex.split(line)
+    assert argv[argv.index("-p") + 1] == card.prompt_template  # one literal argument
+    assert "$(touch /tmp/pwned)" in card.prompt_template

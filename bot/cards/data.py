@@ -7,6 +7,7 @@ the mean KL divergence from the unquantized model sets the quality band, and the
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 
 import yaml
@@ -65,6 +66,7 @@ class CardData:
     rows: list[FileRow]
     recommended: FileRow
     prompt_template: str
+    cli_prompt: str  # the prompt template quoted for a POSIX shell (it is the model's own text)
     has_chat_template: bool
     license: str | None
     n_params: str
@@ -152,6 +154,7 @@ def build_card_data(run: QuantRun, repo_id: str) -> CardData:
     smallest = variants[0]
     best = min(variants, key=lambda v: v.quality.kld_mean or float("inf"))
     recommended = _recommended(variants)
+    prompt = prompt_template(run.source.chat_template, run.source.bos_token, run.source.eos_token)
     rows = [
         FileRow(
             name=v.name, files=v.files, quant_method=v.name if run.method == "gguf" else run.method,
@@ -171,8 +174,7 @@ def build_card_data(run: QuantRun, repo_id: str) -> CardData:
         repo_id=repo_id, base_model=run.source.repo_id, base_name=run.source.name,
         method=run.method, metadata_yaml=_metadata(run, repo_id), rows=rows,
         recommended=next(r for r in rows if r.recommended),
-        prompt_template=prompt_template(run.source.chat_template, run.source.bos_token,
-                                        run.source.eos_token),
+        prompt_template=prompt, cli_prompt=shlex.quote(prompt),
         has_chat_template=bool(run.source.chat_template), license=run.source.license,
         n_params=human_params(run.source.n_params), architecture=run.source.architecture,
         baseline_ppl=f"{run.baseline.ppl:.3f} ± {run.baseline.ppl_err:.3f}",
