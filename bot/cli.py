@@ -21,11 +21,11 @@ class Group(click.Group):
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help="Debug logging (the default logs INFO).")
 @click.version_option(package_name="quantbot")
 def main(verbose: int) -> None:
     """quantbot: quantize Hub models to GGUF, GPTQ and AWQ, measure them, publish them."""
-    level = logging.WARNING - 10 * min(verbose + 1, 2)
+    level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
