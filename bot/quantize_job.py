@@ -5,6 +5,7 @@ Pure planning lives in the runners and card modules; this module sequences the I
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 from collections.abc import Callable
@@ -32,7 +33,8 @@ class JobOptions:
     revision: str | None = None
     repo_id: str | None = None  # the source's id when SOURCE is a local folder
     gguf: dict = field(default_factory=dict)
-    gpu: dict = field(default_factory=dict)
+    gptq: dict = field(default_factory=dict)
+    awq: dict = field(default_factory=dict)
 
 
 # A method: (source, options, staging repo folder) → run record. Registered by name.
@@ -50,7 +52,36 @@ def _gguf(source: SourceModel, opts: JobOptions, work: Path, repo_dir: Path) -> 
                     ensure_toolchain(), repo_dir)
 
 
-METHODS: dict[str, MethodRunner] = {"gguf": _gguf}
+def _gpu_specs(method: str, settings: dict) -> list:
+    """Variants from ``variants="4,8:32"`` (CLI) or one plan's ``bits``/``group_size``/…"""
+    from runners.gptq.types import QuantSpec, parse_specs
+
+    if "variants" in settings:
+        return parse_specs(method, settings.pop("variants"))  # type: ignore[arg-type]
+    recipe = {k: settings.pop(k) for k in ("bits", "group_size", "act_order", "damp",
+                                            "zero_point") if k in settings}
+    if not recipe:
+        return parse_specs(method, None)  # type: ignore[arg-type]
+    return [QuantSpec.gptq(**recipe) if method == "gptq" else QuantSpec.awq(**recipe)]
+
+
+def _gptq_family(method: str) -> MethodRunner:
+    def run(source: SourceModel, opts: JobOptions, work: Path, repo_dir: Path) -> QuantRun:
+        missing = [m for m in ("gptqmodel", "optimum") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise QuantbotError(f"{method.upper()} needs {' and '.join(missing)}",
+                                "install quantbot's gpu extra: pip install -e '.[gpu]'")
+        from runners.gptq.pipeline import GptqOptions, run_gptq
+
+        settings = dict(getattr(opts, method))
+        specs = _gpu_specs(method, settings)
+        return run_gptq(source, GptqOptions(specs=specs, work_dir=work, **settings), repo_dir)
+
+    return run
+
+
+METHODS: dict[str, MethodRunner] = {"gguf": _gguf, "gptq": _gptq_family("gptq"),
+                                    "awq": _gptq_family("awq")}
 
 
 def supported_architectures(method: str) -> frozenset[str] | None:
@@ -86,7 +117,9 @@ def quantize_and_publish(source: str, methods: list[str], opts: JobOptions,
         model = load_source(source, supported_architectures=supported_architectures(method),
                             repo_id=opts.repo_id, allow_remote_code=opts.allow_remote_code,
                             allow_pickle=opts.allow_pickle, revision=opts.revision)
-        work = (opts.work_dir or cache_dir() / "work") / _slug(model.info.repo_id) / method
+        # GPTQ and AWQ share a work folder: the unquantized baseline is measured once for both.
+        family = "gguf" if method == "gguf" else "transformers"
+        work = (opts.work_dir or cache_dir() / "work") / _slug(model.info.repo_id) / family
         repo_id = f"{opts.owner}/{model.info.name}-{method.upper()}"
         staging = work / "repo" / repo_id.split("/")[1]
         for stale in (staging / "README.md", staging / "quantbot.json"):

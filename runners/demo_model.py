@@ -65,7 +65,7 @@ class DemoRecipe:
     lr: float = 3e-3
     warmup: int = 30
     seed: int = 1234
-    recipe_version: int = 1
+    recipe_version: int = 2
 
     def key(self) -> str:
         payload = json.dumps({**asdict(self), "corpus": text_set("train").sha256}, sort_keys=True)
@@ -144,12 +144,18 @@ def _train_model(recipe: DemoRecipe, tokens, out: Path) -> float:
 
 
 def _save_tokenizer_config(out: Path) -> None:
+    """tokenizer.json + tokenizer_config.json from tokenizer.model, checked to round-trip."""
+    import sentencepiece as spm
     from transformers import AutoTokenizer, LlamaTokenizer
 
-    tok = LlamaTokenizer(vocab_file=str(out / "tokenizer.model"), legacy=False,
-                         add_bos_token=True, add_eos_token=False)
+    tok = LlamaTokenizer.from_pretrained(out, legacy=False, add_bos_token=True,
+                                         add_eos_token=False)
     tok.save_pretrained(out)
-    AutoTokenizer.from_pretrained(out)  # fails here, not later, if the folder does not load
+    sample = "The if statement is used for conditional execution."
+    expected = [1, *spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model")).encode(sample)]
+    got = AutoTokenizer.from_pretrained(out)(sample).input_ids
+    if got != expected:  # fails here, not later, if transformers reads the folder differently
+        raise RuntimeError(f"the saved tokenizer encodes {sample!r} as {got}, not {expected}")
 
 
 def build_demo_model(recipe: DemoRecipe | None = None, root: Path | None = None) -> Path:

@@ -31,14 +31,15 @@ class ToolFailed(QuantbotError):
 
 
 def run_tool(args: Sequence[str | Path], env: Mapping[str, str] | None = None,
-             log_file: Path | None = None) -> ToolRun:
+             log_file: Path | None = None, cwd: Path | None = None) -> ToolRun:
     """Run ``args``; return output and peak RSS (``wait4``), or raise :class:`ToolFailed`."""
     argv = [str(a) for a in args]
     log.debug("running %s", " ".join(argv))
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=dict(env) if env else None)
+                                stdin=subprocess.DEVNULL, env=dict(env) if env else None,
+                                cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)

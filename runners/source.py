@@ -130,7 +130,8 @@ def load_source(
     """Resolve ``source`` (folder or Hub id) and check it is a model quantbot may quantize."""
     path = Path(source).expanduser()
     if path.is_dir():
-        repo_id = repo_id or f"local/{path.resolve().name}"
+        path = path.resolve()  # tools run in other working directories
+        repo_id = repo_id or f"local/{path.name}"
     elif REPO_ID.match(source) and not path.exists() and not source.startswith((".", "/")):
         repo_id = repo_id or source
         path = _download(source, revision, allow_pickle)

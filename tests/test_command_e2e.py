@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
@@ -15,8 +14,6 @@ from bot.commands.run_job import command as run_job
 from runners.errors import QuantbotError
 from runners.results import load_run
 
-HAVE_PIPELINE = importlib.util.find_spec("runners.gguf.pipeline") is not None
-
 
 def invoke(group, args):
     result = CliRunner().invoke(group, [str(a) for a in args])
@@ -25,7 +22,6 @@ def invoke(group, args):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAVE_PIPELINE, reason="runners.gguf.pipeline is not written yet")
 def test_comment_to_published_report(github, tmp_path, tiny_model, toolchain):  # noqa: F811
     github.permissions["alice"] = "write"
     event = write_event(tmp_path, comment_event("/quantize gguf=Q8_0,Q4_K_M"))
@@ -55,16 +51,17 @@ def test_comment_to_published_report(github, tmp_path, tiny_model, toolchain):  
     assert github.reactions == [(4242, "eyes"), (4242, "+1")]
 
 
-def test_run_job_plan_gpu_without_quantizer_fails_clearly(tmp_path):
+def test_run_job_gpu_follows_the_plans_gptq_options(tmp_path, trained_model):
+    """`/quantize gptq bits=8 group_size=64 act_order=false` → that one GPTQ variant, on the CPU."""
     plan = tmp_path / "plan.json"
-    invoke(run_job, ["plan", "--model", "org/m", "--comment", "/quantize gptq awq", "-o", plan])
-    assert JobSpec.load(plan).plan.gpu_methods == ("gptq", "awq")
-    if importlib.util.find_spec("runners.gptq") is not None:
-        pytest.skip("runners.gptq exists now")
-    result = CliRunner().invoke(run_job, ["gpu", "--plan", str(plan), "--method", "gptq",
-                                          "--out", str(tmp_path / "out")])
-    assert isinstance(result.exception, QuantbotError)
-    assert "runners.gptq" in str(result.exception) and "Fix:" in str(result.exception)
+    invoke(run_job, ["plan", "--model", "org/m", "-o", plan, "--comment",
+                     "/quantize gptq bits=8 group_size=64 act_order=false"])
+    assert JobSpec.load(plan).plan.gpu_methods == ("gptq",)
+    invoke(run_job, ["gpu", "--plan", plan, "--method", "gptq", "--source", trained_model,
+                     "--out", tmp_path / "out", "--work", tmp_path / "work", "--owner", "qb"])
+    run = load_run(tmp_path / "out" / "qb" / "m-GPTQ")
+    assert [v.name for v in run.variants] == ["gptq-8bit-64g"]
+    assert run.variants[0].params["act_order"] is False and run.source.repo_id == "org/m"
 
 
 def test_run_job_refuses_methods_the_plan_lacks(tmp_path):

@@ -65,7 +65,7 @@ def test_card_renders_every_row_with_metadata(published):
     assert meta["base_model_relation"] == "quantized"
     rows = [line for line in text.splitlines() if line.startswith("| [tiny-llama.")]
     assert len(rows) == len(DEFAULT_TYPES)
-    assert all("n/a" not in row for row in rows)
+    assert all("| n/a |" not in row for row in rows)
 
 
 def test_rerun_resumes_and_republishes_the_same_files(published):

@@ -39,6 +39,16 @@ def job_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Threads per tool (0: cores / jobs)."),
         click.option("--split-size", default=HUB_FILE_LIMIT, show_default=True,
                      help="Split GGUF files larger than this (M or G) with llama-gguf-split."),
+        click.option("--gptq-variants", default=None,
+                     help="GPTQ variants as bits[:group],… e.g. 4,8:32 (default 4:128, act-order)."),
+        click.option("--awq-variants", default=None,
+                     help="AWQ variants as 4[:group],… (default 4:128 with zero point)."),
+        click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto",
+                     show_default=True, help="Where GPTQ/AWQ quantize and evaluate."),
+        click.option("--calib-samples", type=click.IntRange(1), default=128, show_default=True,
+                     help="GPTQ/AWQ calibration blocks."),
+        click.option("--calib-len", type=click.IntRange(16), default=512, show_default=True,
+                     help="Tokens per GPTQ/AWQ calibration block."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -47,12 +57,16 @@ def job_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_job(source: str, *, methods: str, types: str | None, out: Path, owner: str,
             work: Path | None, imatrix: bool, ctx: int, chunks: int, jobs: int, threads: int,
-            split_size: str, **extra: Any) -> list[PublishResult]:
+            split_size: str, gptq_variants: str | None, awq_variants: str | None, device: str,
+            calib_samples: int, calib_len: int, **extra: Any) -> list[PublishResult]:
     """Build :class:`JobOptions` from the CLI's options, run the job, print where results went."""
+    gpu = {"device": device, "calib_samples": calib_samples, "calib_len": calib_len,
+           "ctx": ctx, "chunks": chunks}
     opts = JobOptions(
         owner=owner, work_dir=work, gguf={"types": types, "imatrix": imatrix, "ctx": ctx,
                                           "max_chunks": chunks, "jobs": jobs, "threads": threads,
-                                          "split_size": split_size}, **extra)
+                                          "split_size": split_size},
+        gptq={**gpu, "variants": gptq_variants}, awq={**gpu, "variants": awq_variants}, **extra)
     results = quantize_and_publish(source, parse_methods(methods), opts, LocalHub(out))
     for result in results:
         click.echo(f"{result.repo_id}: {len(result.uploaded)} files in {result.location}")

@@ -29,7 +29,7 @@ from runners.results import RUN_FILE, load_run
 
 log = logging.getLogger(__name__)
 
-GPU_MODULES = {"gptq": "runners.gptq", "awq": "runners.awq"}
+GPU_MODULES = {"gptq": "runners.gptq.pipeline", "awq": "runners.gptq.pipeline"}
 
 plan_option = click.option("--plan", "plan_path", required=True,
                            type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -72,7 +72,7 @@ def _build(method: str, job: JobSpec, source: str | None, out: Path, owner: str 
 
     opts = JobOptions(owner=hub_owner(owner), work_dir=work,
                       repo_id=job.model if source else None,
-                      **{"gguf" if method == "gguf" else "gpu": settings})
+                      **{method: settings})
     for result in quantize_and_publish(source or job.model, [method], opts, LocalHub(out)):
         click.echo(f"{result.repo_id}: {len(result.uploaded)} files in {result.location}")
 

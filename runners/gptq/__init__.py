@@ -1,0 +1,1 @@
+"""GPTQ and AWQ with GPTQModel: quantize, reload-check with transformers, measure PPL/KLD."""

@@ -1,0 +1,233 @@
+"""Quantize a Hugging Face model folder to GPTQ or AWQ with GPTQModel.
+
+GPTQModel (ModelCloud) writes the classic checkpoints transformers loads: ``quant_method: gptq``
+(int32-packed ``qweight``/``qzeros``/``scales``/``g_idx``) and ``quant_method: awq`` with
+``version: gemm``. The folder it leaves holds ``model.safetensors`` (sharded past
+``max_shard_size``), ``config.json`` with ``quantization_config``, ``quantize_config.json``,
+the tokenizer files and the generation config.
+
+:func:`quantize` runs in the calling process; :func:`quantize_in_subprocess` runs it as
+``python -m runners.gptq.quantize REQUEST.json RESULT.json`` so that each variant starts clean and
+its peak resident memory is the process's own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from runners.errors import QuantbotError
+from runners.gptq.types import CalibrationSet, QuantOutcome, QuantSpec
+from runners.proc import ToolFailed, run_tool
+
+log = logging.getLogger(__name__)
+
+#: Copied from the source folder when GPTQModel's save() leaves them out.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+                   "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
+                   "chat_template.json", "generation_config.json")
+#: GPTQModel's per-module loss log: kept in the work folder, not published.
+SIDE_FILES = ("quant_log.csv",)
+
+
+def prepare_env(env: dict[str, str] | None = None, cpus: int | None = None) -> dict[str, str]:
+    """Environment GPTQModel needs before import (pure: returns the variables to set).
+
+    GPTQModel 7.6 sizes its CPU worker pool as ``(cores + 1) // 2`` but always asks for a
+    2-worker model-loader pool inside it, so on 1-3 cores ``quantize()`` dies with "Virtual pool
+    'model_loader:cpu' requests 2 workers but parent 'cpu' only has 1". Nothing may reach the
+    network (``GPTQMODEL_OFFLINE``). ``GPTQMODEL_DISABLE_GPTQ_CUDA=1`` (set it yourself) skips
+    the fused CUDA block update, a JIT-compiled extension (~40 s per fresh process on an H100);
+    the PyTorch fallback gives the same weights and is slower (not measured like for like).
+    """
+    env = dict(os.environ if env is None else env)
+    cpus = cpus or os.cpu_count() or 1
+    out = {}
+    if "GPTQMODEL_CPU_WORKERS" not in env:
+        out["GPTQMODEL_CPU_WORKERS"] = str(max(2, (cpus + 1) // 2))
+    out.setdefault("GPTQMODEL_OFFLINE", env.get("GPTQMODEL_OFFLINE", "1"))
+    return out
+
+
+def quantize_config_kwargs(spec: QuantSpec, on_cuda: bool) -> dict[str, Any]:
+    """Arguments for ``gptqmodel.QuantizeConfig`` (pure; enum values as strings)."""
+    common: dict[str, Any] = {
+        "bits": spec.bits,
+        "group_size": spec.group_size,
+        "sym": spec.sym,
+        # CPU: the legacy packer; the default block packer JIT-compiles a C++ extension first
+        # (76 s on 2 cores). CUDA: pack on the GPU.
+        "pack_impl": "gpu" if on_cuda else "original",
+    }
+    if spec.method == "gptq":
+        return {**common, "method": "gptq", "format": "gptq", "desc_act": spec.desc_act,
+                "damp_percent": spec.damp_percent}
+    return {**common, "method": "awq", "format": "gemm"}
+
+
+def scrub_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Drop machine-local paths GPTQModel records in ``meta`` (pure)."""
+    out = json.loads(json.dumps(config))
+    for holder in (out, out.get("quantization_config") or {}):
+        meta = holder.get("meta")
+        if isinstance(meta, dict):
+            meta.pop("offload_to_disk_path", None)
+    return out
+
+
+def verify_folder(folder: Path, spec: QuantSpec) -> list[str]:
+    """The published files of a finished folder; :class:`QuantbotError` if one is missing."""
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise QuantbotError(f"{folder} has no config.json", "quantize this variant again")
+    qc = json.loads(config_path.read_text()).get("quantization_config") or {}
+    if qc.get("quant_method") != spec.method or qc.get("bits") != spec.bits:
+        raise QuantbotError(
+            f"{folder}/config.json says quant_method={qc.get('quant_method')!r} "
+            f"bits={qc.get('bits')!r}, expected {spec.method!r} {spec.bits}",
+            "quantize this variant again into an empty folder")
+    if spec.method == "awq" and qc.get("version") != "gemm":
+        raise QuantbotError(f"AWQ folder {folder} is not in the GEMM layout",
+                            "quantize with format gemm")
+    weights = sorted(p.name for p in folder.glob("*.safetensors"))
+    missing = [name for name, ok in (
+        ("model.safetensors", bool(weights)),
+        ("quantize_config.json", (folder / "quantize_config.json").is_file()),
+        ("tokenizer", any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer.model"))),
+        ("generation_config.json", (folder / "generation_config.json").is_file()),
+    ) if not ok]
+    if missing:
+        raise QuantbotError(f"{folder} lacks {', '.join(missing)}", "quantize this variant again")
+    return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+
+def _finish_folder(source: Path, out_dir: Path, side_dir: Path) -> None:
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file() and not (out_dir / name).exists():
+            shutil.copy2(source / name, out_dir / name)
+    for name in SIDE_FILES:
+        if (out_dir / name).is_file():
+            side_dir.mkdir(parents=True, exist_ok=True)
+            shutil.move(out_dir / name, side_dir / f"{out_dir.name}.{name}")
+    for name in ("config.json", "quantize_config.json"):
+        path = out_dir / name
+        if path.is_file():
+            path.write_text(json.dumps(scrub_config(json.loads(path.read_text())), indent=2) + "\n")
+
+
+def quantize(source: Path, spec: QuantSpec, out_dir: Path, calibration: CalibrationSet,
+             device: str = "auto", dtype: str = "auto", batch_size: int = 1,
+             max_shard_size: str = "4GB", side_dir: Path | None = None) -> QuantOutcome:
+    """Quantize ``source`` into ``out_dir`` (created; must not hold a finished variant).
+
+    Side files (GPTQModel's per-module log, region timings) go to ``side_dir``, never into the
+    published folder; by default a ``logs`` folder beside ``out_dir``.
+    """
+    side_dir = side_dir or out_dir.parent / "logs"
+    os.environ.update(prepare_env())
+    import torch
+
+    try:
+        from gptqmodel import GPTQModel, QuantizeConfig
+        from gptqmodel import __version__ as gptqmodel_version
+        from gptqmodel.utils.backend import BACKEND
+    except ImportError as exc:
+        raise QuantbotError(f"GPTQModel is not importable ({exc})",
+                            "install quantbot's gpu extra: pip install -e '.[gpu]'") from exc
+
+    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    qdevice = ("cuda:0" if device == "auto" else device) if on_cuda else "cpu"
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise QuantbotError(f"{out_dir} is not empty", "remove it or choose another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kwargs = quantize_config_kwargs(spec, on_cuda)
+    config = QuantizeConfig(**kwargs)
+    load_kwargs: dict[str, Any] = {"device": qdevice}
+    if dtype != "auto":
+        load_kwargs["dtype"] = getattr(torch, dtype)
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
+    log.info("quantizing %s -> %s (%s) on %s", source, out_dir, spec.name, qdevice)
+    start = time.perf_counter()
+    model = GPTQModel.load(str(source), config, **load_kwargs)
+    # AWQ: validate/pack with the portable torch kernel; the GEMM one JIT-compiles a CUDA
+    # extension first. The checkpoint layout (version: gemm) is the same.
+    backend = BACKEND.AWQ_TORCH if spec.method == "awq" else BACKEND.AUTO
+    model.quantize(calibration.as_gptqmodel(), batch_size=batch_size, backend=backend)
+    regions = {}
+    timer = getattr(model, "quant_region_timer", None)
+    for name, stat in (getattr(timer, "_stats", None) or {}).items():  # best effort: private
+        if stat.get("count"):
+            regions[name] = round(float(stat["total"]), 3)
+    model.save(str(out_dir), max_shard_size=max_shard_size)
+    seconds = time.perf_counter() - start
+    peak_vram = int(torch.cuda.max_memory_allocated()) if on_cuda else 0
+    del model
+    _finish_folder(source, out_dir, side_dir)
+    files = verify_folder(out_dir, spec)
+    side_dir.mkdir(parents=True, exist_ok=True)
+    (side_dir / f"{out_dir.name}.regions.json").write_text(json.dumps(regions))
+    return QuantOutcome(
+        spec=spec, folder=out_dir, seconds=round(seconds, 3), peak_vram_bytes=peak_vram,
+        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        calibration_tokens=calibration.n_tokens, files=files,
+        size_bytes=sum((out_dir / f).stat().st_size for f in files),
+        tool_version=f"gptqmodel {gptqmodel_version}")
+
+
+def quantize_in_subprocess(source: Path, spec: QuantSpec, out_dir: Path,
+                           calibration: CalibrationSet, work_dir: Path, device: str = "auto",
+                           dtype: str = "auto", batch_size: int = 1,
+                           log_file: Path | None = None) -> QuantOutcome:
+    """:func:`quantize` in a fresh Python process; peak RSS is that process's (``wait4``)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    request = work_dir / f"quantize-{spec.name}.request.json"
+    result = work_dir / f"quantize-{spec.name}.result.json"
+    result.unlink(missing_ok=True)
+    request.write_text(json.dumps({
+        "source": str(source), "spec": asdict(spec), "out_dir": str(out_dir),
+        "calibration": asdict(calibration), "device": device, "dtype": dtype,
+        "batch_size": batch_size, "side_dir": str(work_dir / "logs")}))
+    try:  # in the work folder: GPTQModel writes its own logs/ into the current directory
+        run = run_tool([sys.executable, "-m", "runners.gptq.quantize", request, result],
+                       env={**os.environ, **prepare_env()}, log_file=log_file, cwd=work_dir)
+    except ToolFailed as exc:
+        raise QuantbotError(f"{spec.name}: quantization failed: {exc.problem.strip()}",
+                            "read the quantizer's error above") from exc
+    data = json.loads(result.read_text())
+    return QuantOutcome(**{**data, "spec": QuantSpec(**data["spec"]),
+                           "folder": Path(data["folder"]),
+                           "peak_rss_bytes": run.peak_rss_bytes})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        sys.stderr.write("usage: python -m runners.gptq.quantize REQUEST.json RESULT.json\n")
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    req = json.loads(Path(args[0]).read_text())
+    try:
+        outcome = quantize(Path(req["source"]), QuantSpec(**req["spec"]), Path(req["out_dir"]),
+                           CalibrationSet(**req["calibration"]), device=req["device"],
+                           dtype=req["dtype"], batch_size=req["batch_size"],
+                           side_dir=Path(req["side_dir"]))
+    except QuantbotError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    data = asdict(outcome)
+    data["folder"] = str(outcome.folder)
+    Path(args[1]).write_text(json.dumps(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
