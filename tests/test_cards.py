@@ -1,8 +1,9 @@
 import yaml
 
-from bot.cards.data import build_card_data, human_bytes, quality_band
+from bot.cards.data import build_card_data, quality_band
 from bot.cards.prompt import PLAIN, prompt_template
 from bot.cards.render import render_card
+from bot.units import human_bytes, human_params
 from runners.results import EvalSpec, Quality, QuantRun, SourceInfo, Variant, run_from_dict
 
 CHATML = (
@@ -111,6 +112,7 @@ def test_run_round_trips_through_json(tmp_path):
 def test_human_bytes():
     assert human_bytes(4_920_000_000) == "4.92 GB"
     assert human_bytes(512) == "512 B"
+    assert human_params(8_030_261_248) == "8.03B" and human_params(494_032_768) == "494M"
 
 
 def test_untrusted_chat_template_cannot_reach_a_shell_in_the_card():

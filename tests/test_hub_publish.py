@@ -155,7 +155,7 @@ def test_persistent_5xx_is_a_clear_bounded_error(hub: FakeHub, folder: Path,
 def test_oversized_file_is_refused_before_any_request(hub: FakeHub, folder: Path,
                                                       name: str) -> None:
     (folder / name).write_bytes(b"\0" * 2000)
-    with pytest.raises(QuantbotError, match=rf"{name} is 2 kB, over the Hub's per-file limit of 1"
+    with pytest.raises(QuantbotError, match=rf"{name} is 2\.00 kB, over the Hub's per-file limit of 1\.00"
                                             rf" kB. Fix: split it"):
         publisher(max_file_bytes=1000, splitter=None).publish(folder, REPO)
     assert hub.requests == []

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from bot.cards.prompt import prompt_template
+from bot.units import human_bytes, human_params
 from runners.results import QuantRun, Variant
 
 QUANTIZED_BY = "quantbot"
@@ -83,21 +84,6 @@ class CardData:
     tools: dict[str, str]
     created: str
     quantbot_url: str = REPO_URL
-
-
-def human_bytes(n: int) -> str:
-    """Decimal units as the Hub shows sizes: ``4920000000`` → ``"4.92 GB"``."""
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n} B"
-
-
-def human_params(n: int) -> str:
-    for unit, scale in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.1f}{unit}"
-    return str(n)
 
 
 def quality_band(kld_mean: float | None) -> str:

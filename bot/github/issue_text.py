@@ -10,8 +10,9 @@ from functools import cache
 import jinja2
 
 from bot.config import Config
-from bot.hub.filters import ModelCandidate, human_params, own_repo_ids
-from bot.hub.sizes import estimate, human_bytes
+from bot.hub.filters import ModelCandidate, own_repo_ids
+from bot.hub.sizes import estimate
+from bot.units import human_bytes, human_params
 from runners.gguf.types import DEFAULT_TYPES
 
 #: The dedupe key, hidden in every candidate issue body. GitHub keeps it; no local state needed.

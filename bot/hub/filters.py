@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.config import FilterConfig
+from bot.units import human_params
 
 #: Suffixes of the repositories quantbot publishes, per method.
 OWN_SUFFIXES: dict[str, str] = {"gguf": "-GGUF", "gptq": "-GPTQ", "awq": "-AWQ"}
@@ -209,12 +210,3 @@ def decide(models: Iterable[ListedModel], f: FilterConfig, ctx: Context) -> Deci
         else:
             skipped.append(verdict)
     return Decision(tuple(candidates), tuple(skipped))
-
-
-def human_params(n: int) -> str:
-    """``8030261248`` → ``8.03B``; ``494032768`` → ``494M``."""
-    if n >= 10**9:
-        return f"{n / 10**9:.3g}B"
-    if n >= 10**6:
-        return f"{n / 10**6:.3g}M"
-    return str(n)

@@ -43,11 +43,3 @@ def estimate(params: int, methods: Iterable[str], gguf_types: Iterable[str]) -> 
         if method in methods:
             out.append(QuantEstimate(method, "4-bit g128", int(params * GPU_4BIT_BPW / 8)))
     return out
-
-
-def human_bytes(n: int) -> str:
-    """``4_920_000_000`` → ``4.92 GB`` (decimal units, as the Hub shows them)."""
-    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n} B"

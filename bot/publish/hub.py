@@ -15,8 +15,8 @@ from bot.cards.render import write_card
 from bot.config import HUB_MAX_FILE_BYTES
 from bot.hub.client import hub_api
 from bot.hub.retry import with_retries
-from bot.hub.sizes import human_bytes
 from bot.publish.base import PublishResult
+from bot.units import human_bytes
 from runners.errors import QuantbotError
 from runners.gguf.split import record_parts
 from runners.results import load_run
