@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from runners.errors import QuantbotError
+from runners.gptq import worker
 from runners.gptq.types import CheckOutcome, Measurement
-from runners.proc import ToolFailed, run_tool
+from runners.proc import ToolFailed
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +44,18 @@ def check_folder(folder: Path, work_dir: Path, device: str = "auto", max_new_tok
     ``None``: :data:`CUDA_BACKENDS` on CUDA, automatic on CPU). Raises :class:`QuantbotError`
     naming the folder if anything fails.
     """
-    work_dir.mkdir(parents=True, exist_ok=True)
     tag = Path(folder).name
-    request = work_dir / f"check-{tag}.request.json"
-    result = work_dir / f"check-{tag}.result.json"
-    result.unlink(missing_ok=True)
-    request.write_text(json.dumps({
-        "folder": str(folder), "device": device, "max_new_tokens": max_new_tokens,
-        "prompt": prompt, "quantized": quantized, "evaluation": evaluation,
-        "backend": backend}))
     try:
-        run = run_tool([sys.executable, "-m", "runners.gptq.check", request, result],
-                       env={**os.environ, "GPTQMODEL_OFFLINE": "1", **(env or {})},
-                       log_file=log_file, cwd=work_dir)
+        data, run = worker.call("runners.gptq.check", f"check-{tag}", {
+            "folder": str(folder), "device": device, "max_new_tokens": max_new_tokens,
+            "prompt": prompt, "quantized": quantized, "evaluation": evaluation,
+            "backend": backend}, work_dir, {**os.environ, "GPTQMODEL_OFFLINE": "1", **(env or {})},
+            log_file)
     except ToolFailed as exc:
         raise QuantbotError(
             f"{tag} does not load and generate with transformers: {exc.problem.strip()}",
             "this variant is not published; read the error above (a missing gptqmodel/optimum, "
             "an unsupported kernel or a broken folder)") from exc
-    data = json.loads(result.read_text())
     m = data.pop("measurement")
     data["peak_rss_bytes"] = max(data["peak_rss_bytes"], run.peak_rss_bytes)
     return CheckOutcome(**{**data, "folder": Path(data["folder"]),
@@ -159,20 +153,14 @@ def _worker(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _answer(request: dict[str, Any]) -> dict[str, Any]:
+    result = _worker(request)
+    log.info("ok: %d tokens: %r", result["new_tokens"], result["text"])
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        sys.stderr.write("usage: python -m runners.gptq.check REQUEST.json RESULT.json\n")
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = _worker(json.loads(Path(args[0]).read_text()))
-    except QuantbotError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 1
-    Path(args[1]).write_text(json.dumps(result))
-    print(f"ok: {result['new_tokens']} tokens: {result['text']!r}")
-    return 0
+    return worker.serve("runners.gptq.check", _answer, argv)
 
 
 if __name__ == "__main__":

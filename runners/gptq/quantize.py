@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from runners.errors import QuantbotError
+from runners.gptq import worker
 from runners.gptq.types import CalibrationSet, QuantOutcome, QuantSpec
-from runners.proc import ToolFailed, run_tool
+from runners.proc import ToolFailed
 
 log = logging.getLogger(__name__)
 
@@ -188,45 +189,30 @@ def quantize_in_subprocess(source: Path, spec: QuantSpec, out_dir: Path,
                            dtype: str = "auto", batch_size: int = 1,
                            log_file: Path | None = None) -> QuantOutcome:
     """:func:`quantize` in a fresh Python process; peak RSS is that process's (``wait4``)."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    request = work_dir / f"quantize-{spec.name}.request.json"
-    result = work_dir / f"quantize-{spec.name}.result.json"
-    result.unlink(missing_ok=True)
-    request.write_text(json.dumps({
-        "source": str(source), "spec": asdict(spec), "out_dir": str(out_dir),
-        "calibration": asdict(calibration), "device": device, "dtype": dtype,
-        "batch_size": batch_size, "side_dir": str(work_dir / "logs")}))
-    try:  # in the work folder: GPTQModel writes its own logs/ into the current directory
-        run = run_tool([sys.executable, "-m", "runners.gptq.quantize", request, result],
-                       env={**os.environ, **prepare_env()}, log_file=log_file, cwd=work_dir)
+    try:
+        data, run = worker.call("runners.gptq.quantize", f"quantize-{spec.name}", {
+            "source": str(source), "spec": asdict(spec), "out_dir": str(out_dir),
+            "calibration": asdict(calibration), "device": device, "dtype": dtype,
+            "batch_size": batch_size, "side_dir": str(work_dir / "logs")},
+            work_dir, {**os.environ, **prepare_env()}, log_file)
     except ToolFailed as exc:
         raise QuantbotError(f"{spec.name}: quantization failed: {exc.problem.strip()}",
                             "read the quantizer's error above") from exc
-    data = json.loads(result.read_text())
     return QuantOutcome(**{**data, "spec": QuantSpec(**data["spec"]),
                            "folder": Path(data["folder"]),
                            "peak_rss_bytes": run.peak_rss_bytes})
 
 
+def _answer(req: dict[str, Any]) -> dict[str, Any]:
+    outcome = quantize(Path(req["source"]), QuantSpec(**req["spec"]), Path(req["out_dir"]),
+                       CalibrationSet(**req["calibration"]), device=req["device"],
+                       dtype=req["dtype"], batch_size=req["batch_size"],
+                       side_dir=Path(req["side_dir"]))
+    return {**asdict(outcome), "folder": str(outcome.folder)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        sys.stderr.write("usage: python -m runners.gptq.quantize REQUEST.json RESULT.json\n")
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    req = json.loads(Path(args[0]).read_text())
-    try:
-        outcome = quantize(Path(req["source"]), QuantSpec(**req["spec"]), Path(req["out_dir"]),
-                           CalibrationSet(**req["calibration"]), device=req["device"],
-                           dtype=req["dtype"], batch_size=req["batch_size"],
-                           side_dir=Path(req["side_dir"]))
-    except QuantbotError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 1
-    data = asdict(outcome)
-    data["folder"] = str(outcome.folder)
-    Path(args[1]).write_text(json.dumps(data))
-    return 0
+    return worker.serve("runners.gptq.quantize", _answer, argv)
 
 
 if __name__ == "__main__":
