@@ -26,9 +26,10 @@ from pathlib import Path
 
 from runners.demo_model import build_demo_model
 from runners.gguf import llama_tools
-from runners.gguf.pipeline import GgufOptions, run_gguf
-from runners.gguf.types import parse_types
+from runners.gguf.pipeline import run as run_gguf
+from runners.gguf.spec import GgufSpec
 from runners.llamacpp import ensure_toolchain
+from runners.settings import RunSettings
 from runners.source import load_source
 from runners.texts import text_set
 
@@ -53,8 +54,8 @@ def with_quantbot(tc, model_dir: Path, types: list[str], work: Path, ctx: int,
     source = load_source(str(model_dir), repo_id="bench/model")
     repo = work / "repo"
     start = time.perf_counter()
-    run_gguf(source, GgufOptions(types=types, work_dir=work, ctx=ctx, max_chunks=chunks),
-             tc, repo)
+    run_gguf(source, GgufSpec(types=tuple(types)), RunSettings(work_dir=work, ctx=ctx,
+                                                             chunks=chunks), repo, tc)
     return time.perf_counter() - start, repo
 
 
@@ -67,7 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     tc = ensure_toolchain()
     model_dir = args.model or build_demo_model()
-    types = parse_types(args.types)
+    types = list(GgufSpec(**({"types": GgufSpec.option("types").read(args.types, "GGUF")}
+                             if args.types else {})).types)
     root = Path(tempfile.mkdtemp(prefix="quantbot-bench-"))
     try:
         (root / "hand").mkdir()

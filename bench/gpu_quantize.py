@@ -94,9 +94,9 @@ def quantize_once(folder: Path, method: str, calib: list[dict], out: Path,
                   batch: int) -> dict:
     import torch
 
-    from runners.gptq.calibration import CalibrationSet
     from runners.gptq.quantize import quantize
     from runners.gptq.types import QuantSpec
+    from runners.hfmodel.types import CalibrationSet
 
     spec = QuantSpec.gptq() if method == "gptq" else QuantSpec.awq()
     cal = CalibrationSet(blocks=[c["input_ids"] for c in calib], text_name="random tokens",
@@ -146,7 +146,7 @@ def main() -> int:
             try:
                 row |= quantize_once(folder, method, calib, out, args.batch)
                 if args.check:
-                    from runners.gptq.check import check_folder
+                    from runners.hfmodel.check import check_folder
 
                     checked = check_folder(out, work / "checks", device="cuda",
                                            max_new_tokens=8)

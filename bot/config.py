@@ -3,13 +3,12 @@
 Example ``quantbot.toml`` (every key optional)::
 
     [hub]
-    namespace = "my-org"          # where <name>-GGUF/-GPTQ/-AWQ repos are published
+    namespace = "my-org"          # where the <name>-GGUF, -GPTQ … repos are published
     max_models = 100              # trending models looked at per poll (the `limit` of one listing)
     private = false
     max_file_bytes = "50GB"       # the Hub's per-file limit
 
-    [filters]
-    architectures = ["LlamaForCausalLM", "Qwen2ForCausalLM"]
+    [filters]                     # architectures: whatever the pinned tools take (runners/support)
     min_params = "500M"
     max_params = "35B"
     license_deny = ["cc-by-nd-4.0", "unknown"]
@@ -20,49 +19,21 @@ Example ``quantbot.toml`` (every key optional)::
     candidate_label = "candidate"
 
     [quant]
-    methods = ["gguf", "gptq", "awq"]
+    methods = ["gguf", "gptq"]    # default: every method quantbot has (bot/methods.py)
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from bot.methods import METHODS
 from runners.errors import QuantbotError
-from runners.gguf.types import DEFAULT_TYPES
-
-#: Causal-LM architectures that llama.cpp's convert_hf_to_gguf.py converts and that the GPU
-#: quantizers (GPTQ/AWQ through transformers) load without remote code.
-DEFAULT_ARCHITECTURES: tuple[str, ...] = (
-    "LlamaForCausalLM",
-    "MistralForCausalLM",
-    "MixtralForCausalLM",
-    "Qwen2ForCausalLM",
-    "Qwen2MoeForCausalLM",
-    "Qwen3ForCausalLM",
-    "Qwen3MoeForCausalLM",
-    "GemmaForCausalLM",
-    "Gemma2ForCausalLM",
-    "Gemma3ForCausalLM",
-    "Phi3ForCausalLM",
-    "PhiForCausalLM",
-    "StableLmForCausalLM",
-    "Starcoder2ForCausalLM",
-    "GPTNeoXForCausalLM",
-    "FalconForCausalLM",
-    "OlmoForCausalLM",
-    "Olmo2ForCausalLM",
-    "GraniteForCausalLM",
-    "CohereForCausalLM",
-    "InternLM2ForCausalLM",
-    "DeepseekV2ForCausalLM",
-    "ExaoneForCausalLM",
-    "SmolLM3ForCausalLM",
-)
+from runners.settings import HUB_MAX_FILE_BYTES
+from runners.units import parse_count
 
 #: Licences whose terms forbid publishing derivatives (quantized weights are derivatives);
 #: "unknown" stands for a model card that names no licence at all.
@@ -73,16 +44,12 @@ DEFAULT_LICENSE_DENY: tuple[str, ...] = (
     "unknown",
 )
 
-METHODS: tuple[str, ...] = ("gguf", "gptq", "awq")
-#: The Hub rejects files over 50 GB; llama-gguf-split keeps GGUF parts under it.
-HUB_MAX_FILE_BYTES = 50 * 1000**3
 
 
 @dataclass(frozen=True)
 class FilterConfig:
     """Which trending models become candidates."""
 
-    architectures: tuple[str, ...] = DEFAULT_ARCHITECTURES
     min_params: int = 100_000_000
     max_params: int = 40_000_000_000
     license_deny: tuple[str, ...] = DEFAULT_LICENSE_DENY
@@ -109,7 +76,7 @@ class GithubConfig:
 
     repo: str | None = None  # OWNER/NAME; defaults to $GITHUB_REPOSITORY
     candidate_label: str = "candidate"
-    method_labels: tuple[str, ...] = METHODS  # one label per planned method
+    method_labels: tuple[str, ...] = tuple(METHODS)  # one label per planned method
 
     def resolved_repo(self) -> str | None:
         return self.repo or os.environ.get("GITHUB_REPOSITORY") or None
@@ -117,10 +84,10 @@ class GithubConfig:
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """What a candidate issue plans: methods and the GGUF types."""
+    """What a candidate issue plans and a bare ``/quantize`` makes: these methods, each with its
+    default settings."""
 
-    methods: tuple[str, ...] = METHODS
-    gguf_types: tuple[str, ...] = DEFAULT_TYPES
+    methods: tuple[str, ...] = tuple(METHODS)
 
 
 @dataclass(frozen=True)
@@ -144,30 +111,6 @@ class Config:
 
 _SECTIONS = {"hub": HubConfig, "filters": FilterConfig, "github": GithubConfig,
              "quant": QuantConfig, "watch": WatchConfig}
-_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgtb]?)(i?b?)?\s*$", re.IGNORECASE)
-_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9, "t": 10**12}
-_SUFFIX_BIN = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def parse_count(value: Any, key: str) -> int:
-    """``7_000_000_000``, ``"7B"``, ``"500M"``, ``"50GB"``, ``"4GiB"`` → an int (B = billion)."""
-    if isinstance(value, bool):
-        raise QuantbotError(f"{key} must be a number, got {value!r}",
-                            'write e.g. 7000000000 or "7B"')
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    match = _SIZE_RE.match(str(value))
-    if not match:
-        raise QuantbotError(f"{key} = {value!r} is not a count",
-                            'write an integer or a number with K/M/B/T (or KB/MB/GB/GiB)')
-    number, suffix, binary = match.group(1), match.group(2).lower(), (match.group(3) or "").lower()
-    binary_unit = binary.startswith("i") and suffix in _SUFFIX_BIN
-    scale = _SUFFIX_BIN[suffix] if binary_unit else _SUFFIX[suffix]
-    return int(float(number) * scale)
-
-
 def _coerce(section: str, cls: type, raw: dict[str, Any]) -> Any:
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(raw) - set(known))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from runners.errors import QuantbotError
 from runners.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ CMAKE_FLAGS = (
 )
 
 
-class ToolchainError(RuntimeError):
+class ToolchainError(QuantbotError):
     """The llama.cpp toolchain could not be found or built."""
 
 
@@ -107,10 +108,9 @@ def _download_sdist(version: str, dest: Path) -> Path:
     if given:
         path = Path(given)
         if not path.is_file():
-            raise ToolchainError(
-                f"QUANTBOT_LLAMA_CPP_SDIST={given} is not a file; point it at "
-                f"llama_cpp_python-{version}.tar.gz or unset it to download with pip"
-            )
+            raise ToolchainError(f"QUANTBOT_LLAMA_CPP_SDIST={given} is not a file",
+                                 f"point it at llama_cpp_python-{version}.tar.gz or unset it to "
+                                 "download with pip")
         return path
     dest.mkdir(parents=True, exist_ok=True)
     found = sorted(dest.glob(f"llama_cpp_python-{version}.tar.gz"))
@@ -123,9 +123,8 @@ def _download_sdist(version: str, dest: Path) -> Path:
     found = sorted(dest.glob(f"llama_cpp_python-{version}.tar.gz"))
     if proc.returncode != 0 or not found:
         raise ToolchainError(
-            f"pip could not download llama-cpp-python=={version}: {proc.stderr.strip()[-400:]}\n"
-            "Fix: make PyPI reachable, or set QUANTBOT_LLAMA_CPP_SDIST to a downloaded sdist"
-        )
+            f"pip could not download llama-cpp-python=={version}: {proc.stderr.strip()[-400:]}",
+            "make PyPI reachable, or set QUANTBOT_LLAMA_CPP_SDIST to a downloaded sdist")
     return found[0]
 
 
@@ -142,9 +141,8 @@ def _run_logged(cmd: list[str], log_file: Path) -> None:
     if proc.returncode != 0:
         tail = log_file.read_text(errors="replace")[-1500:]
         raise ToolchainError(
-            f"{' '.join(cmd[:3])} … failed (exit {proc.returncode}); see {log_file}\n{tail}\n"
-            "Fix: install cmake and a C++ compiler (apt-get install cmake g++), then rerun"
-        )
+            f"{' '.join(cmd[:3])} … failed (exit {proc.returncode}); see {log_file}\n{tail}\n",
+            "install cmake and a C++ compiler (apt-get install cmake g++), then rerun")
 
 
 def _build_perplexity_shim(tc: Toolchain, log_file: Path) -> None:
@@ -163,7 +161,7 @@ def ensure_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
     if not tc.missing():
         return tc
     if shutil.which("cmake") is None:
-        raise ToolchainError("cmake not found. Fix: apt-get install cmake g++ (or pip install cmake)")
+        raise ToolchainError("cmake not found", "apt-get install cmake g++ (or pip install cmake)")
     root = _root(version)
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root / ".lock")):
@@ -182,5 +180,6 @@ def ensure_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
                     log_file)
         _build_perplexity_shim(tc, log_file)
         if tc.missing():
-            raise ToolchainError(f"build finished but these are missing: {tc.missing()}")
+            raise ToolchainError(f"the build finished but these are missing: {tc.missing()}",
+                                 f"remove {root} and rerun; see {log_file}")
     return tc

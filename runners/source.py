@@ -19,7 +19,14 @@ from runners.results import SourceInfo
 
 log = logging.getLogger(__name__)
 
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+
+
+def is_repo_id(text: object) -> bool:
+    """A whole Hub repo id ``OWNER/NAME`` (ASCII, the Hub's rules: no ``--`` or ``..``); nothing
+    is extracted or repaired, so ``a/b\n`` or ``a/b/c`` is simply not one."""
+    return (isinstance(text, str) and REPO_ID.fullmatch(text) is not None
+            and "--" not in text and ".." not in text)
 _DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.txt", "*.md", "*.jinja",
                       "*.tiktoken", "LICENSE*"]
 _PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth"]
@@ -132,13 +139,13 @@ def load_source(
     if path.is_dir():
         path = path.resolve()  # tools run in other working directories
         repo_id = repo_id or f"local/{path.name}"
-    elif REPO_ID.match(source) and not path.exists() and not source.startswith((".", "/")):
+    elif is_repo_id(source) and not path.exists():
         repo_id = repo_id or source
         path = _download(source, revision, allow_pickle)
     else:
         raise QuantbotError(f"model folder {source!r} does not exist",
                             "pass an existing Hugging Face model folder or a Hub id OWNER/NAME")
-    if not REPO_ID.match(repo_id):
+    if not is_repo_id(repo_id):
         raise QuantbotError(f"{repo_id!r} is not a usable repository id",
                             "pass --repo-id OWNER/NAME (letters, digits, '.', '_', '-')")
     config_path = path / "config.json"

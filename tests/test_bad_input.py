@@ -40,16 +40,17 @@ def test_unsupported_architecture(tmp_path, tiny_model, toolchain):
     config["architectures"] = ["FrobnicatorForCausalLM"]
     (model / "config.json").write_text(json.dumps(config))
     error = _quantize(str(model), tmp_path / "out")
-    assert "FrobnicatorForCausalLM is not supported" in error
+    assert "FrobnicatorForCausalLM not registered by convert_hf_to_gguf.py" in error
 
 
 def test_unknown_type(tmp_path, tiny_model, toolchain):
-    error = _quantize(str(tiny_model), tmp_path / "out", "--types", "Q4_K_M,Q9_9")
+    error = _quantize(str(tiny_model), tmp_path / "out", "gguf=Q4_K_M,Q9_9")
     assert "unknown GGUF type 'Q9_9'" in error
 
 
 def test_unknown_method(tmp_path, tiny_model):
-    assert "unknown method" in _quantize(str(tiny_model), tmp_path / "out", "--method", "exl9")
+    error = _quantize(str(tiny_model), tmp_path / "out", "exl9")
+    assert "unknown option 'exl9'" in error and "gguf" in error
 
 
 def test_remote_code_refused_unless_allowed(tmp_path, tiny_model, toolchain):
@@ -68,7 +69,7 @@ def test_pickle_only_refused_unless_allowed(tmp_path, tiny_model, toolchain):
 
 @pytest.mark.parametrize("bad", ["48", "0G", "12T"])
 def test_bad_split_size(tmp_path, tiny_model, toolchain, bad):
-    assert "split size" in _quantize(str(tiny_model), tmp_path / "out", "--types", "Q8_0",
+    assert "split size" in _quantize(str(tiny_model), tmp_path / "out", "gguf=Q8_0",
                                      "--split-size", bad)
 
 

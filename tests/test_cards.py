@@ -3,8 +3,8 @@ import yaml
 from bot.cards.data import build_card_data, quality_band
 from bot.cards.prompt import PLAIN, prompt_template
 from bot.cards.render import render_card
-from bot.units import human_bytes, human_params
 from runners.results import EvalSpec, Quality, QuantRun, SourceInfo, Variant, run_from_dict
+from runners.units import human_bytes, human_params
 
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
@@ -95,10 +95,11 @@ def test_missing_license_and_template():
 
 
 def test_prompt_template_rendering():
-    assert prompt_template(None) == PLAIN
-    assert prompt_template("{% broken") == PLAIN
-    assert prompt_template(NO_SYSTEM, bos_token="<s>") == "<s>[INST] {prompt} [/INST]"
-    assert "{system_message}" in prompt_template(CHATML)
+    assert prompt_template(None).text == PLAIN and prompt_template(None).problem is None
+    broken = prompt_template("{% broken")
+    assert broken.text == PLAIN and broken.problem.startswith("template not rendered: ")
+    assert prompt_template(NO_SYSTEM, bos_token="<s>").text == "<s>[INST] {prompt} [/INST]"
+    assert "{system_message}" in prompt_template(CHATML).text
 
 
 def test_run_round_trips_through_json(tmp_path):

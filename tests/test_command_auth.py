@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
-from ghserver import REPO, comment_event, github, read_outputs, write_event  # noqa: F401
+from githubfake import REPO, comment_event, github, read_outputs, write_event  # noqa: F401
 
-from bot.commanding.auth import Verdict, authorise, decide_permission, screen
-from bot.commanding.event import event_from_dict
-from bot.commands.command import command
+from bot.chatops.auth import Decision, Verdict, confirm, decide_permission, screen
+from bot.chatops.event import event_from_dict
+from bot.cli.command import command
 from bot.github.client import connect
 
 
 def ev(**kw):
     return event_from_dict(comment_event("/quantize", **kw))
+
+
+def authorise(event, repo, bot_login=None) -> Decision:
+    """The final decision as the handlers make it: the pure screen, then (only when it says
+    CHECK) the permission API."""
+    first = screen(event, bot_login)
+    return confirm(event, repo) if first.verdict is Verdict.CHECK else first
 
 
 @pytest.mark.parametrize(("association", "verdict"), [
@@ -74,10 +83,10 @@ def test_a_non_writer_runs_nothing(github, tmp_path, association, permission):  
     result = CliRunner().invoke(command, ["plan", "--event", str(event)])
     assert result.exit_code == 0, result.output
     outputs = read_outputs(tmp_path / "github_output")
-    assert outputs["run"] == "false" and outputs["run_gguf"] == "false"
-    assert outputs["run_gpu"] == "false" and outputs["plan"] == ""
-    assert len(github.comments) == 1 and "was not run" in github.comments[0]["body"]
-    assert "@mallory" in github.comments[0]["body"]
+    assert outputs["run"] == "false" and json.loads(outputs["matrix"]) == {"include": []}
+    assert outputs["plan"] == "" and outputs["model"] == ""
+    assert len(github.bodies()) == 1 and "was not run" in github.bodies()[0]
+    assert "@mallory" in github.bodies()[0]
     assert github.reactions == []
     assert not any("actions" in path for _, path in github.requests)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
-from ghserver import REPO, comment_event, github, read_outputs, write_event  # noqa: F401
+from githubfake import REPO, comment_event, github, read_outputs, write_event  # noqa: F401
 
-from bot.commanding.job import JobSpec, Published, save_published
-from bot.commanding.messages import code
-from bot.commands.command import command
+from bot.cli.command import command
+from bot.handover import Published, save_published
+from bot.plan import Plan
+from bot.safetext import code_span as code
 from runners.results import EvalSpec, Quality, QuantRun, SourceInfo, Variant
 
 
@@ -23,11 +24,14 @@ def plan(tmp_path, body, **kw):
 def test_quantize_acknowledges_and_writes_outputs(github, tmp_path):  # noqa: F811
     github.permissions["alice"] = "admin"
     out = plan(tmp_path, "Thanks!\n/quantize gguf=Q4_K_M,Q8_0 gptq bits=8")
-    assert out["run"] == "true" and out["run_gguf"] == "true" and out["run_gpu"] == "true"
-    assert json.loads(out["gpu_methods"]) == ["gptq"]
+    assert out["run"] == "true"
+    assert json.loads(out["matrix"]) == {"include": [
+        {"method": "gguf", "runner": "cpu", "extra": "gguf"},
+        {"method": "gptq", "runner": "gpu", "extra": "gpu"}]}
     assert out["model"] == "TinyOrg/tiny-llama" and out["issue"] == "5"
-    job = JobSpec.from_json(out["plan"])
-    assert job.plan.gguf_types == ("Q4_K_M", "Q8_0") and job.plan.gptq.bits == 8
+    made = Plan.from_json(out["plan"])
+    assert made.request.specs["gguf"].types == ("Q4_K_M", "Q8_0")
+    assert made.request.specs["gptq"].bits == (8,)
     assert github.reactions == [(4242, "eyes")]
     (body,) = github.bodies()
     assert "@alice" in body and "[TinyOrg/tiny-llama](https://huggingface.co/TinyOrg/tiny-llama)"

@@ -6,11 +6,12 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from ghserver import comment_event, github, read_outputs, write_event  # noqa: F401
+from githubfake import comment_event, github, read_outputs, write_event  # noqa: F401
 
-from bot.commanding.job import PUBLISHED_FILE, JobSpec
-from bot.commands.command import command
-from bot.commands.run_job import command as run_job
+from bot.cli.command import command
+from bot.cli.run_job import command as run_job
+from bot.handover import PUBLISHED_FILE
+from bot.plan import Plan
 from runners.errors import QuantbotError
 from runners.results import load_run
 
@@ -27,13 +28,15 @@ def test_comment_to_published_report(github, tmp_path, tiny_model, toolchain):  
     event = write_event(tmp_path, comment_event("/quantize gguf=Q8_0,Q4_K_M"))
     invoke(command, ["plan", "--event", event])
     outputs = read_outputs(tmp_path / "github_output")
-    assert outputs["run"] == "true" and outputs["run_gpu"] == "false"
+    assert outputs["run"] == "true"
+    assert [j["method"] for j in json.loads(outputs["matrix"])["include"]] == ["gguf"]
     plan = tmp_path / "plan.json"
     plan.write_text(outputs["plan"])  # as the workflow does, via env, never via a shell word
 
     results = tmp_path / "results"
-    invoke(run_job, ["gguf", "--plan", plan, "--out", results, "--source", tiny_model,
-                     "--work", tmp_path / "work", "--ctx", 64, "--chunks", 4])
+    invoke(run_job, ["make", "--plan", plan, "--method", "gguf", "--out", results,
+                     "--source", tiny_model, "--work", tmp_path / "work", "--ctx", 64,
+                     "--chunks", 4])
     repo = results / "quantbot" / "tiny-llama-GGUF"
     assert [v.name for v in load_run(repo).variants] == ["Q4_K_M", "Q8_0"]
 
@@ -56,9 +59,10 @@ def test_run_job_gpu_follows_the_plans_gptq_options(tmp_path, trained_model):
     plan = tmp_path / "plan.json"
     invoke(run_job, ["plan", "--model", "org/m", "-o", plan, "--comment",
                      "/quantize gptq bits=8 group_size=64 act_order=false"])
-    assert JobSpec.load(plan).plan.gpu_methods == ("gptq",)
-    invoke(run_job, ["gpu", "--plan", plan, "--method", "gptq", "--source", trained_model,
-                     "--out", tmp_path / "out", "--work", tmp_path / "work", "--owner", "qb"])
+    assert Plan.load(plan).request.methods == ("gptq",)
+    invoke(run_job, ["make", "--plan", plan, "--method", "gptq", "--source", trained_model,
+                     "--out", tmp_path / "out", "--work", tmp_path / "work", "--owner", "qb",
+                     "--device", "cpu"])
     run = load_run(tmp_path / "out" / "qb" / "m-GPTQ")
     assert [v.name for v in run.variants] == ["gptq-8bit-64g"]
     assert run.variants[0].params["act_order"] is False and run.source.repo_id == "org/m"
@@ -67,7 +71,7 @@ def test_run_job_gpu_follows_the_plans_gptq_options(tmp_path, trained_model):
 def test_run_job_refuses_methods_the_plan_lacks(tmp_path):
     plan = tmp_path / "plan.json"
     invoke(run_job, ["plan", "--model", "org/m", "--comment", "/quantize awq", "-o", plan])
-    for args in (["gguf"], ["gpu", "--method", "gptq"]):
+    for args in (["make", "--method", "gguf"], ["make", "--method", "gptq"]):
         result = CliRunner().invoke(run_job, [*args, "--plan", str(plan),
                                               "--out", str(tmp_path / "o")])
         assert isinstance(result.exception, QuantbotError), result.output

@@ -4,14 +4,14 @@ from bot.cli import main
 
 
 def test_doctor_reports_toolchain_and_cache(toolchain):
-    result = CliRunner().invoke(main, ["doctor", "--require", "gguf"])
+    result = CliRunner().invoke(main, ["doctor", "--method", "gguf"])
     assert result.exit_code == 0, result.output
     assert str(toolchain.bin_dir) in result.output
     assert "llama-cpp-python" in result.output
 
 
 def test_doctor_fails_clearly_without_gpu_or_disk():
-    result = CliRunner().invoke(main, ["doctor", "--require", "gpu", "--min-free-gb", "1e9"])
+    result = CliRunner().invoke(main, ["doctor", "--method", "nf4", "--min-free-gb", "1e9"])
     assert result.exit_code == 1
     assert "no CUDA GPU visible; fix:" in result.output
     assert "GB required; fix:" in result.output

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from runners.gguf import llama_tools
-from runners.gptq.evaluate import measure
+from runners.hfmodel.evaluate import measure
 from runners.texts import text_set
 
 CTX, CHUNKS = 128, 8
@@ -31,7 +31,7 @@ def test_f16_perplexity_agrees_within_one_percent(tmp_path, trained_model, toolc
     ids = [tok.bos_token_id, *tok(text.read_text(), add_special_tokens=False).input_ids]
     blocks = [[tok.bos_token_id, *ids[i * CTX + 1:(i + 1) * CTX]] for i in range(CHUNKS)]
     model = AutoModelForCausalLM.from_pretrained(trained_model, dtype=torch.float32)
-    hf_ppl = measure(model, blocks, tmp_path / "baseline", "agree", write_baseline=True).ppl
+    hf_ppl = measure(model, blocks, tmp_path / "baseline", "agree", write_baseline=True).quality.ppl
     print(f"\nllama.cpp f16 PPL {llama_ppl:.4f}  transformers fp32 PPL {hf_ppl:.4f}  "
           f"diff {100 * (hf_ppl - llama_ppl) / llama_ppl:+.3f} %")
     assert hf_ppl == pytest.approx(llama_ppl, rel=0.01)

@@ -71,7 +71,7 @@ def test_card_renders_every_row_with_metadata(published):
 def test_rerun_resumes_and_republishes_the_same_files(published):
     repo, root, args = published
     before = {p.name: p.stat().st_mtime_ns for p in (root / "work").rglob("*.gguf")}
-    result = CliRunner().invoke(main, [*args, "--types", "Q4_K_M,Q8_0"])
+    result = CliRunner().invoke(main, [*args, "gguf=Q4_K_M,Q8_0"])
     assert result.exit_code == 0, result.output
     after = {p.name: p.stat().st_mtime_ns for p in (root / "work").rglob("*.gguf")}
     assert after["tiny-llama.Q8_0.gguf"] == before["tiny-llama.Q8_0.gguf"]  # not redone
@@ -83,7 +83,7 @@ def test_rerun_resumes_and_republishes_the_same_files(published):
 def test_oversized_file_is_split_and_listed(tmp_path, tiny_model, toolchain):
     result = CliRunner().invoke(main, [
         "quantize", str(tiny_model), "--out", str(tmp_path / "hub"), "--work",
-        str(tmp_path / "work"), "--types", "Q8_0", "--split-size", "1M", "--ctx", "64",
+        str(tmp_path / "work"), "gguf=Q8_0", "--split-size", "1M", "--ctx", "64",
         "--chunks", "4"])
     assert result.exit_code == 0, result.output
     repo = next((tmp_path / "hub" / "quantbot").iterdir())

@@ -11,9 +11,10 @@ from githubfake import FakeGitHub, fast_tracker
 from pytest_httpserver import HTTPServer
 
 from bot.config import Config
-from bot.github.issue_text import marker, render_issue
+from bot.github.issue_text import render_issue
 from bot.github.issues import IssueTracker
 from bot.hub.filters import ModelCandidate
+from bot.marker import marker
 from runners.errors import QuantbotError
 
 REPO = "org/quantbot"

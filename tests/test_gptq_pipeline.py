@@ -17,24 +17,25 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
+from bot.methods import METHODS
 from runners.results import QuantRun, load_run
 
 pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> dict[str, QuantRun]:
-    """`quantbot quantize --method gptq,awq` on the CPU, as a user runs it."""
+    """`quantbot quantize SOURCE gptq bits=4,8 awq nf4` on the CPU, as a user runs it."""
     root = tmp_path_factory.mktemp("gptq")
     model = trained_model
     start = time.perf_counter()
     result = CliRunner().invoke(main, [
-        "quantize", str(model), "--repo-id", "tests/trained-llama", "--method", "gptq,awq",
-        "--gptq-variants", "4,8", "--device", "cpu", "--calib-samples", "8", "--calib-len", "128",
+        "quantize", str(model), "--repo-id", "tests/trained-llama", "gptq", "bits=4,8",
+        "awq", "nf4", "--device", "cpu", "--calib-samples", "8", "--calib-len", "128",
         "--ctx", "128", "--chunks", "8", "--out", str(root / "hub"), "--work", str(root / "work")])
     assert result.exit_code == 0, result.output
     print(f"\ntiming: quantize+check+measure+publish {time.perf_counter() - start:.1f}s")
     hub = root / "hub" / "quantbot"
-    out = {m: load_run(hub / f"trained-llama-{m.upper()}") for m in ("gptq", "awq")}
+    out = {m: load_run(hub / METHODS[m].repo_name("trained-llama")) for m in ("gptq", "awq", "nf4")}
     for run in out.values():
         print(f"baseline PPL {run.baseline.ppl}")
         for v in run.variants:
@@ -47,7 +48,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> dict[
 
 
 def _variant(runs, name):
-    return next(v for r in (runs["gptq"], runs["awq"]) for v in r.variants if v.name == name)
+    return next(v for m in ("gptq", "awq", "nf4") for v in runs[m].variants if v.name == name)
 
 
 @pytest.mark.parametrize("name,method", [("gptq-4bit-128g-actorder", "gptq"),
@@ -73,9 +74,9 @@ def test_folder_is_a_loadable_checkpoint(runs, name, method):
 
 def test_measurements_are_present_and_sane(runs):
     base = runs["gptq"].baseline
-    assert runs["awq"].baseline == base  # computed once, reused
+    assert runs["awq"].baseline == base == runs["nf4"].baseline  # computed once, reused
     assert 1 < base.ppl < 512
-    for run in (runs["gptq"], runs["awq"]):
+    for run in (runs["gptq"], runs["awq"], runs["nf4"]):
         for v in run.variants:
             q = v.quality
             for x in (q.ppl, q.ppl_err, q.kld_mean, q.kld_err, q.kld_p99, q.same_top_p):
@@ -89,6 +90,26 @@ def test_four_bit_costs_perplexity(runs):
     assert _variant(runs, "awq-4bit-128g-zp").quality.ppl > base
 
 
+def test_nf4_is_a_plain_transformers_checkpoint(runs):
+    """NF4: quant_method bitsandbytes, double quantization, bf16 compute, lm_head kept 16-bit,
+    reloaded by a plain from_pretrained in a fresh process (the pipeline's check)."""
+    from safetensors import safe_open
+
+    folder = runs["root"] / METHODS["nf4"].repo_name("trained-llama") / "nf4-dq-bfloat16"
+    qc = json.loads((folder / "config.json").read_text())["quantization_config"]
+    assert qc["quant_method"] == "bitsandbytes" and qc["load_in_4bit"] is True
+    assert qc["bnb_4bit_quant_type"] == "nf4" and qc["bnb_4bit_use_double_quant"] is True
+    assert qc["bnb_4bit_compute_dtype"] == "bfloat16"
+    weights = sorted(folder.glob("*.safetensors"))
+    assert weights
+    keys = {k for w in weights for k in safe_open(str(w), "pt").keys()}  # noqa: SIM118
+    assert any(k.endswith("q_proj.weight.quant_state.bitsandbytes__nf4") for k in keys)
+    assert not any(k.startswith("lm_head") and "quant_state" in k for k in keys)
+    v = _variant(runs, "nf4-dq-bfloat16")
+    assert v.check_output.strip() and v.params["kernel"] == "Linear4bit"
+    assert 0 < v.quality.kld_mean < _variant(runs, "gptq-8bit-128g-actorder").quality.kld_mean * 1000
+
+
 def test_eight_bit_is_closer_to_the_original(runs):
     k8 = _variant(runs, "gptq-8bit-128g-actorder").quality.kld_mean
     k4 = _variant(runs, "gptq-4bit-128g-actorder").quality.kld_mean
@@ -97,14 +118,17 @@ def test_eight_bit_is_closer_to_the_original(runs):
         _variant(runs, "gptq-4bit-128g-actorder").size_bytes
 
 
-@pytest.mark.parametrize("method,rows", [("gptq", 2), ("awq", 1)])
-def test_card_lists_every_variant_with_hub_metadata(runs, method, rows):
+@pytest.mark.parametrize("method,rows,variant,flag", [
+    ("gptq", 2, "gptq-4bit-128g", "gptq"), ("awq", 1, "awq-4bit-128g", "awq"),
+    ("nf4", 1, "nf4-dq-bfloat16", "bitsandbytes")])
+def test_card_lists_every_variant_with_hub_metadata(runs, method, rows, variant, flag):
     import yaml
 
-    text = (runs["root"] / f"trained-llama-{method.upper()}" / "README.md").read_text()
+    text = (runs["root"] / METHODS[method].repo_name("trained-llama") / "README.md").read_text()
     meta = yaml.safe_load(text.split("---\n")[1])
     assert meta["base_model"] == "tests/trained-llama"
-    assert meta["base_model_relation"] == "quantized" and method in meta["tags"]
+    assert meta["base_model_relation"] == "quantized"
+    assert set(METHODS[method].hub_tags) <= set(meta["tags"])
     table = [line for line in text.splitlines() if line.startswith(f"| [{method}-")]
     assert len(table) == rows and all("| n/a |" not in line for line in table)
-    assert f'--include "{method}-4bit-128g' in text and f"--quantize {method}" in text
+    assert f'--include "{variant}' in text and f"--quantization {flag}" in text

@@ -8,10 +8,12 @@ import math
 import pytest
 
 from runners.errors import QuantbotError
-from runners.gptq.calibration import cut_blocks
-from runners.gptq.evaluate import baseline_key, first_scored, summarize
 from runners.gptq.quantize import prepare_env, quantize_config_kwargs, scrub_config, verify_folder
-from runners.gptq.types import QuantSpec, parse_group, parse_specs
+from runners.gptq.spec import MAX_VARIANTS, AwqSpec, GptqSpec
+from runners.gptq.types import AWQ_OPTIONS, GPTQ_OPTIONS, QuantSpec
+from runners.hfmodel.calibration import cut_blocks
+from runners.hfmodel.evaluate import baseline_key, first_scored, summarize
+from runners.options import Option, OptionError
 
 
 def test_defaults_are_the_usual_recipes():
@@ -24,19 +26,30 @@ def test_defaults_are_the_usual_recipes():
     assert a.params() == {"bits": 4, "group_size": "128", "zero_point": True, "version": "gemm"}
 
 
+def option(options: tuple[Option, ...], name: str) -> Option:
+    return next(o for o in options if o.name == name)
+
+
+GPTQ_GROUP = option(GPTQ_OPTIONS, "group_size")
+
+
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])
-@pytest.mark.parametrize("group", ["32", "64", "128", "none"])
-def test_gptq_options(bits, group):
-    spec = QuantSpec.gptq(bits, group, act_order=False)
-    assert spec.group_size == parse_group(group)
-    assert spec.name.startswith(f"gptq-{bits}bit-")
+@pytest.mark.parametrize(("group", "size"), [("32", 32), ("64", 64), ("128", 128), ("none", -1)])
+def test_gptq_options(bits, group, size):
+    assert GPTQ_GROUP.read(group, "GPTQ") == (size,)
+    spec = QuantSpec.gptq(bits, size, act_order=False)
+    assert spec.group_size == size
+    assert spec.group_label == group
+    assert spec.name.startswith(f"gptq-{bits}bit-{'nogroup' if size == -1 else f'{size}g'}")
     assert "actorder" not in spec.name
+    assert spec.options() == {"bits": bits, "group_size": size, "act_order": False, "damp": 0.01}
 
 
 @pytest.mark.parametrize("make", [
     lambda: QuantSpec.gptq(5), lambda: QuantSpec.gptq(4, 256), lambda: QuantSpec.gptq(damp=0),
-    lambda: QuantSpec.awq(8), lambda: QuantSpec.awq(4, "none"), lambda: QuantSpec("awq", 4, 128, True),
-    lambda: QuantSpec("exl2"), lambda: parse_group("big"),
+    lambda: QuantSpec.awq(8), lambda: QuantSpec.awq(4, -1), lambda: QuantSpec("awq", 4, 128, True),
+    lambda: QuantSpec("exl2"), lambda: GPTQ_GROUP.read("big", "GPTQ"),
+    lambda: option(AWQ_OPTIONS, "group_size").read("none", "AWQ"),
 ])
 def test_bad_variants_name_the_fix(make):
     with pytest.raises(QuantbotError) as err:
@@ -44,13 +57,46 @@ def test_bad_variants_name_the_fix(make):
     assert "Fix:" in str(err.value)
 
 
-def test_parse_specs():
-    assert parse_specs("gptq", None) == [QuantSpec.gptq()]
-    assert [s.name for s in parse_specs("gptq", "4, 8:none, 4")] == [
-        "gptq-4bit-128g-actorder", "gptq-8bit-nogroup-actorder"]
-    assert parse_specs("awq", "4:64") == [QuantSpec.awq(4, 64)]
+def test_specs_make_every_combination():
+    # What `--gptq-variants` used to say now reads as the chat's words: gptq bits=4,8 …
+    assert GptqSpec().variants() == [QuantSpec.gptq()]
+    assert AwqSpec().variants() == [QuantSpec.awq()]
+    bits = option(GPTQ_OPTIONS, "bits").read("4, 8, 4", "GPTQ")
+    assert bits == (4, 8)  # duplicates dropped, order kept
+    groups = GPTQ_GROUP.read("128,none", "GPTQ")
+    assert groups == (128, -1)
+    assert GptqSpec(bits=bits, group_size=groups).variant_names() == [
+        "gptq-4bit-128g-actorder", "gptq-4bit-nogroup-actorder",
+        "gptq-8bit-128g-actorder", "gptq-8bit-nogroup-actorder"]
+    assert GptqSpec(bits=(8,), group_size=(-1,)).variants() == [QuantSpec.gptq(8, -1)]
+    awq_groups = option(AWQ_OPTIONS, "group_size").read("64", "AWQ")
+    assert AwqSpec(group_size=awq_groups).variants() == [QuantSpec.awq(4, 64)]
+    with pytest.raises(OptionError):
+        option(GPTQ_OPTIONS, "bits").read("four", "GPTQ")
     with pytest.raises(QuantbotError):
-        parse_specs("gptq", "four")
+        GptqSpec(bits=(5,))
+    with pytest.raises(QuantbotError):
+        AwqSpec(group_size=(-1,))
+
+
+def test_too_many_variants_is_an_error():
+    many = GptqSpec(bits=(2, 4), group_size=(32, 64), act_order=(True, False))
+    assert len(many.variants()) == MAX_VARIANTS
+    with pytest.raises(QuantbotError, match=f"at most {MAX_VARIANTS} variants"):
+        GptqSpec(bits=(2, 3, 4, 8), group_size=(32, 64, 128))
+
+
+def test_spec_names_estimates_and_descriptions():
+    spec = GptqSpec(bits=(4, 8), damp=(0.05,))
+    assert spec.variant_names() == ["gptq-4bit-128g-actorder-damp0.05",
+                                    "gptq-8bit-128g-actorder-damp0.05"]
+    assert spec.bits_per_weight() == {"gptq-4bit-128g-actorder-damp0.05": 4.51,
+                                      "gptq-8bit-128g-actorder-damp0.05": 8.54}
+    assert QuantSpec.gptq().bits_per_weight() == 4.51
+    assert len(spec.describe().split("; ")) == 2  # one part per variant
+    assert "0.05" in spec.describe() and "8" in spec.describe()
+    assert "64" in AwqSpec(group_size=(64,), zero_point=(False,)).describe()
+    assert "none" in GptqSpec(group_size=(-1,)).describe()  # -1 in the users' word
 
 
 def test_cut_blocks_are_contiguous_and_never_padded():
@@ -66,19 +112,20 @@ def test_cut_blocks_are_contiguous_and_never_padded():
 def test_summarize_matches_hand_math():
     nll = [math.log(4.0)] * 10 + [math.log(16.0)] * 10
     m = summarize(nll, kld=[0.0] * 19 + [1.0], same=[1.0] * 15 + [0.0] * 5)
-    assert m.ppl == pytest.approx(8.0)
+    q = m.quality
+    assert q.ppl == pytest.approx(8.0)
     assert m.n_scored == 20
-    assert m.kld_mean == pytest.approx(0.05)
-    assert m.kld_p99 == pytest.approx(1.0)
-    assert m.same_top_p == pytest.approx(0.75)
-    assert m.ppl_err > 0
+    assert q.kld_mean == pytest.approx(0.05)
+    assert q.kld_p99 == pytest.approx(1.0)
+    assert q.same_top_p == pytest.approx(0.75)
+    assert q.ppl_err > 0
     with pytest.raises(QuantbotError):
         summarize([1.0])
 
 
 def test_window_terms_kld():
     torch = pytest.importorskip("torch")
-    from runners.gptq.evaluate import window_terms
+    from runners.hfmodel.evaluate import window_terms
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(16, 50, generator=g)
@@ -119,7 +166,8 @@ def test_verify_folder(tmp_path):
         verify_folder(tmp_path, spec)
     (tmp_path / "config.json").write_text(json.dumps(
         {"quantization_config": {"quant_method": "gptq", "bits": 4}}))
-    with pytest.raises(QuantbotError, match=r"lacks model\.safetensors, quantize_config\.json"):
+    with pytest.raises(QuantbotError, match=r"lacks model\.safetensors, tokenizer, "
+                       r"generation_config\.json, quantize_config\.json\."):
         verify_folder(tmp_path, spec)
     for name in ("model.safetensors", "quantize_config.json", "tokenizer.json",
                  "generation_config.json"):

@@ -15,7 +15,7 @@ from fakeserver import fresh, serving
 from hubfake import FakeHub, FastClock, fast_hf_clock
 from pytest_httpserver import HTTPServer
 
-from bot.commands.publish import command as publish_command
+from bot.cli.publish import command as publish_command
 from bot.hub.client import hub_api
 from bot.publish.hub import HubPublisher
 from runners.errors import QuantbotError
@@ -156,29 +156,9 @@ def test_oversized_file_is_refused_before_any_request(hub: FakeHub, folder: Path
                                                       name: str) -> None:
     (folder / name).write_bytes(b"\0" * 2000)
     with pytest.raises(QuantbotError, match=rf"{name} is 2\.00 kB, over the Hub's per-file limit of 1\.00"
-                                            rf" kB. Fix: split it"):
-        publisher(max_file_bytes=1000, splitter=None).publish(folder, REPO)
+                                            rf" kB. Fix: quantize again with --split-size"):
+        publisher(max_file_bytes=1000).publish(folder, REPO)
     assert hub.requests == []
-
-
-def test_oversized_gguf_is_split(hub: FakeHub, folder: Path) -> None:
-    big = folder / "tiny-1b.F16.gguf"
-    big.write_bytes(b"GGUF" + bytes(range(256)) * 8)  # 2052 bytes
-
-    def split(path: Path, max_bytes: int) -> list[Path]:  # stands in for llama-gguf-split
-        data, parts = path.read_bytes(), []
-        n = -(-len(data) // max_bytes)
-        for i in range(n):
-            part = path.with_name(f"{path.stem}-{i + 1:05d}-of-{n:05d}.gguf")
-            part.write_bytes(data[i * max_bytes:(i + 1) * max_bytes])
-            parts.append(part)
-        return parts
-
-    result = publisher(max_file_bytes=1000, splitter=split).publish(folder, REPO)
-    parts = [f"tiny-1b.F16-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
-    assert result.uploaded == sorted([*ALL, *parts])
-    assert "tiny-1b.F16.gguf" not in hub.repos[REPO]
-    assert b"".join(hub.repos[REPO][p] for p in parts) == big.read_bytes()
 
 
 def test_collection(hub: FakeHub, folder: Path) -> None:
@@ -244,18 +224,19 @@ def test_cli_publish_to_local_folder(folder: Path, tmp_path: Path) -> None:
 
 def test_real_gguf_split_by_llama_cpp_and_listed_in_card(hub: FakeHub, tmp_path: Path,
                                                          tiny_model: Path, toolchain) -> None:
-    """A folder made by the real pipeline, published under a 1 MB limit with llama-gguf-split."""
+    """The real pipeline splits with llama-gguf-split where it makes the file (--split-size 1M);
+    the publisher publishes the parts under a 1 MB limit as they are, the card listing them."""
     import json
 
     from bot.cli import main
 
     made = CliRunner().invoke(main, [
         "quantize", str(tiny_model), "--out", str(tmp_path / "local"), "--work",
-        str(tmp_path / "work"), "--repo-id", "t/tiny", "--types", "Q8_0", "--ctx", "64",
-        "--chunks", "4"])
+        str(tmp_path / "work"), "--repo-id", "t/tiny", "gguf=Q8_0", "--ctx", "64",
+        "--chunks", "4", "--split-size", "1M"])
     assert made.exit_code == 0, made.output
     folder = tmp_path / "local" / "quantbot" / "tiny-GGUF"
-    assert (folder / "tiny.Q8_0.gguf").stat().st_size > 1_000_000
+    assert not (folder / "tiny.Q8_0.gguf").exists()
     result = publisher(max_file_bytes=1_000_000).publish(folder, REPO)
     parts = [p for p in result.uploaded if p.endswith(".gguf")]
     assert len(parts) >= 2 and all("tiny.Q8_0-0000" in p for p in parts)

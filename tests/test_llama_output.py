@@ -6,7 +6,9 @@ import pytest
 
 from runners.errors import QuantbotError
 from runners.gguf.llama_tools import parse_base_ppl, parse_chunks, parse_kld
-from runners.gguf.pipeline import plan_workers, size_to_bytes
+from runners.gguf.pipeline import plan_workers
+from runners.settings import HUB_MAX_FILE_BYTES, SPLIT_BYTES, RunSettings
+from runners.units import parse_count
 
 DATA = Path(__file__).parent / "data"
 
@@ -32,12 +34,26 @@ def test_truncated_output_is_a_clear_error():
         parse_kld(text.split("====== KL divergence")[0])
 
 
-def test_split_sizes():
-    assert size_to_bytes("48G") == 48 * 10**9
-    assert size_to_bytes("500M") == 500 * 10**6
-    for bad in ("48", "G", "-1G", "1.5G", "3T"):
+def split_bytes(size: str, tmp_path: Path) -> int:
+    """How ``--split-size SIZE`` becomes the settings' split size."""
+    return RunSettings(work_dir=tmp_path, split_bytes=parse_count(size, "--split-size")).split_bytes
+
+
+def test_split_sizes(tmp_path):
+    assert split_bytes("48G", tmp_path) == 48 * 10**9 == SPLIT_BYTES
+    assert split_bytes("500M", tmp_path) == 500 * 10**6
+    assert split_bytes("1.5G", tmp_path) == 1_500_000_000  # decimals are sizes now
+    assert split_bytes("1M", tmp_path) == 10**6 and split_bytes("50G", tmp_path) == HUB_MAX_FILE_BYTES
+    assert RunSettings(work_dir=tmp_path).split_bytes == SPLIT_BYTES < HUB_MAX_FILE_BYTES
+    for bad in ("48", "G", "-1G", "3T", "0G", "999k", "51G", "48 G B"):
         with pytest.raises(QuantbotError):
-            size_to_bytes(bad)
+            split_bytes(bad, tmp_path)
+
+
+@pytest.mark.parametrize(("ctx", "chunks"), [(7, 32), (512, 0), (0, 0)])
+def test_bad_evaluation_windows(tmp_path, ctx, chunks):
+    with pytest.raises(QuantbotError, match="evaluation window"):
+        RunSettings(work_dir=tmp_path, ctx=ctx, chunks=chunks)
 
 
 def test_workers_fit_cores_and_memory():

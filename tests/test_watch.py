@@ -14,13 +14,14 @@ from githubfake import FakeGitHub, fast_tracker
 from hubfake import FakeHub, FastClock, fast_hf_clock, model_entry
 from pytest_httpserver import HTTPServer
 
-from bot.commands.watch import command as watch_command
+from bot.cli.watch import command as watch_command
 from bot.config import Config, config_from_dict
-from bot.github.issue_text import marker
 from bot.github.issues import IssueTracker
 from bot.hub.client import hub_api
 from bot.hub.poll import poll
 from bot.hub.watcher import HubWatcher
+from bot.marker import marker
+from bot.methods import METHODS
 from runners.errors import QuantbotError
 
 REPO = "org/quantbot"
@@ -65,7 +66,7 @@ def hub(monkeypatch: pytest.MonkeyPatch, hub_server: HTTPServer) -> Iterator[Fak
         model_entry("nd/NoDerivs-3B", license="cc-by-nd-4.0", params=3_000_000_000,
                     trending=50),
         model_entry("gate/Gated-8B", gated="manual", trending=40),
-        model_entry("ssm/Mamba-2B", arch="MambaForCausalLM", params=2_000_000_000,
+        model_entry("ssm/Odd-2B", arch="OddNetForCausalLM", params=2_000_000_000,
                     trending=30),
         model_entry("old/Done-7B", trending=20),
     ]
@@ -105,7 +106,7 @@ EXPECTED_SKIPS = {
     "big/Huge-400B": "400B parameters, above max_params 40B",
     "nd/NoDerivs-3B": "licence cc-by-nd-4.0 is on the deny list",
     "gate/Gated-8B": "gated (manual)",
-    "ssm/Mamba-2B": "architecture MambaForCausalLM not supported",
+    "ssm/Odd-2B": "no method takes architecture OddNetForCausalLM",
     "old/Done-7B": "already published as qb/Done-7B-GGUF",
 }
 
@@ -143,8 +144,8 @@ def test_dry_run_without_github_repo(hub: FakeHub, gh: FakeGitHub) -> None:
 
 def test_listing_follows_pages_up_to_max_models(hub: FakeHub, gh: FakeGitHub) -> None:
     hub.page_size = 3  # the server pages; the client follows Link headers
-    models = HubWatcher(hub_api(), cfg(max_models=7).hub).trending()
-    assert len(models) == 7
+    models, bad = HubWatcher(hub_api(), cfg(max_models=7).hub).trending()
+    assert len(models) == 7 and bad == []
     assert hub.count("GET", r"^/api/models") == 3  # 3 + 3 + 1 of the third page, no 4th
     assert models[0].repo_id == "meta/Llama-3-8B" and models[0].params == 8_030_261_248
 
@@ -153,7 +154,7 @@ def test_opens_once_across_runs(hub: FakeHub, gh: FakeGitHub) -> None:
     first = run_poll(cfg(), gh)
     assert sorted(t.model_id for t in first.opened) == ["meta/Llama-3-8B", "qwen/Qwen3-4B"]
     issue = gh.issues[1]
-    assert [label["name"] for label in issue["labels"]] == ["candidate", "gguf", "gptq", "awq"]
+    assert [label["name"] for label in issue["labels"]] == ["candidate", *METHODS]
     assert marker("meta/Llama-3-8B") in issue["body"]
     # requests for one poll of 9 models, 2 new: Hub 2; GitHub list + 2 creates + re-list
     assert len(hub.requests) == 2
@@ -207,7 +208,7 @@ def test_crash_after_create_leaves_no_duplicate(hub: FakeHub, gh: FakeGitHub) ->
 def test_hub_rate_limit_and_5xx_are_retried(hub: FakeHub, clock: FastClock, status: int,
                                             headers: dict) -> None:
     hub.fail("GET", r"^/api/models$", status, headers=headers)
-    models = HubWatcher(hub_api(), cfg().hub).trending()
+    models, _ = HubWatcher(hub_api(), cfg().hub).trending()
     assert len(models) == 9
     assert hub.count("GET", r"^/api/models") == 2
     assert clock.slept == [1.0]  # Retry-After 0 (+1s margin) or the first backoff step
@@ -223,14 +224,37 @@ def test_hub_keeps_failing_is_a_clear_bounded_error(hub: FakeHub, clock: FastClo
 
 @pytest.mark.parametrize("body", [
     {"error": "not a list"},
-    [{"modelId": "no-id-key"}],
-    [{"id": "a/b", "config": {"architectures": "LlamaForCausalLM"}}],
     b"<html>Bad gateway</html>",
 ])
 def test_hub_malformed_listing(hub: FakeHub, body: object) -> None:
     hub.fail("GET", r"^/api/models$", 200, body=body)
     with pytest.raises(QuantbotError, match="malformed"):
         HubWatcher(hub_api(), cfg().hub).trending()
+
+
+GOOD = {"id": "meta/Llama-3-8B", "pipeline_tag": "text-generation",
+        "config": {"architectures": ["LlamaForCausalLM"]},
+        "safetensors": {"parameters": {"BF16": 8_000_000_000}, "total": 8_000_000_000}}
+
+
+@pytest.mark.parametrize(("entry", "why"), [
+    ({"modelId": "no-id-key"}, "not a Hub repo id"),
+    ({"id": "a/b", "config": {"architectures": "LlamaForCausalLM"}}, "not a list of names"),
+    ({"id": "a/b/c"}, "not a Hub repo id"),
+    ({"id": "evil/x\n/quantize"}, "not a Hub repo id"),
+    ({"id": "a/b", "safetensors": {"parameters": {}, "total": "8B"}}, "safetensors.total"),
+    ({"id": "a/b", "safetensors": {"parameters": {}, "total": True}}, "safetensors.total"),
+    ({"id": "a/b", "safetensors": {"total": 1}}, "parameters"),
+    ({"id": "a/b", "trendingScore": "NaN"}, "trendingScore"),
+])
+def test_one_malformed_entry_is_skipped_and_the_poll_goes_on(hub: FakeHub, entry: dict,
+                                                             why: str) -> None:
+    hub.fail("GET", r"^/api/models$", 200, body=[entry, GOOD])
+    models, bad = HubWatcher(hub_api(), cfg().hub).trending()
+    assert [m.repo_id for m in models] == ["meta/Llama-3-8B"]
+    (skipped,) = bad
+    assert skipped.reason.startswith("malformed listing entry") and why in skipped.reason
+    assert "\n" not in skipped.repo_id
 
 
 def test_watch_opens_issues_from_the_cli(hub: FakeHub, gh: FakeGitHub, tmp_path: Path) -> None:

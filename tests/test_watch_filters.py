@@ -6,18 +6,22 @@ import dataclasses
 
 import pytest
 
-from bot.config import Config, FilterConfig, config_from_dict, load_config, parse_count
-from bot.github.issue_text import marker, model_in_body, render_issue
-from bot.hub.filters import Context, ListedModel, ModelCandidate, decide, decide_one
-from bot.hub.sizes import estimate
+from bot.chatops.commands import Kind, parse
+from bot.config import Config, FilterConfig, config_from_dict, load_config
+from bot.github.issue_text import render_issue
+from bot.hub.filters import Context, ListedModel, ModelCandidate, decide, decide_one, own_repo_ids
+from bot.marker import marker, model_in_body
+from bot.methods import METHODS, method_of_repo, source_name_of
+from bot.plan import Plan
+from bot.request import parse_words
 from runners.errors import QuantbotError
+from runners.units import parse_count
 
 GOOD = ListedModel(repo_id="meta/Llama-3-8B", pipeline_tag="text-generation",
                    library_name="transformers", tags=("transformers", "safetensors"),
                    license="llama3", architectures=("LlamaForCausalLM",), params=8_030_261_248,
                    trending_score=42.0)
-CTX = Context(namespace="qb", own_repos=frozenset({"qb/Old-7B-GGUF"}),
-              methods=("gguf", "gptq", "awq"))
+CTX = Context(namespace="qb", own_repos=frozenset({"qb/Old-7B-GGUF"}), methods=tuple(METHODS))
 F = FilterConfig()
 
 
@@ -29,7 +33,7 @@ def reason(model: ListedModel, f: FilterConfig = F, ctx: Context = CTX) -> str |
 def test_good_model_is_a_candidate() -> None:
     verdict = decide_one(GOOD, F, CTX)
     assert verdict == ModelCandidate("meta/Llama-3-8B", "LlamaForCausalLM", 8_030_261_248,
-                                     "llama3", 42.0)
+                                     "llama3", 42.0, methods=tuple(METHODS))
 
 
 @pytest.mark.parametrize(("change", "expected"), [
@@ -42,11 +46,16 @@ def test_good_model_is_a_candidate() -> None:
     ({"library_name": "gguf"}, "already quantized (library gguf)"),
     ({"tags": ("base_model:quantized:meta/Llama-3-8B",)}, "already quantized (a quantized"),
     ({"repo_id": "someone/Llama-3-8B-AWQ"}, "already quantized (name says so)"),
+    ({"repo_id": "someone/Llama-3-8B-GPTQ"}, "already quantized (name says so)"),
+    ({"repo_id": "someone/Llama-3-8B-bnb-4bit"}, "already quantized (name says so)"),
+    ({"repo_id": "someone/Llama-3-8B-Q4_K_M"}, "already quantized (name says so)"),
+    ({"tags": ("nf4",)}, "already quantized (tag nf4)"),
+    ({"library_name": "llama.cpp"}, "already quantized (library llama.cpp)"),
     ({"repo_id": "someone/Old-7B"}, "already published as qb/Old-7B-GGUF"),
     ({"repo_id": "qb/Thing"}, "one of our own repos"),
     ({"tags": ("custom_code",)}, "needs remote code"),
     ({"has_auto_map": True}, "needs remote code"),
-    ({"architectures": ("MambaForCausalLM",)}, "architecture MambaForCausalLM not supported"),
+    ({"architectures": ("FooForCausalLM",)}, "no method takes architecture FooForCausalLM"),
     ({"architectures": ()}, "no architectures in config.json"),
     ({"params": None}, "parameter count unknown"),
     ({"params": 50_000_000}, "50M parameters, below min_params 100M"),
@@ -64,12 +73,47 @@ def test_each_filter_stops_a_bad_model(change: dict, expected: str) -> None:
     ({"gated": "auto"}, FilterConfig(allow_gated=True)),
     ({"params": 70_000_000_000}, FilterConfig(max_params=80_000_000_000)),
     ({"license": "cc-by-nc-nd-4.0"}, FilterConfig(license_deny=())),
-    ({"architectures": ("MambaForCausalLM",)}, FilterConfig(architectures=("MambaForCausalLM",))),
     ({"license": None, "tags": ("license:mit",)}, F),  # licence from the tags
     ({"repo_id": "someone/Old-7B-Instruct"}, F),  # our Old-7B-GGUF is another model
 ])
 def test_each_filter_is_configurable(change: dict, f: FilterConfig) -> None:
     assert reason(dataclasses.replace(GOOD, **change), f) is None
+
+
+def test_own_repos_come_from_the_registry() -> None:
+    ids = own_repo_ids("meta/Llama-3-8B", "qb")
+    assert ids == [f"qb/Llama-3-8B{m.repo_suffix}" for m in METHODS.values()]
+    assert ids == ["qb/Llama-3-8B-GGUF", "qb/Llama-3-8B-GPTQ", "qb/Llama-3-8B-AWQ",
+                   "qb/Llama-3-8B-bnb-4bit"]
+    for repo_id in ids:
+        name = repo_id.split("/", 1)[1]
+        assert source_name_of(name) == "Llama-3-8B"
+        assert method_of_repo(name) is not None
+    assert method_of_repo("Llama-3-8B") is None and source_name_of("Llama-3-8B") == "Llama-3-8B"
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_a_model_published_by_any_method_is_skipped(name: str) -> None:
+    ours = f"qb/Llama-3-8B{METHODS[name].repo_suffix}"
+    got = reason(GOOD, F, dataclasses.replace(CTX, own_repos=frozenset({ours})))
+    assert got == f"already published as {ours}"
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_s_hub_tags_mark_a_quantized_model(name: str) -> None:
+    for tag in METHODS[name].hub_tags:
+        got = reason(dataclasses.replace(GOOD, tags=(tag,)))
+        assert got is not None and got.startswith("already quantized")
+
+
+def test_a_model_is_a_candidate_when_one_configured_method_takes_it() -> None:
+    mamba = dataclasses.replace(GOOD, architectures=("MambaForCausalLM",))
+    verdict = decide_one(mamba, F, CTX)
+    assert isinstance(verdict, ModelCandidate)
+    assert verdict.methods and set(verdict.methods) < set(METHODS)
+    others = tuple(m for m in METHODS if m not in verdict.methods)
+    got = reason(mamba, F, dataclasses.replace(CTX, methods=others))
+    assert got is not None and "no method takes architecture MambaForCausalLM" in got
 
 
 def test_decide_keeps_order_and_drops_repeats() -> None:
@@ -116,13 +160,25 @@ def test_issue_text_has_marker_sizes_and_trigger() -> None:
     assert "https://huggingface.co/meta/Llama-3-8B" in text.body
     assert "8.03B" in text.body and "`LlamaForCausalLM`" in text.body and "`llama3`" in text.body
     assert "| GGUF | Q4_K_M | 4.91 GB |" in text.body
-    assert "| GPTQ | 4-bit g128 |" in text.body and "| AWQ |" in text.body
-    assert "\n/quantize\n/quantize gguf=Q4_K_M,Q8_0\n" in text.body  # bot/commanding's grammar
-    assert text.labels == ("candidate", "gguf", "gptq", "awq")
+    assert "| GPTQ | gptq-4bit-128g-actorder |" in text.body and "| AWQ |" in text.body
+    assert "| NF4 |" in text.body
+    for m in METHODS.values():
+        assert f"{Config().hub.namespace}/Llama-3-8B{m.repo_suffix}" in text.body
+    # every trigger line the issue offers is one the comment grammar takes
+    block = text.body.split("```\n")[1].split("```")[0]
+    lines = block.strip().splitlines()
+    assert lines[0] == "/quantize" and len(lines) == 1 + len(METHODS)
+    for line in lines:
+        cmd = parse(line)
+        assert cmd is not None and cmd.kind is Kind.QUANTIZE, line
+    assert parse(lines[0]).request.methods == tuple(METHODS)
+    assert text.labels == ("candidate", "gguf", "gptq", "awq", "nf4")
     assert text.title == "Quantize meta/Llama-3-8B (8.03B, LlamaForCausalLM)"
 
 
 def test_estimates_follow_the_plan() -> None:
-    est = estimate(1_000_000_000, ["gguf"], ["Q8_0", "Q4_K_M"])
-    assert [(e.variant, e.bytes) for e in est] == [("Q8_0", 1_062_500_000),
-                                                    ("Q4_K_M", 611_250_000)]
+    plan = Plan("meta/Llama-3-8B", 1, parse_words(["gguf=Q8_0,Q4_K_M"]))
+    est = plan.estimates(1_000_000_000)
+    # the spec orders types like the default set: smallest first
+    assert [(e.variant, e.bytes) for e in est] == [("Q4_K_M", 611_250_000),
+                                                    ("Q8_0", 1_062_500_000)]

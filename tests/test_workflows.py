@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.commanding.job import QUANTIZE_WORKFLOW, run_title
+from bot.handover import QUANTIZE_WORKFLOW, run_title
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -109,18 +109,38 @@ def test_quantize_runs_on_new_comments_and_is_named_per_issue():
     assert work["concurrency"]["cancel-in-progress"] is False
 
 
-def test_workers_check_the_runner_first_and_only_publish_sees_secrets():
+def test_one_job_per_method_on_its_runner_and_only_the_publish_step_sees_the_token():
+    """The workflow knows no method: the plan's matrix (from the registry) names each job's
+    method, runner label and extra; the job checks the runner, makes, then publishes from the
+    same runner, and only that step holds HF_TOKEN."""
     jobs = _jobs("quantize-jobs.yml")
-    assert jobs["gguf"]["runs-on"] == ["self-hosted", "cpu"]
-    assert jobs["gpu"]["runs-on"] == ["self-hosted", "gpu"]
-    for name in ("gguf", "gpu"):
-        runs = [s.get("run", "") for s in jobs[name]["steps"]]
-        doctor = next(i for i, r in enumerate(runs) if "quantbot doctor" in r)
-        work = next(i for i, r in enumerate(runs) if "run-job" in r)
-        assert doctor < work
+    make = jobs["make"]
+    assert make["strategy"]["matrix"] == "${{ fromJSON(inputs.matrix) }}"
+    assert make["runs-on"] == ["self-hosted", "${{ matrix.runner }}"]
+    runs = [s.get("run", "") for s in make["steps"]]
+    doctor = next(i for i, r in enumerate(runs) if "quantbot doctor" in r)
+    work = next(i for i, r in enumerate(runs) if "run-job make" in r)
+    publish = next(i for i, r in enumerate(runs) if "run-job publish" in r)
+    assert doctor < work < publish
+    for i, step in enumerate(make["steps"]):
+        assert ("secrets." in yaml.safe_dump(step)) == (i == publish), step.get("name")
     for name, job in jobs.items():
-        uses_secrets = "secrets." in yaml.safe_dump(job)
-        assert uses_secrets == (name == "publish"), name
+        if name != "make":
+            assert "secrets." not in yaml.safe_dump(job), name
+    artifacts = [s for s in make["steps"] if "upload-artifact" in s.get("uses", "")]
+    assert [a["with"]["path"] for a in artifacts] == ["${{ runner.temp }}/report/"]
+
+
+def test_the_plan_matrix_fits_the_workflow():
+    from bot.methods import METHODS
+    from bot.plan import Plan
+    from bot.request import parse_words
+
+    plan = Plan("org/m", 1, parse_words([]))
+    include = plan.matrix()["include"]
+    assert [j["method"] for j in include] == list(METHODS)
+    assert {j["runner"] for j in include} <= {"cpu", "gpu"}
+    assert all(set(j) == {"method", "runner", "extra"} for j in include)
 
 
 def test_ci_runs_the_tests_with_cpu_torch():

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from bot.cards.columns import table
 from bot.cards.prompt import prompt_template
-from bot.units import human_bytes, human_params
+from bot.methods import METHODS
 from runners.results import QuantRun, Variant
+from runners.units import human_bytes, human_params
 
 QUANTIZED_BY = "quantbot"
 REPO_URL = "https://github.com/quantbot/quantbot"
@@ -56,6 +58,14 @@ class FileRow:
 
 
 @dataclass(frozen=True)
+class FilesTable:
+    """The files table of a card: headers and one row of Markdown cells per variant."""
+
+    headers: list[str]
+    cells: list[list[str]]
+
+
+@dataclass(frozen=True)
 class CardData:
     """What one repository's README.md shows."""
 
@@ -63,10 +73,14 @@ class CardData:
     base_model: str
     base_name: str
     method: str
+    label: str
+    template: str
     metadata_yaml: str
     rows: list[FileRow]
+    table: FilesTable
     recommended: FileRow
     prompt_template: str
+    prompt_problem: str | None  # why the model's chat template could not be shown
     cli_prompt: str  # the prompt template quoted for a POSIX shell (it is the model's own text)
     has_chat_template: bool
     license: str | None
@@ -111,9 +125,8 @@ def _recommended(variants: list[Variant]) -> Variant:
 
 
 def _metadata(run: QuantRun, repo_id: str) -> str:
-    tags = [run.method, "quantized", f"{run.source.architecture}", "quantbot"]
-    if run.method == "gguf":
-        tags.insert(1, "llama.cpp")
+    m = METHODS[run.method]
+    tags = [*m.hub_tags, "quantized", f"{run.source.architecture}", "quantbot"]
     meta = {
         "base_model": run.source.repo_id,
         "base_model_relation": "quantized",
@@ -123,8 +136,8 @@ def _metadata(run: QuantRun, repo_id: str) -> str:
         "tags": tags,
         "model_name": repo_id.split("/")[-1],
     }
-    if run.method != "gguf":
-        meta["library_name"] = "transformers"
+    if m.library_name:
+        meta["library_name"] = m.library_name
     return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
 
 
@@ -140,10 +153,12 @@ def build_card_data(run: QuantRun, repo_id: str) -> CardData:
     smallest = variants[0]
     best = min(variants, key=lambda v: v.quality.kld_mean or float("inf"))
     recommended = _recommended(variants)
-    prompt = prompt_template(run.source.chat_template, run.source.bos_token, run.source.eos_token)
+    rendered = prompt_template(run.source.chat_template, run.source.bos_token,
+                               run.source.eos_token)
+    prompt = rendered.text
     rows = [
         FileRow(
-            name=v.name, files=v.files, quant_method=v.name if run.method == "gguf" else run.method,
+            name=v.name, files=v.files, quant_method=v.name,
             bits=v.bits_per_weight, size=human_bytes(v.size_bytes), ram=human_bytes(v.ram_bytes),
             peak_rss=human_bytes(v.peak_rss_bytes),
             ppl=f"{v.quality.ppl:.3f} ± {v.quality.ppl_err:.3f}",
@@ -156,11 +171,14 @@ def build_card_data(run: QuantRun, repo_id: str) -> CardData:
         for v in variants
     ]
     ram_ctx = int(variants[0].params.get("ram_ctx", 0))
+    m = METHODS[run.method]
     return CardData(
         repo_id=repo_id, base_model=run.source.repo_id, base_name=run.source.name,
-        method=run.method, metadata_yaml=_metadata(run, repo_id), rows=rows,
+        method=run.method, label=m.label, template=m.card_template,
+        metadata_yaml=_metadata(run, repo_id), rows=rows,
+        table=FilesTable(*table(m.columns, rows, repo_id)),
         recommended=next(r for r in rows if r.recommended),
-        prompt_template=prompt, cli_prompt=shlex.quote(prompt),
+        prompt_template=prompt, prompt_problem=rendered.problem, cli_prompt=shlex.quote(prompt),
         has_chat_template=bool(run.source.chat_template), license=run.source.license,
         n_params=human_params(run.source.n_params), architecture=run.source.architecture,
         baseline_ppl=f"{run.baseline.ppl:.3f} ± {run.baseline.ppl_err:.3f}",

@@ -27,7 +27,8 @@ import requests
 from github import Github, GithubException
 from github.Issue import Issue
 
-from bot.github.issue_text import IssueText, model_in_body
+from bot.github.issue_text import IssueText
+from bot.marker import model_in_body
 from runners.errors import QuantbotError
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The quantize workflow's runs for one issue: list them (``/status``), cancel them (``/cancel``).
 
-Runs are matched by their ``run-name`` (``quantize #N``, see ``bot.commanding.job.run_title``).
+Runs are matched by their ``run-name`` (``quantize #N``, see ``bot.handover.run_title``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from github import GithubException
 from github.Repository import Repository
 from github.WorkflowRun import WorkflowRun
 
-from bot.commanding.messages import RunLine
+from bot.chatops.messages import RunLine
 
 log = logging.getLogger(__name__)
 

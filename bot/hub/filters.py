@@ -7,16 +7,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.config import FilterConfig
-from bot.units import human_params
+from bot.methods import METHODS
+from runners.support.registry import Support, support
+from runners.units import human_params
 
-#: Suffixes of the repositories quantbot publishes, per method.
-OWN_SUFFIXES: dict[str, str] = {"gguf": "-GGUF", "gptq": "-GPTQ", "awq": "-AWQ"}
-
-_QUANT_TAGS = frozenset({"gguf", "gptq", "awq", "exl2", "exl3", "bitsandbytes", "4-bit", "8-bit",
-                         "mlx", "fp8", "int4", "int8", "quantized", "compressed-tensors"})
+#: Formats other publishers use besides ours (ours come from the method registry).
+_OTHER_FORMATS = ("exl2", "exl3", "mlx", "bnb", "4bit", "8bit", "int4", "int8", "fp8")
+_QUANT_TAGS = frozenset({tag for m in METHODS.values() for tag in m.hub_tags} | {
+    "exl2", "exl3", "8-bit", "mlx", "fp8", "int4", "int8", "quantized", "compressed-tensors"})
 _QUANT_NAME = re.compile(
-    r"[-_.](gguf|gptq|awq|exl2|exl3|mlx|bnb|4bit|8bit|int4|int8|fp8|nf4|q[2-8](_k)?(_[sml])?)"
-    r"([-_.].*)?$", re.IGNORECASE)
+    r"[-_.](" + "|".join((*METHODS, *_OTHER_FORMATS)) + r"|q[2-8](_k)?(_[sml])?)([-_.].*)?$",
+    re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class ListedModel:
     tags: tuple[str, ...] = ()
     license: str | None = None  # card data `license` (or `license_name` when it is "other")
     architectures: tuple[str, ...] = ()
+    model_type: str | None = None  # config.model_type
+    text_architecture: str | None = None  # config.text_config.architectures[0] (multimodal)
     quant_method: str | None = None  # config.quantization_config.quant_method
     has_auto_map: bool = False  # config.auto_map: modelling code shipped in the repo
     params: int | None = None  # safetensors metadata total
@@ -51,6 +54,8 @@ class ModelCandidate:
     params: int
     license: str
     trending_score: float | None = None
+    methods: tuple[str, ...] = ()  # the configured methods whose tools take it
+    multimodal: bool = False
 
     @property
     def name(self) -> str:
@@ -73,10 +78,10 @@ class Decision:
     skipped: tuple[Skipped, ...]
 
 
-def own_repo_ids(repo_id: str, namespace: str, methods: Iterable[str]) -> list[str]:
-    """``meta/Llama-3-8B`` → ``["ns/Llama-3-8B-GGUF", ...]`` for the given methods."""
+def own_repo_ids(repo_id: str, namespace: str) -> list[str]:
+    """``meta/Llama-3-8B`` → ``["ns/Llama-3-8B-GGUF", ...]``: every repo we could publish of it."""
     name = repo_id.split("/", 1)[-1]
-    return [f"{namespace}/{name}{OWN_SUFFIXES[m]}" for m in methods]
+    return [f"{namespace}/{m.repo_name(name)}" for m in METHODS.values()]
 
 
 def effective_license(model: ListedModel) -> str:
@@ -99,7 +104,7 @@ class Context:
 
     namespace: str
     own_repos: frozenset[str]
-    methods: tuple[str, ...]
+    methods: tuple[str, ...]  # what we would make: a model is a candidate if one takes it
     pipeline_tag: str = "text-generation"
 
 
@@ -138,7 +143,7 @@ def check_not_quantized(m: ListedModel, f: FilterConfig, ctx: Context) -> str | 
 
 
 def check_not_published(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
-    ours = [r for r in own_repo_ids(m.repo_id, ctx.namespace, OWN_SUFFIXES) if r in ctx.own_repos]
+    ours = [r for r in own_repo_ids(m.repo_id, ctx.namespace) if r in ctx.own_repos]
     if ours:
         return f"already published as {', '.join(ours)}"
     return None
@@ -152,12 +157,20 @@ def check_remote_code(m: ListedModel, f: FilterConfig, ctx: Context) -> str | No
     return None
 
 
+def model_support(m: ListedModel, methods: tuple[str, ...]) -> Support:
+    """What the pinned tools say of the model's architecture, per method (runners/support)."""
+    return support(m.architectures[0], m.model_type,
+                   {name: METHODS[name].support for name in methods},
+                   text_architecture=m.text_architecture)
+
+
 def check_architecture(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
     if not m.architectures:
         return "no architectures in config.json"
-    unsupported = [a for a in m.architectures if a not in f.architectures]
-    if unsupported:
-        return f"architecture {unsupported[0]} not supported by llama.cpp/GPU quantizers"
+    found = model_support(m, ctx.methods)
+    if not found.methods:
+        first = next(iter(found.verdicts.values()))
+        return f"no method takes architecture {m.architectures[0]} ({first.reason})"
     return None
 
 
@@ -191,8 +204,10 @@ def decide_one(m: ListedModel, f: FilterConfig, ctx: Context) -> ModelCandidate 
         if reason:
             return Skipped(m.repo_id, reason)
     assert m.params is not None
+    found = model_support(m, ctx.methods)
     return ModelCandidate(repo_id=m.repo_id, architecture=m.architectures[0], params=m.params,
-                          license=effective_license(m), trending_score=m.trending_score)
+                          license=effective_license(m), trending_score=m.trending_score,
+                          methods=tuple(found.methods), multimodal=found.multimodal)
 
 
 def decide(models: Iterable[ListedModel], f: FilterConfig, ctx: Context) -> Decision:

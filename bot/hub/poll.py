@@ -36,11 +36,12 @@ def poll(cfg: Config, watcher: HubWatcher, tracker: IssueTracker | None, *,
     afterwards if anything was opened (the race check). A dry run stops before any write; without
     a tracker (no repository configured) it cannot say which candidates already have an issue.
     """
-    models = watcher.trending()
+    models, malformed = watcher.trending()
     own = watcher.own_repos()
     ctx = Context(namespace=cfg.hub.namespace, own_repos=own, methods=cfg.quant.methods,
                   pipeline_tag=cfg.hub.pipeline_tag)
-    decision = decide(models, cfg.filters, ctx)
+    decided = decide(models, cfg.filters, ctx)
+    decision = Decision(decided.candidates, (*malformed, *decided.skipped))
     texts = [render_issue(c, cfg) for c in decision.candidates]
     report = PollReport(decision=decision, dry_run=dry_run, github_checked=tracker is not None)
     if tracker is None:

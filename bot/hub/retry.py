@@ -10,6 +10,14 @@ from typing import TypeVar
 
 import httpx2
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_none,
+)
 
 from runners.errors import QuantbotError
 
@@ -66,25 +74,44 @@ def as_quantbot_error(exc: BaseException, action: str) -> QuantbotError:
     return QuantbotError(f"failed to {action}: {exc!s:.200}", "rerun with -vv for details")
 
 
-def with_retries(fn: Callable[[], T], *, action: str, retries: int = 4, wait_s: float = 2.0,
-                 sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run ``fn``; on a transient failure wait (doubling from ``wait_s``) and rerun it, at most
-    ``retries`` more times. Any failure left becomes a :class:`QuantbotError`.
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After`` in seconds), if it said."""
+    response = getattr(_root(exc), "response", None)
+    value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
 
+
+def with_retries(fn: Callable[[], T], *, action: str, retries: int = 4, wait_s: float = 2.0,
+                 max_wait_s: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run ``fn``; on a transient failure wait and rerun it, at most ``retries`` more times.
+
+    The wait doubles from ``wait_s`` up to ``max_wait_s``, or is what the server's
+    ``Retry-After`` asks (also capped). Any failure left becomes a :class:`QuantbotError`.
     ``fn`` must be safe to rerun from the start (every caller here re-reads remote state first).
     """
-    attempt = 0
-    while True:
-        try:
-            return fn()
-        except QuantbotError:
-            raise
-        except Exception as exc:
-            if is_transient(exc) and attempt < retries:
-                delay = wait_s * 2**attempt
-                attempt += 1
-                log.warning("could not %s (%s); retry %d/%d in %.0fs", action,
-                            _status(exc) or type(exc).__name__, attempt, retries, delay)
-                sleep(delay)
-                continue
-            raise as_quantbot_error(exc, action) from exc
+    backoff = wait_exponential(multiplier=wait_s, max=max_wait_s) if wait_s else wait_none()
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        asked = retry_after(exc) if exc else None
+        return min(max_wait_s, asked if asked is not None else backoff(state))
+
+    def warn(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        why = (_status(exc) or type(exc).__name__) if exc else "?"
+        log.warning("could not %s (%s); retry %d/%d in %.0fs", action, why,
+                    state.attempt_number, retries, state.upcoming_sleep)
+
+    retrying = Retrying(stop=stop_after_attempt(retries + 1), wait=wait, sleep=sleep,
+                        retry=retry_if_exception(lambda e: not isinstance(e, QuantbotError)
+                                                 and is_transient(e)),
+                        before_sleep=warn, reraise=True)
+    try:
+        return retrying(fn)
+    except QuantbotError:
+        raise
+    except Exception as exc:
+        raise as_quantbot_error(exc, action) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -9,10 +10,13 @@ from typing import Any
 
 from huggingface_hub import HfApi
 from huggingface_hub.hf_api import ModelInfo
+from huggingface_hub.utils import paginate
 
 from bot.config import HubConfig
-from bot.hub.filters import ListedModel
+from bot.hub.filters import ListedModel, Skipped
 from bot.hub.retry import with_retries
+from bot.safetext import number
+from runners.source import is_repo_id
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +29,15 @@ EXPAND: tuple[str, ...] = (
 
 def listed_model(info: ModelInfo) -> ListedModel:
     """The filter's view of one listing entry; a malformed entry raises ``ValueError``."""
-    if not isinstance(info.id, str) or info.id.count("/") != 1:
-        raise ValueError(f"model id {info.id!r} is not OWNER/NAME")
+    if not is_repo_id(info.id):
+        raise ValueError(f"model id {str(info.id)[:100]!r} is not a Hub repo id OWNER/NAME")
     config: Mapping[str, Any] = info.config if isinstance(info.config, Mapping) else {}
     archs = config.get("architectures") or ()
     if not isinstance(archs, list | tuple) or not all(isinstance(a, str) for a in archs):
         raise ValueError(f"{info.id}: config.architectures is not a list of names")
+    text_config = config.get("text_config")
+    text_archs = text_config.get("architectures") if isinstance(text_config, Mapping) else None
+    model_type = config.get("model_type")
     quant = config.get("quantization_config")
     quant_method = quant.get("quant_method", "unknown") if isinstance(quant, Mapping) else None
     card = info.card_data
@@ -43,8 +50,13 @@ def listed_model(info: ModelInfo) -> ListedModel:
     if not isinstance(tags, list):
         raise ValueError(f"{info.id}: tags is not a list")
     params = info.safetensors.total if info.safetensors is not None else None
-    if params is not None and not isinstance(params, int):
-        raise ValueError(f"{info.id}: safetensors.total is not an integer")
+    if params is not None:
+        params = number(params, what=f"{info.id}: safetensors.total")
+        if not isinstance(params, int) or params < 0:
+            raise ValueError(f"{info.id}: safetensors.total is not a parameter count")
+    trending = info.trending_score
+    if trending is not None:
+        trending = number(trending, what=f"{info.id}: trendingScore")
     return ListedModel(
         repo_id=info.id,
         pipeline_tag=info.pipeline_tag,
@@ -55,11 +67,18 @@ def listed_model(info: ModelInfo) -> ListedModel:
         tags=tuple(str(t) for t in tags),
         license=str(licence) if licence else None,
         architectures=tuple(archs),
+        model_type=model_type if isinstance(model_type, str) else None,
+        text_architecture=text_archs[0] if isinstance(text_archs, list) and text_archs
+        and isinstance(text_archs[0], str) else None,
         quant_method=str(quant_method) if quant_method else None,
         has_auto_map=bool(config.get("auto_map")),
         params=params,
-        trending_score=info.trending_score,
+        trending_score=trending,
     )
+
+
+#: Our own namespace's repos looked at per poll: a bound, so a listing that pages forever ends.
+OWN_REPOS_LIMIT = 100_000
 
 
 @dataclass
@@ -69,25 +88,51 @@ class HubWatcher:
     api: HfApi
     hub: HubConfig
 
-    def trending(self) -> list[ListedModel]:
+    def trending(self) -> tuple[list[ListedModel], list[Skipped]]:
         """Up to ``max_models`` trending text-generation models: ``GET /api/models`` (paged by the
-        Hub through Link headers, so usually one request)."""
-        def run() -> list[ListedModel]:
-            infos = self.api.list_models(
-                sort="trending_score", pipeline_tag=self.hub.pipeline_tag,
-                expand=list(EXPAND), limit=self.hub.max_models,  # type: ignore[arg-type]
-            )
-            return [listed_model(i) for i in infos]
+        Hub through Link headers, so usually one request). A malformed entry is skipped with
+        its reason; the rest of the listing goes on."""
+        def run() -> tuple[list[ListedModel], list[Skipped]]:
+            # The listing of HfApi.list_models, read entry by entry: list_models builds every
+            # ModelInfo inside its generator, so one malformed entry would end the whole poll.
+            params = {"sort": "trendingScore", "pipeline_tag": self.hub.pipeline_tag,
+                      "expand": list(EXPAND), "limit": self.hub.max_models}
+            pages = paginate(f"{self.api.endpoint}/api/models", params=params,
+                             headers=self.api._build_hf_headers())
+            models: list[ListedModel] = []
+            bad: list[Skipped] = []
+            seen: set[str] = set()
+            for index, item in enumerate(itertools.islice(pages, self.hub.max_models)):
+                raw_id = item.get("id") if isinstance(item, dict) else None
+                name = raw_id if is_repo_id(raw_id) else f"entry {index}"
+                if name in seen:
+                    log.warning("the listing repeats %s: ending it here", name)
+                    break
+                seen.add(name)
+                try:
+                    if not isinstance(item, dict):
+                        raise ValueError(f"not an object: {str(item)[:60]!r}")
+                    if not is_repo_id(raw_id):
+                        raise ValueError(f"model id {str(raw_id)[:100]!r} is not a Hub repo id "
+                                         "OWNER/NAME")
+                    models.append(listed_model(ModelInfo(**{"siblings": None, **item})))
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    bad.append(Skipped(name, f"malformed listing entry: {str(exc)[:200]}"))
+                    log.warning("skipped %s of the listing: %s", name, exc)
+            if bad and not models:
+                raise ValueError(f"no usable entry ({bad[0].reason})")
+            return models, bad
 
         # huggingface_hub already retries 429/5xx/timeouts on listings (bounded, with backoff).
-        models = with_retries(run, action="list trending models", retries=0)
+        models, bad = with_retries(run, action="list trending models", retries=0)
         log.info("listed %d trending %s models", len(models), self.hub.pipeline_tag)
-        return models
+        return models, bad
 
     def own_repos(self) -> frozenset[str]:
         """Every model repo in our namespace: one ``GET /api/models?author=NS`` (paged)."""
         def run() -> frozenset[str]:
-            infos = self.api.list_models(author=self.hub.namespace, expand=["private"])
+            infos = self.api.list_models(author=self.hub.namespace, expand=["private"],
+                                         limit=OWN_REPOS_LIMIT)
             ids = [i.id for i in infos]
             if not all(isinstance(i, str) for i in ids):
                 raise ValueError("a listed repo has no string id")

@@ -11,20 +11,16 @@ from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, get_token
 
-from bot.cards.render import write_card
-from bot.config import HUB_MAX_FILE_BYTES
 from bot.hub.client import hub_api
 from bot.hub.retry import with_retries
+from bot.methods import source_name_of
 from bot.publish.base import PublishResult
-from bot.units import human_bytes
 from runners.errors import QuantbotError
-from runners.gguf.split import record_parts
-from runners.results import load_run
+from runners.settings import HUB_MAX_FILE_BYTES
+from runners.units import human_bytes
 
 log = logging.getLogger(__name__)
 
-#: ``splitter(path, max_bytes) -> parts``: writes the parts of an oversized GGUF next to it.
-Splitter = Callable[[Path, int], list[Path]]
 _CHUNK = 1 << 20
 
 
@@ -75,18 +71,6 @@ def unchanged(local: LocalFile, remote: RemoteFile | None) -> bool:
     return sha256 == remote.sha256 if remote.sha256 else blob == remote.blob_id
 
 
-def default_splitter() -> Splitter:
-    """llama-gguf-split from quantbot's llama.cpp toolchain (built on first use)."""
-
-    def run(path: Path, max_bytes: int) -> list[Path]:
-        from runners.gguf.split import split_gguf
-        from runners.llamacpp import ensure_toolchain
-
-        return split_gguf(ensure_toolchain(), path, max_bytes)
-
-    return run
-
-
 class HubPublisher:
     """Publishes a repository folder to ``<endpoint>/<repo_id>`` as one commit.
 
@@ -100,8 +84,7 @@ class HubPublisher:
     def __init__(self, api: HfApi | None = None, *, private: bool = False,
                  max_file_bytes: int = HUB_MAX_FILE_BYTES, collection: bool = False,
                  retries: int = 4, retry_wait_s: float = 2.0,
-                 sleep: Callable[[float], None] = time.sleep,
-                 splitter: Splitter | bool | None = True) -> None:
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.api = api or hub_api()
         self.private = private
         self.max_file_bytes = max_file_bytes
@@ -109,45 +92,26 @@ class HubPublisher:
         self.retries = retries
         self.retry_wait_s = retry_wait_s
         self.sleep = sleep
-        self.splitter: Splitter | None = (default_splitter() if splitter is True
-                                          else splitter or None)
 
     # -- before any request: the folder must be publishable as a whole -----------------------
-    def prepare(self, folder: Path, repo_id: str) -> list[LocalFile]:
-        """The files to publish, every one under the per-file limit (splitting GGUFs if we can).
+    def prepare(self, folder: Path) -> list[LocalFile]:
+        """The files to publish; every one must already be under the per-file limit.
 
-        Split parts replace the file in ``quantbot.json`` and the card is rendered again, so
-        the published card lists the parts.
+        Splitting is the quantizer's job (GGUF files are split where they are made, and the card
+        lists the parts); a publisher publishes what a finished folder holds and nothing else.
         """
         if not (folder / "README.md").is_file():
             raise QuantbotError(f"{folder} has no README.md (model card)",
                                 "publish a folder made by `quantbot quantize`")
         files = list_folder(folder)
         oversized = [f for f in files if f.size > self.max_file_bytes]
-        if not oversized:
-            return files
-        limit = human_bytes(self.max_file_bytes)
-        replaced: dict[str, list[str]] = {}
-        for f in oversized:
-            if not f.path.endswith(".gguf") or self.splitter is None:
-                raise QuantbotError(
-                    f"{f.path} is {human_bytes(f.size)}, over the Hub's per-file limit of {limit}",
-                    "split it into parts under the limit (llama-gguf-split --split-max-size for "
-                    "GGUF; `quantbot quantize` does it) and list the parts in the card")
-            log.warning("%s is over %s: splitting it with llama-gguf-split", f.path, limit)
-            parts = self.splitter(f.abs, self.max_file_bytes)
-            if not parts:
-                raise QuantbotError(f"splitting {f.path} produced no parts",
-                                    "rerun `quantbot quantize` for this model")
-            replaced[f.path] = [p.relative_to(folder).as_posix() for p in parts]
-        if record_parts(folder, replaced):
-            write_card(load_run(folder), repo_id, folder)
-        files = [f for f in list_folder(folder) if f.path not in replaced]
-        still = [f.path for f in files if f.size > self.max_file_bytes]
-        if still:
-            raise QuantbotError(f"{', '.join(still)} still over {limit} after splitting",
-                                "split with a smaller --split-max-size")
-        log.warning("split %s; the card lists the parts", ", ".join(sorted(replaced)))
+        if oversized:
+            f = oversized[0]
+            raise QuantbotError(
+                f"{f.path} is {human_bytes(f.size)}, over the Hub's per-file limit of "
+                f"{human_bytes(self.max_file_bytes)}",
+                "quantize again with --split-size under the limit (GGUF files are split with "
+                "llama-gguf-split where they are made, and the card lists the parts)")
         return files
 
     # -- requests ------------------------------------------------------------------------------
@@ -179,10 +143,7 @@ class HubPublisher:
 
     def _add_to_collection(self, repo_id: str) -> None:
         owner, name = repo_id.split("/", 1)
-        base = name
-        for suffix in ("-GGUF", "-GPTQ", "-AWQ"):
-            base = base.removesuffix(suffix)
-        title = f"{base} quantized"[:60]
+        title = f"{source_name_of(name)} quantized"[:60]
 
         def run() -> None:
             coll = self.api.create_collection(title, namespace=owner, private=self.private,
@@ -203,7 +164,7 @@ class HubPublisher:
         owner, _, name = repo_id.partition("/")
         if not owner or not name or "/" in name:
             raise QuantbotError(f"bad repository id {repo_id!r}", "use OWNER/NAME")
-        files = self.prepare(folder, repo_id)
+        files = self.prepare(folder)
         if not (self.api.token or get_token()):
             raise QuantbotError("no Hugging Face token",
                                 "set HF_TOKEN or run `hf auth login` with a write token")

@@ -57,10 +57,14 @@ def perplexity_kld(tc: Toolchain, model: Path, logits: Path, threads: int,
                      "--kl-divergence", "-t", str(threads)], log_file=log_file)
 
 
-def split(tc: Toolchain, model: Path, prefix: Path, max_size: str,
+def split(tc: Toolchain, model: Path, prefix: Path, max_bytes: int,
           log_file: Path | None = None) -> list[Path]:
-    """Split ``model`` into ``<prefix>-0000i-of-0000n.gguf`` parts of at most ``max_size``."""
-    run_tool([tc.tool("llama-gguf-split"), "--split", "--split-max-size", max_size, model, prefix],
+    """Split ``model`` into ``<prefix>-0000i-of-0000n.gguf`` parts of at most ``max_bytes``.
+
+    llama-gguf-split counts in whole decimal megabytes, so the limit is rounded down to one.
+    """
+    size = f"{max(1, max_bytes // 10**6)}M"
+    run_tool([tc.tool("llama-gguf-split"), "--split", "--split-max-size", size, model, prefix],
              log_file=log_file)
     return sorted(prefix.parent.glob(f"{prefix.name}-*-of-*.gguf"))
 

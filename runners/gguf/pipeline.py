@@ -24,49 +24,27 @@ from runners.errors import QuantbotError
 from runners.gguf import llama_tools
 from runners.gguf.check import check_gguf
 from runners.gguf.inspect import summarize
-from runners.gguf.types import GGUF_TYPES
-from runners.llamacpp import Toolchain
+from runners.gguf.spec import GgufSpec
+from runners.llamacpp import Toolchain, ensure_toolchain
 from runners.results import EvalSpec, Quality, QuantRun, Variant
+from runners.settings import RunSettings
 from runners.source import SourceModel
 from runners.texts import text_set
 
 log = logging.getLogger(__name__)
 
-HUB_FILE_LIMIT = "48G"  # the Hub takes files up to 50 GB; split below that with llama-gguf-split
 #: llama-perplexity scores the second half of each window and needs 100 scored tokens for KLD.
 MIN_SCORED_TOKENS = 100
 
 
-@dataclass(frozen=True)
-class GgufOptions:
-    """What to make and how to measure it."""
-
-    types: list[str]
-    work_dir: Path
-    imatrix: bool = False
-    ctx: int = 512
-    max_chunks: int = 32
-    jobs: int = 0  # 0: choose from cores and memory
-    threads: int = 0  # per tool; 0: cores // jobs
-    split_size: str = HUB_FILE_LIMIT
-    check_tokens: int = 16
-
-    def __post_init__(self) -> None:
-        size_to_bytes(self.split_size)  # a bad size fails before any work
-        scored = self.max_chunks * (self.ctx - self.ctx // 2 - 1)
-        if scored < MIN_SCORED_TOKENS:
-            raise QuantbotError(
-                f"--ctx {self.ctx} x --chunks {self.max_chunks} scores only {scored} tokens, "
-                f"and llama-perplexity gives KL-divergence statistics from {MIN_SCORED_TOKENS}",
-                "raise --chunks or --ctx")
-
-
-def size_to_bytes(size: str) -> int:
-    """``"48G"``/``"500M"`` (llama-gguf-split's decimal units) → bytes."""
-    unit = {"M": 10**6, "G": 10**9}.get(size[-1:].upper())
-    if unit is None or not size[:-1].isdigit() or int(size[:-1]) <= 0:
-        raise QuantbotError(f"bad split size {size!r}", "write a whole number with M or G, e.g. 48G")
-    return int(size[:-1]) * unit
+def check_window(settings: RunSettings) -> None:
+    """Enough scored tokens for llama-perplexity's KL-divergence statistics, before any work."""
+    scored = settings.chunks * (settings.ctx - settings.ctx // 2 - 1)
+    if scored < MIN_SCORED_TOKENS:
+        raise QuantbotError(
+            f"--ctx {settings.ctx} x --chunks {settings.chunks} scores only {scored} tokens, "
+            f"and llama-perplexity gives KL-divergence statistics from {MIN_SCORED_TOKENS}",
+            "raise --chunks or --ctx")
 
 
 def plan_workers(n_tasks: int, model_bytes: int, cores: int | None = None,
@@ -78,6 +56,18 @@ def plan_workers(n_tasks: int, model_bytes: int, cores: int | None = None,
     by_memory = max(1, int(free_bytes // max(1, int(model_bytes * 1.5))))
     jobs = max(1, min(cores, n_tasks, by_memory))
     return jobs, max(1, cores // jobs)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every per-type step reads: the request and the settings."""
+
+    spec: GgufSpec
+    settings: RunSettings
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return self.spec.types
 
 
 class _Progress:
@@ -104,9 +94,13 @@ def _publish_name(source: SourceModel, qtype: str) -> str:
     return f"{source.info.name}.{qtype}.gguf"
 
 
-def run_gguf(source: SourceModel, opts: GgufOptions, tc: Toolchain, repo_dir: Path) -> QuantRun:
+def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Path,
+        tc: Toolchain | None = None) -> QuantRun:
     """Make, measure and check every type into ``repo_dir``; return the run's record."""
-    work = opts.work_dir
+    check_window(settings)
+    tc = tc or ensure_toolchain()
+    opts = _Job(spec, settings)
+    work = settings.work_dir
     work.mkdir(parents=True, exist_ok=True)
     repo_dir.mkdir(parents=True, exist_ok=True)
     wanted = {_publish_name(source, t).removesuffix(".gguf") for t in opts.types}
@@ -115,7 +109,7 @@ def run_gguf(source: SourceModel, opts: GgufOptions, tc: Toolchain, repo_dir: Pa
             old.unlink()
     log_file = work / "tools.log"
     outtype = _outtype(source)
-    steps = 2 + 3 * len(opts.types) + int(opts.imatrix)
+    steps = 2 + 3 * len(opts.types) + int(opts.spec.imatrix)
     progress = _Progress(steps)
     try:
         base = work / f"{source.info.name}.{outtype.upper()}.gguf"
@@ -125,14 +119,14 @@ def run_gguf(source: SourceModel, opts: GgufOptions, tc: Toolchain, repo_dir: Pa
             tmp.rename(base)
         progress.done(f"converted to {outtype}")
         jobs, threads = plan_workers(len(opts.types) + 1, base.stat().st_size)
-        jobs, threads = opts.jobs or jobs, opts.threads or threads
+        jobs, threads = settings.jobs or jobs, settings.threads or threads
         log.info("gguf: %d types on %d workers x %d threads", len(opts.types), jobs, threads)
-        ctx = min(opts.ctx, source.info.context_length or opts.ctx)
+        ctx = min(settings.ctx, source.info.context_length or settings.ctx)
         imatrix_file = _imatrix(tc, base, work, ctx, opts, jobs * threads, log_file, progress)
         eval_text = text_set("evaluation")
         eval_file = eval_text.write(work / "evaluation.txt")
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            base_future = pool.submit(_baseline, tc, base, eval_file, work, ctx, opts.max_chunks,
+            base_future = pool.submit(_baseline, tc, base, eval_file, work, ctx, settings.chunks,
                                       threads, log_file, progress)
             futures = [pool.submit(_one_type, tc, source, base, qtype, repo_dir, work,
                                    base_future, imatrix_file, threads, opts, log_file, progress)
@@ -154,19 +148,16 @@ def run_gguf(source: SourceModel, opts: GgufOptions, tc: Toolchain, repo_dir: Pa
     )
 
 
-def _imatrix(tc: Toolchain, base: Path, work: Path, ctx: int, opts: GgufOptions, threads: int,
+def _imatrix(tc: Toolchain, base: Path, work: Path, ctx: int, opts: _Job, threads: int,
              log_file: Path, progress: _Progress) -> Path | None:
-    needed = opts.imatrix or any(GGUF_TYPES[t].needs_imatrix for t in opts.types)
-    if not needed:
+    if not opts.spec.imatrix:
         return None
     out = work / "imatrix.gguf"
     if not out.exists():
         calib = text_set("calibration").write(work / "calibration.txt")
         tmp = work / "imatrix.partial.gguf"
-        llama_tools.imatrix(tc, base, calib, tmp, ctx, opts.max_chunks, threads, log_file)
+        llama_tools.imatrix(tc, base, calib, tmp, ctx, opts.settings.chunks, threads, log_file)
         tmp.rename(out)
-    if not opts.imatrix:
-        log.info("gguf: computing an importance matrix, which the requested i-quants need")
     progress.done("imatrix")
     return out
 
@@ -189,7 +180,7 @@ def _baseline(tc: Toolchain, base: Path, eval_file: Path, work: Path, ctx: int, 
 
 def _one_type(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_dir: Path,
               work: Path, base_future: Future, imatrix_file: Path | None, threads: int,
-              opts: GgufOptions, log_file: Path, progress: _Progress) -> Variant:
+              opts: _Job, log_file: Path, progress: _Progress) -> Variant:
     name = _publish_name(source, qtype)
     parts = _quantized_parts(tc, base, qtype, name, repo_dir, imatrix_file, threads, opts,
                              log_file)
@@ -199,7 +190,7 @@ def _one_type(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_d
     run = llama_tools.perplexity_kld(tc, parts[0], logits, threads, log_file)
     quality = llama_tools.parse_kld(run.output)
     progress.done(f"{qtype} measured")
-    text = check_gguf(tc, parts[0], tokens=opts.check_tokens)
+    text = check_gguf(tc, parts[0], tokens=opts.settings.check_tokens)
     progress.done(f"{qtype} checked")
     summary = summarize(parts)
     ram, ram_ctx = summary.ram_estimate()
@@ -213,7 +204,7 @@ def _one_type(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_d
 
 
 def _quantized_parts(tc: Toolchain, base: Path, qtype: str, name: str, repo_dir: Path,
-                     imatrix_file: Path | None, threads: int, opts: GgufOptions,
+                     imatrix_file: Path | None, threads: int, opts: _Job,
                      log_file: Path) -> list[Path]:
     """The finished file(s) for one type: reused if present, else quantized (and split)."""
     whole = repo_dir / name
@@ -225,13 +216,13 @@ def _quantized_parts(tc: Toolchain, base: Path, qtype: str, name: str, repo_dir:
         return [whole]
     tmp = repo_dir / f".{name}.partial"
     llama_tools.quantize(tc, base, tmp, qtype, threads, imatrix_file, log_file)
-    if tmp.stat().st_size <= size_to_bytes(opts.split_size):
+    if tmp.stat().st_size <= opts.settings.split_bytes:
         tmp.rename(whole)
         return [whole]
     split_dir = repo_dir / f".{name}.split"
     shutil.rmtree(split_dir, ignore_errors=True)
     split_dir.mkdir()
-    parts = llama_tools.split(tc, tmp, split_dir / stem.name, opts.split_size, log_file)
+    parts = llama_tools.split(tc, tmp, split_dir / stem.name, opts.settings.split_bytes, log_file)
     for part in parts:
         part.rename(repo_dir / part.name)
     shutil.rmtree(split_dir)

@@ -6,9 +6,9 @@ GPTQModel (ModelCloud) writes the classic checkpoints transformers loads: ``quan
 ``max_shard_size``), ``config.json`` with ``quantization_config``, ``quantize_config.json``,
 the tokenizer files and the generation config.
 
-:func:`quantize` runs in the calling process; :func:`quantize_in_subprocess` runs it as
-``python -m runners.gptq.quantize REQUEST.json RESULT.json`` so that each variant starts clean and
-its peak resident memory is the process's own.
+:func:`quantize` runs in the calling process; the pipeline runs it as
+``python -m runners.gptq.quantize REQUEST.json RESULT.json`` (:mod:`runners.hfmodel.pipeline`) so
+that each variant starts clean and its peak resident memory is the process's own.
 """
 
 from __future__ import annotations
@@ -20,21 +20,17 @@ import resource
 import shutil
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from runners.errors import QuantbotError
-from runners.gptq import worker
-from runners.gptq.types import CalibrationSet, QuantOutcome, QuantSpec
-from runners.proc import ToolFailed
+from runners.gptq.types import QuantSpec
+from runners.hfmodel.folder import copy_tokenizer_files, quantization_config, require_files
+from runners.hfmodel.pipeline import serve_quantizer
+from runners.hfmodel.types import CalibrationSet, QuantOutcome
 
 log = logging.getLogger(__name__)
 
-#: Copied from the source folder when GPTQModel's save() leaves them out.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
-                   "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
-                   "chat_template.json", "generation_config.json")
 #: GPTQModel's per-module loss log: kept in the work folder, not published.
 SIDE_FILES = ("quant_log.csv",)
 
@@ -86,10 +82,7 @@ def scrub_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def verify_folder(folder: Path, spec: QuantSpec) -> list[str]:
     """The published files of a finished folder; :class:`QuantbotError` if one is missing."""
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise QuantbotError(f"{folder} has no config.json", "quantize this variant again")
-    qc = json.loads(config_path.read_text()).get("quantization_config") or {}
+    qc = quantization_config(folder)
     if qc.get("quant_method") != spec.method or qc.get("bits") != spec.bits:
         raise QuantbotError(
             f"{folder}/config.json says quant_method={qc.get('quant_method')!r} "
@@ -98,22 +91,11 @@ def verify_folder(folder: Path, spec: QuantSpec) -> list[str]:
     if spec.method == "awq" and qc.get("version") != "gemm":
         raise QuantbotError(f"AWQ folder {folder} is not in the GEMM layout",
                             "quantize with format gemm")
-    weights = sorted(p.name for p in folder.glob("*.safetensors"))
-    missing = [name for name, ok in (
-        ("model.safetensors", bool(weights)),
-        ("quantize_config.json", (folder / "quantize_config.json").is_file()),
-        ("tokenizer", any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer.model"))),
-        ("generation_config.json", (folder / "generation_config.json").is_file()),
-    ) if not ok]
-    if missing:
-        raise QuantbotError(f"{folder} lacks {', '.join(missing)}", "quantize this variant again")
-    return sorted(p.name for p in folder.iterdir() if p.is_file())
+    return require_files(folder, {"quantize_config.json": (folder / "quantize_config.json").is_file()})
 
 
 def _finish_folder(source: Path, out_dir: Path, side_dir: Path) -> None:
-    for name in TOKENIZER_FILES:
-        if (source / name).is_file() and not (out_dir / name).exists():
-            shutil.copy2(source / name, out_dir / name)
+    copy_tokenizer_files(source, out_dir)
     for name in SIDE_FILES:
         if (out_dir / name).is_file():
             side_dir.mkdir(parents=True, exist_ok=True)
@@ -162,7 +144,7 @@ def quantize(source: Path, spec: QuantSpec, out_dir: Path, calibration: Calibrat
     # AWQ: validate/pack with the portable torch kernel; the GEMM one JIT-compiles a CUDA
     # extension first. The checkpoint layout (version: gemm) is the same.
     backend = BACKEND.AWQ_TORCH if spec.method == "awq" else BACKEND.AUTO
-    model.quantize(calibration.as_gptqmodel(), batch_size=batch_size, backend=backend)
+    model.quantize(calibration.as_samples(), batch_size=batch_size, backend=backend)
     regions = {}
     timer = getattr(model, "quant_region_timer", None)
     for name, stat in (getattr(timer, "_stats", None) or {}).items():  # best effort: private
@@ -177,42 +159,23 @@ def quantize(source: Path, spec: QuantSpec, out_dir: Path, calibration: Calibrat
     side_dir.mkdir(parents=True, exist_ok=True)
     (side_dir / f"{out_dir.name}.regions.json").write_text(json.dumps(regions))
     return QuantOutcome(
-        spec=spec, folder=out_dir, seconds=round(seconds, 3), peak_vram_bytes=peak_vram,
+        variant=spec.name, params=spec.params(), folder=out_dir, seconds=round(seconds, 3),
+        peak_vram_bytes=peak_vram,
         peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         calibration_tokens=calibration.n_tokens, files=files,
         size_bytes=sum((out_dir / f).stat().st_size for f in files),
         tool_version=f"gptqmodel {gptqmodel_version}")
 
 
-def quantize_in_subprocess(source: Path, spec: QuantSpec, out_dir: Path,
-                           calibration: CalibrationSet, work_dir: Path, device: str = "auto",
-                           dtype: str = "auto", batch_size: int = 1,
-                           log_file: Path | None = None) -> QuantOutcome:
-    """:func:`quantize` in a fresh Python process; peak RSS is that process's (``wait4``)."""
-    try:
-        data, run = worker.call("runners.gptq.quantize", f"quantize-{spec.name}", {
-            "source": str(source), "spec": asdict(spec), "out_dir": str(out_dir),
-            "calibration": asdict(calibration), "device": device, "dtype": dtype,
-            "batch_size": batch_size, "side_dir": str(work_dir / "logs")},
-            work_dir, {**os.environ, **prepare_env()}, log_file)
-    except ToolFailed as exc:
-        raise QuantbotError(f"{spec.name}: quantization failed: {exc.problem.strip()}",
-                            "read the quantizer's error above") from exc
-    return QuantOutcome(**{**data, "spec": QuantSpec(**data["spec"]),
-                           "folder": Path(data["folder"]),
-                           "peak_rss_bytes": run.peak_rss_bytes})
-
-
-def _answer(req: dict[str, Any]) -> dict[str, Any]:
-    outcome = quantize(Path(req["source"]), QuantSpec(**req["spec"]), Path(req["out_dir"]),
-                       CalibrationSet(**req["calibration"]), device=req["device"],
-                       dtype=req["dtype"], batch_size=req["batch_size"],
-                       side_dir=Path(req["side_dir"]))
-    return {**asdict(outcome), "folder": str(outcome.folder)}
+def _make(req: dict[str, Any]) -> QuantOutcome:
+    return quantize(Path(req["source"]), QuantSpec(**req["variant"]), Path(req["out_dir"]),
+                    CalibrationSet(**req["calibration"]), device=req["device"],
+                    dtype=req["dtype"], batch_size=req["batch_size"],
+                    side_dir=Path(req["side_dir"]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    return worker.serve("runners.gptq.quantize", _answer, argv)
+    return serve_quantizer("runners.gptq.quantize", _make, argv)
 
 
 if __name__ == "__main__":

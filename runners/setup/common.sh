@@ -52,6 +52,6 @@ print_register_hint() {  # print_register_hint LABEL
 Register the runner (token: repository Settings > Actions > Runners > New self-hosted runner):
   ./config.sh --url https://github.com/OWNER/REPO --token TOKEN --labels self-hosted,$1 --unattended
   sudo ./svc.sh install && sudo ./svc.sh start
-Then run:  $QUANTBOT_VENV/bin/quantbot doctor --require $1
+Then run:  $QUANTBOT_VENV/bin/quantbot doctor --method METHOD (each method the runner takes)
 EOT
 }

@@ -18,5 +18,5 @@ TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 check_disk "${MIN_FREE_GB:-200}"
 make_venv gguf "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu
 write_runner_env
-QUANTBOT_CACHE="$QUANTBOT_CACHE" HF_HOME="$HF_HOME" "$QUANTBOT_VENV/bin/quantbot" doctor --require gguf
+QUANTBOT_CACHE="$QUANTBOT_CACHE" HF_HOME="$HF_HOME" "$QUANTBOT_VENV/bin/quantbot" doctor --method gguf
 print_register_hint cpu

@@ -1,0 +1,141 @@
+"""``quantbot command``: answer an issue comment (plan, report, fail), as the workflow does.
+
+Every subcommand reads the ``issue_comment`` event from ``--event`` (``$GITHUB_EVENT_PATH``):
+untrusted text never passes through argv or a shell.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import click
+
+from bot.chatops.commands import Command
+from bot.chatops.event import CommentEvent, load_event
+from bot.chatops.handlers import Context, answer, read
+from bot.chatops.messages import failure_comment, repo_report, run_url, success_comment
+from bot.chatops.outputs import write_outputs
+from bot.chatops.target import model_of_issue
+from bot.github.client import connect
+from bot.github.comments import IssueThread
+from bot.handover import PUBLISHED_FILE, QUANTIZE_WORKFLOW, load_published
+from runners.errors import QuantbotError
+from runners.results import load_run
+
+log = logging.getLogger(__name__)
+
+NOTHING = {"run": "false", "matrix": json.dumps({"include": []}), "model": "", "issue": "",
+           "plan": ""}
+
+event_option = click.option(
+    "--event", "event_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="GITHUB_EVENT_PATH", required=True, help="The issue_comment event JSON file.")
+bot_login_option = click.option(
+    "--bot-login", envvar="QUANTBOT_BOT_LOGIN", default="github-actions[bot]", show_default=True,
+    help="The bot's own login: its comments are ignored.")
+owner_option = click.option(
+    "--owner", envvar="QUANTBOT_HUB_OWNER", default=None,
+    help="Hub namespace the repositories go to (default: the config's hub.namespace).")
+
+
+def hub_owner(owner: str | None) -> str:
+    """``--owner``, else ``hub.namespace`` of the project configuration."""
+    if owner:
+        return owner
+    from bot.config import load_config
+
+    return load_config().hub.namespace
+
+
+def _thread(event: CommentEvent) -> IssueThread:
+    return IssueThread(connect(), event.repo, event.issue_number)
+
+
+def _this_run() -> int | None:
+    run = os.environ.get("GITHUB_RUN_ID", "")
+    return int(run) if run.isdigit() else None
+
+
+@click.group("command")
+def command() -> None:
+    """Answer /quantize, /status and /cancel comments on issues."""
+
+
+@command.command("plan")
+@event_option
+@bot_login_option
+@owner_option
+@click.option("--workflow", default=QUANTIZE_WORKFLOW, show_default=True,
+              help="Workflow file whose runs /status and /cancel act on.")
+def plan_cmd(event_path: Path, bot_login: str, owner: str | None, workflow: str) -> None:
+    """Parse and authorise the comment, answer it, write job outputs to $GITHUB_OUTPUT."""
+    outputs = dict(NOTHING)
+    try:
+        outputs.update(_plan(load_event(event_path), bot_login, owner, workflow))
+    finally:
+        text = write_outputs(outputs)
+        if not os.environ.get("GITHUB_OUTPUT"):
+            click.echo(text, nl=False)
+
+
+def _plan(event: CommentEvent, bot_login: str, owner: str | None,
+          workflow: str) -> dict[str, str]:
+    from bot.config import load_config
+
+    route = read(event, bot_login, load_config().quant.methods)
+    if route is None:
+        return {}
+    thread = _thread(event)
+
+    def context(cmd: Command) -> Context:
+        return Context(event=event, command=cmd, bot_login=bot_login, repo=thread.repo,
+                       workflow=workflow,
+                       hub_owner=hub_owner(owner), run_url=run_url(), this_run=_this_run())
+
+    reply = answer(event, route, thread.repo, context)
+    if reply.reaction:
+        thread.react(event.comment_id, reply.reaction)
+    thread.post(reply.body)
+    if reply.plan is None:
+        return {}
+    return {"run": "true", "matrix": json.dumps(reply.plan.matrix()), "model": reply.plan.model,
+            "issue": str(reply.plan.issue), "plan": reply.plan.to_json()}
+
+
+@command.command("report")
+@event_option
+@click.option("--results", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              required=True, help="Folder holding the method jobs' published.json files (any depth).")
+def report_cmd(event_path: Path, results: Path) -> None:
+    """Post the final comment: every published repository with its card's table."""
+    event = load_event(event_path)
+    reports = [repo_report(p, load_run(folder / p.folder))
+               for folder in sorted({f.parent for f in results.glob(f"**/{PUBLISHED_FILE}")})
+               for p in load_published(folder)]
+    if not reports:
+        raise QuantbotError(f"{results} lists no published repository",
+                            "run `quantbot run-job make` (it publishes) first")
+    model = reports[0].card.base_model
+    thread = _thread(event)
+    thread.post(success_comment(model, event.author, reports, run_url()))
+    thread.react(event.comment_id, "+1")
+
+
+@command.command("fail")
+@event_option
+@click.option("--step", required=True, help="The job or step that failed (e.g. gguf).")
+@click.option("--model", default=None, help="The model, if known (the plan's model output).")
+@bot_login_option
+def fail_cmd(event_path: Path, step: str, model: str | None, bot_login: str) -> None:
+    """Post a failure comment naming the step, with a link to the run log."""
+    event = load_event(event_path)
+    if model is None:
+        try:
+            model = model_of_issue(event.issue_title, event.issue_body,
+                                   event.issue_author.lower() == bot_login.lower())
+        except QuantbotError:
+            model = None
+    _thread(event).post(failure_comment(model or None, step, run_url()))

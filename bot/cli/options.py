@@ -1,0 +1,73 @@
+"""Click options shared by ``quantbot quantize`` and ``quantbot demo``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.pipeline import SourceOptions, quantize_and_publish
+from bot.publish.base import PublishResult
+from bot.publish.local import LocalHub
+from bot.request import parse_words, usage
+from runners.settings import RunSettings
+from runners.units import parse_count
+
+#: What the command line makes when its words name no method: GGUF runs on any machine.
+CLI_DEFAULT_METHODS = ("gguf",)
+WORDS_HELP = (f"WORDS say what to make, as after /quantize on an issue: "
+              f"{usage('').strip()} (default: gguf).")
+
+
+def job_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The request words, then the run settings, in the order ``--help`` shows them."""
+    options = [
+        click.argument("words", nargs=-1),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="hub",
+                     show_default=True, help="Local hub folder: results go to OUT/<owner>/<repo>."),
+        click.option("--owner", default="quantbot", show_default=True,
+                     help="Namespace of the published repositories."),
+        click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Folder for intermediate files (default: the user's cache)."),
+        click.option("--ctx", type=click.IntRange(16), default=512, show_default=True,
+                     help="Evaluation window in tokens (capped at the model's context)."),
+        click.option("--chunks", type=click.IntRange(1), default=32, show_default=True,
+                     help="At most this many evaluation windows."),
+        click.option("--jobs", type=click.IntRange(0), default=0,
+                     help="GGUF tools run in parallel (0: from cores and memory)."),
+        click.option("--threads", type=click.IntRange(0), default=0,
+                     help="Threads per tool (0: cores / jobs)."),
+        click.option("--split-size", default="48G", show_default=True,
+                     help="Split GGUF files larger than this (e.g. 48G, 500M) with llama-gguf-split."),
+        click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto",
+                     show_default=True, help="Where transformers-family methods quantize and evaluate."),
+        click.option("--calib-samples", type=click.IntRange(1), default=128, show_default=True,
+                     help="Calibration blocks (GPTQ, AWQ)."),
+        click.option("--calib-len", type=click.IntRange(16), default=512, show_default=True,
+                     help="Tokens per calibration block."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def run_settings(work: Path | None, ctx: int, chunks: int, jobs: int, threads: int,
+                 split_size: str, device: str, calib_samples: int, calib_len: int) -> RunSettings:
+    from runners.paths import cache_dir
+
+    return RunSettings(work_dir=work or cache_dir() / "work", ctx=ctx, chunks=chunks, jobs=jobs,
+                       threads=threads, split_bytes=parse_count(split_size, "--split-size"),
+                       device=device, calib_samples=calib_samples, calib_len=calib_len)
+
+
+def run_quantize(source: str, *, words: tuple[str, ...], out: Path, owner: str,
+                 source_options: SourceOptions, **settings: Any) -> list[PublishResult]:
+    """Parse the words, run every method, publish to the local hub, say where results went."""
+    request = parse_words(list(words), CLI_DEFAULT_METHODS, head="quantbot quantize SOURCE")
+    results = quantize_and_publish(source, request, run_settings(**settings), owner,
+                                   source_options, LocalHub(out))
+    for result in results:
+        click.echo(f"{result.repo_id}: {len(result.uploaded)} files in {result.location}")
+    return results

@@ -1,0 +1,135 @@
+"""``quantbot run-job``: the job entry points the quantize workflow calls, runnable locally.
+
+    quantbot run-job plan --model OWNER/NAME --comment "/quantize gguf=Q4_K_M" -o plan.json
+    quantbot run-job make --plan plan.json --method gguf --out results/
+    quantbot run-job publish --plan plan.json --results results/ [--hub-dir hub/]
+
+Each method job makes its repository folder (files, ``quantbot.json``, ``README.md``) in
+``OUT/<owner>/<repo>/`` and then, in a later step that alone holds the Hub token, publishes it
+from the same runner and lists it in ``published.json`` for ``quantbot command report``. Large
+files therefore never pass through workflow artifacts.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from bot.chatops.commands import Kind, parse
+from bot.cli.command import hub_owner
+from bot.handover import Published, save_published
+from bot.methods import METHODS, method
+from bot.pipeline import make_repository
+from bot.plan import Plan
+from bot.publish.base import Publisher
+from bot.publish.local import LocalHub
+from runners.errors import QuantbotError
+from runners.paths import cache_dir
+from runners.results import RUN_FILE, load_run
+from runners.settings import RunSettings
+from runners.source import load_source
+
+log = logging.getLogger(__name__)
+
+plan_option = click.option("--plan", "plan_path", required=True,
+                           type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                           help="plan.json: the `plan` output of `quantbot command plan`.")
+
+
+@click.group("run-job")
+def command() -> None:
+    """The quantize workflow's jobs, one subcommand each (no GitHub needed)."""
+
+
+@command.command("plan")
+@click.option("--model", required=True, help="Hub repo id the plan is for.")
+@click.option("--comment", default="/quantize", show_default=True,
+              help="The command, as it would be commented.")
+@click.option("--issue", type=int, default=0, show_default=True)
+@click.option("--revision", default=None, help="The source commit (40 hex digits) to pin.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default="plan.json", show_default=True)
+def plan_cmd(model: str, comment: str, issue: int, revision: str | None, output: Path) -> None:
+    """Write a plan.json from a /quantize command, as the plan job would."""
+    cmd = parse(comment)
+    if cmd is None or cmd.kind is not Kind.QUANTIZE or cmd.request is None:
+        raise QuantbotError(f"{comment!r} is not a /quantize command", 'pass --comment "/quantize"')
+    plan = Plan(model=model, issue=issue, request=cmd.request, revision=revision)
+    output.write_text(plan.to_json() + "\n", encoding="utf-8")
+    click.echo(f"{output}: {', '.join(plan.request.methods)} of {model}")
+
+
+@command.command("make")
+@plan_option
+@click.option("--method", "method_name", type=click.Choice(list(METHODS)), required=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Results folder: OUT/<owner>/<repo>/.")
+@click.option("--source", default=None, help="Model folder or Hub id to read instead of the plan's.")
+@click.option("--owner", envvar="QUANTBOT_HUB_OWNER", default=None,
+              help="Hub namespace (default: the config's hub.namespace).")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for intermediate files (default: the user's cache).")
+@click.option("--ctx", type=click.IntRange(16), default=512, show_default=True)
+@click.option("--chunks", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto",
+              show_default=True)
+def make_cmd(plan_path: Path, method_name: str, out: Path, source: str | None, owner: str | None,
+             work: Path | None, ctx: int, chunks: int, device: str) -> None:
+    """Make, measure and check one method of the plan (on the runner its label names)."""
+    plan = Plan.load(plan_path)
+    if method_name not in plan.request.specs:
+        raise QuantbotError(f"the plan has no {method_name} method", "run the jobs the plan lists")
+    m = method(method_name)
+    model = load_source(source or plan.model, repo_id=plan.model if source else None,
+                        revision=None if source else plan.revision)
+    settings = RunSettings(work_dir=work or cache_dir() / "work", ctx=ctx, chunks=chunks,
+                           device=device)
+    repo_id, staging = make_repository(model, m, plan.request, settings, hub_owner(owner))
+    published = LocalHub(out).publish(staging, repo_id)
+    click.echo(f"{repo_id}: {len(published.uploaded)} files in {published.location}")
+
+
+def finished_repos(results: Path) -> list[Path]:
+    """``results/<owner>/<repo>/`` folders holding a finished run, sorted."""
+    return sorted(p.parent for p in Path(results).glob(f"*/*/{RUN_FILE}"))
+
+
+def _publisher(hub_dir: Path | None) -> Publisher:
+    if hub_dir is not None:
+        return LocalHub(hub_dir)
+    from bot.config import load_config
+    from bot.publish.hub import HubPublisher
+
+    return HubPublisher(private=load_config().hub.private)
+
+
+@command.command("publish")
+@click.option("--results", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              required=True, help="The worker jobs' results, merged.")
+@click.option("--plan", "plan_path", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Only publish runs of this plan's model.")
+@click.option("--hub-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Publish to this local hub folder instead of the Hugging Face Hub.")
+def publish_cmd(results: Path, plan_path: Path | None, hub_dir: Path | None) -> None:
+    """Publish every finished repository folder; write results/published.json."""
+    folders = finished_repos(results)
+    if not folders:
+        raise QuantbotError(f"{results} holds no finished repository (*/*/{RUN_FILE})",
+                            "run `quantbot run-job make` into it first")
+    model = Plan.load(plan_path).model if plan_path else None
+    publisher = _publisher(hub_dir)
+    published = []
+    for folder in folders:
+        run = load_run(folder)
+        if model and run.source.repo_id != model:
+            raise QuantbotError(f"{folder} holds a run of {run.source.repo_id}, not {model}",
+                                "publish each plan's results separately")
+        repo_id = f"{folder.parent.name}/{folder.name}"
+        result = publisher.publish(folder, repo_id)
+        published.append(Published(repo_id=result.repo_id, location=result.location,
+                                   method=run.method, folder=f"{folder.parent.name}/{folder.name}"))
+        click.echo(f"published {result.repo_id}: {result.location}")
+    save_published(results, published)

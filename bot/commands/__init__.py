@@ -1,1 +1,0 @@
-"""One module per ``quantbot`` verb; each exposes ``command``."""

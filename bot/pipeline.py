@@ -1,0 +1,86 @@
+"""The main job: a source model → for each requested method, a quantized, measured, checked
+repository folder → published.
+
+Every method goes through the same steps (:class:`bot.methods.Method` says how each differs);
+this module only sequences the I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.cards.render import write_card
+from bot.methods import METHODS, Method
+from bot.publish.base import Publisher, PublishResult
+from bot.request import QuantizeRequest
+from runners.errors import QuantbotError
+from runners.results import RUN_FILE
+from runners.settings import RunSettings
+from runners.source import SourceModel, load_source
+from runners.support.registry import support
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Which source to read, and what a maintainer allowed it to be."""
+
+    revision: str | None = None
+    repo_id: str | None = None  # the source's id when SOURCE is a local folder
+    allow_remote_code: bool = False
+    allow_pickle: bool = False
+
+
+def check_supported(source: SourceModel, m: Method) -> None:
+    """Refuse before any work when the method's tool does not register the architecture."""
+    text_archs = (source.config.get("text_config") or {}).get("architectures") or [None]
+    verdict = support(source.info.architecture, source.config.get("model_type"),
+                      {m.name: m.support}, text_architecture=text_archs[0])[m.name]
+    if not verdict.supported:
+        raise QuantbotError(f"{m.label} cannot take {source.info.repo_id}: {verdict.reason}",
+                            f"choose another method (`quantbot support "
+                            f"{source.info.architecture}` lists them) or another model")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "__", text)
+
+
+def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
+                    settings: RunSettings, owner: str) -> tuple[str, Path]:
+    """Run method ``m`` into its staging folder: files, ``quantbot.json`` and the card.
+
+    Methods of one work group share ``<work>/<model>/<group>/``, so GPTQ, AWQ and NF4 score the
+    unquantized baseline once.
+    """
+    check_supported(source, m)
+    work = settings.work_dir / _slug(source.info.repo_id) / m.work_group
+    repo_id = f"{owner}/{m.repo_name(source.info.name)}"
+    staging = work / "repo" / repo_id.split("/")[1]
+    for stale in (staging / "README.md", staging / RUN_FILE):
+        stale.unlink(missing_ok=True)
+    run = m.run(source, request.specs[m.name], dataclasses.replace(settings, work_dir=work),
+                staging)
+    run.save(staging)  # measurements first: a failing card never loses them
+    write_card(run, repo_id, staging)
+    return repo_id, staging
+
+
+def quantize_and_publish(source: str, request: QuantizeRequest, settings: RunSettings,
+                         owner: str, source_options: SourceOptions,
+                         publisher: Publisher) -> list[PublishResult]:
+    """Run each requested method on ``source`` and publish each finished repository folder."""
+    model = load_source(source, repo_id=source_options.repo_id,
+                        allow_remote_code=source_options.allow_remote_code,
+                        allow_pickle=source_options.allow_pickle, revision=source_options.revision)
+    results = []
+    for name in request.methods:
+        repo_id, staging = make_repository(model, METHODS[name], request, settings, owner)
+        results.append(publisher.publish(staging, repo_id))
+        log.info("%s: published %s", name, repo_id)
+    return results

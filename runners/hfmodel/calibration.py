@@ -1,0 +1,70 @@
+"""Calibration and evaluation tokens from quantbot's shipped text (:mod:`runners.texts`).
+
+The calibration split feeds the quantizer; the evaluation split (no paragraph in common) measures
+every variant. Both are cut into contiguous, non-overlapping blocks of the model's tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from runners.errors import QuantbotError
+from runners.hfmodel.types import CalibrationSet
+from runners.texts import TextSet, text_set
+
+log = logging.getLogger(__name__)
+
+
+def cut_blocks(ids: Sequence[int], block_len: int, n_blocks: int,
+               bos_id: int | None = None) -> list[list[int]]:
+    """Up to ``n_blocks`` contiguous blocks of ``block_len`` tokens (pure).
+
+    With ``bos_id`` each block starts with BOS followed by ``block_len - 1`` text tokens, as a
+    model sees a document. Fewer blocks come back when the text is short; none is padded.
+    """
+    if block_len < 2 or n_blocks < 1:
+        raise QuantbotError(f"bad block shape {n_blocks} x {block_len}",
+                            "use at least one block of two or more tokens")
+    body = block_len - 1 if bos_id is not None else block_len
+    blocks = []
+    for i in range(n_blocks):
+        part = list(ids[i * body:(i + 1) * body])
+        if len(part) < body:
+            break
+        blocks.append([bos_id, *part] if bos_id is not None else part)
+    return blocks
+
+
+def _tokenize(tokenizer: Any, text: TextSet) -> list[int]:
+    return list(tokenizer(text.text, add_special_tokens=False)["input_ids"])
+
+
+def calibration_set(tokenizer: Any, seq_len: int = 512, n_samples: int = 128,
+                    min_samples: int = 1) -> CalibrationSet:
+    """``n_samples`` blocks of ``seq_len`` tokens from the calibration split."""
+    text = text_set("calibration")
+    ids = _tokenize(tokenizer, text)
+    blocks = cut_blocks(ids, seq_len, n_samples, getattr(tokenizer, "bos_token_id", None))
+    if len(blocks) < min_samples:
+        raise QuantbotError(
+            f"the calibration text gives only {len(blocks)} blocks of {seq_len} tokens",
+            "lower --calib-len or --calib-samples")
+    if len(blocks) < n_samples:
+        log.warning("calibration: %d of %d blocks of %d tokens (text exhausted)",
+                    len(blocks), n_samples, seq_len)
+    return CalibrationSet(blocks=blocks, text_name=f"{text.name}, calibration split",
+                          text_sha256=text.sha256)
+
+
+def evaluation_blocks(tokenizer: Any, ctx: int = 512, chunks: int = 32) -> tuple[list[list[int]],
+                                                                               TextSet]:
+    """Up to ``chunks`` windows of ``ctx`` tokens from the evaluation split, and the text."""
+    text = text_set("evaluation")
+    blocks = cut_blocks(_tokenize(tokenizer, text), ctx, chunks,
+                        getattr(tokenizer, "bos_token_id", None))
+    if not blocks:
+        raise QuantbotError(f"the evaluation text is shorter than one window of {ctx} tokens",
+                            "lower --ctx")
+    return blocks, text

@@ -1,0 +1,140 @@
+"""Perplexity and KL divergence of a transformers model on the evaluation windows.
+
+Scoring follows llama.cpp's ``llama-perplexity`` so GGUF and GPTQ/AWQ numbers read alike: each
+window of ``ctx`` tokens starts with BOS, and only its second half is scored (every scored token
+has at least ``ctx/2`` tokens of context). The unquantized model's log-probabilities on the
+scored positions are written once (float16 safetensors, one file per window) and every variant's
+KL divergence is computed against them; the baseline is reused while its key matches.
+
+The math (:func:`window_terms`, :func:`summarize`) is separate from the loop that runs a model
+(:func:`measure`), which the fresh-process worker in :mod:`runners.hfmodel.check` calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runners.errors import QuantbotError
+from runners.hfmodel.types import Measurement
+from runners.results import Quality
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+BASELINE_META = "baseline.json"
+
+
+def first_scored(ctx: int) -> int:
+    """Index of the first logit that is scored in a window of ``ctx`` tokens."""
+    return ctx // 2
+
+
+def baseline_key(blocks: list[list[int]], source: str) -> str:
+    """Names a baseline: the exact tokens and the model they were scored with."""
+    digest = hashlib.sha256(json.dumps([source, blocks]).encode())
+    return digest.hexdigest()[:24]
+
+
+def window_terms(logits: torch.Tensor, tokens: torch.Tensor,
+                 base_logprobs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Per-token terms of one window: ``nll``, ``logprobs`` and, with a baseline, ``kld``/``same``.
+
+    ``logits`` is ``[ctx, vocab]`` for ``tokens`` ``[ctx]``; positions ``first_scored(ctx)`` to
+    ``ctx - 2`` predict the next token. ``base_logprobs`` is the baseline's ``logprobs`` for the
+    same window. Everything is computed in float32.
+    """
+    import torch
+
+    ctx = tokens.shape[0]
+    first = first_scored(ctx)
+    lp = torch.log_softmax(logits[first:ctx - 1].float(), dim=-1)
+    target = tokens[first + 1:ctx].to(lp.device)
+    out = {"nll": -lp.gather(1, target[:, None])[:, 0], "logprobs": lp}
+    if base_logprobs is not None:
+        base = base_logprobs.to(lp.device).float()
+        if base.shape != lp.shape:
+            raise QuantbotError(
+                f"baseline log-probs have shape {tuple(base.shape)}, this model {tuple(lp.shape)}",
+                "delete the baseline folder so it is computed again for this model and text")
+        out["kld"] = (base.exp() * (base - lp)).sum(-1).clamp_min(0)
+        out["same"] = (base.argmax(-1) == lp.argmax(-1)).float()
+    return out
+
+
+def summarize(nll: list[float], kld: list[float] | None = None,
+              same: list[float] | None = None) -> Measurement:
+    """Perplexity (± its standard error, as llama.cpp gives it) and KLD statistics (pure)."""
+    n = len(nll)
+    if n < 2:
+        raise QuantbotError(f"only {n} scored tokens", "evaluate on more or longer windows")
+    mean = math.fsum(nll) / n
+    var = math.fsum((x - mean) ** 2 for x in nll) / (n - 1)
+    ppl = math.exp(mean)
+    out: dict[str, Any] = {"ppl": ppl, "ppl_err": ppl * math.sqrt(var / n)}
+    if kld:
+        k_mean = math.fsum(kld) / len(kld)
+        k_var = math.fsum((x - k_mean) ** 2 for x in kld) / max(1, len(kld) - 1)
+        ordered = sorted(kld)
+        out |= {"kld_mean": k_mean, "kld_err": math.sqrt(k_var / len(kld)),
+                "kld_p99": ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]}
+    if same:
+        out["same_top_p"] = math.fsum(same) / len(same)
+    return Measurement(quality=Quality(**out), n_scored=n)
+
+
+def _window_file(folder: Path, index: int) -> Path:
+    return folder / f"window_{index:05d}.safetensors"
+
+
+def baseline_ready(folder: Path, key: str) -> bool:
+    meta = folder / BASELINE_META
+    if not meta.is_file():
+        return False
+    data = json.loads(meta.read_text())
+    return data.get("key") == key and all(
+        _window_file(folder, i).is_file() for i in range(data.get("windows", 0)))
+
+
+def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
+            write_baseline: bool = False) -> Measurement:
+    """Score ``model`` on ``blocks``; write the baseline (unquantized) or compare with it."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    if not write_baseline and not baseline_ready(baseline_dir, key):
+        raise QuantbotError(f"no finished baseline in {baseline_dir}",
+                            "evaluate the unquantized model first (the pipeline does)")
+    baseline_dir.mkdir(parents=True, exist_ok=True)
+    device = next(model.parameters()).device
+    nll: list[float] = []
+    kld: list[float] = []
+    same: list[float] = []
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i, block in enumerate(blocks):
+            tokens = torch.tensor(block, dtype=torch.long, device=device)
+            logits = model(input_ids=tokens[None]).logits[0]
+            base = None if write_baseline else load_file(_window_file(baseline_dir, i))["logprobs"]
+            terms = window_terms(logits, tokens, base)
+            nll += terms["nll"].tolist()
+            if write_baseline:
+                save_file({"logprobs": terms["logprobs"].half().cpu().contiguous()},
+                          _window_file(baseline_dir, i))
+            else:
+                kld += terms["kld"].tolist()
+                same += terms["same"].tolist()
+    result = summarize(nll, kld or None, same or None)
+    if write_baseline:
+        (baseline_dir / BASELINE_META).write_text(json.dumps(
+            {"key": key, "windows": len(blocks), "ppl": result.quality.ppl}, indent=1))
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    return Measurement(quality=result.quality, n_scored=result.n_scored, dtype=dtype,
+                       seconds=round(time.perf_counter() - start, 3))

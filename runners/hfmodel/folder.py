@@ -1,0 +1,43 @@
+"""A saved model folder: the files a transformers user needs beside the weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from runners.errors import QuantbotError
+
+#: Copied from the source folder when the quantizer's save() leaves them out.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+                   "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
+                   "chat_template.json", "generation_config.json")
+
+
+def copy_tokenizer_files(source: Path, out_dir: Path) -> None:
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file() and not (out_dir / name).exists():
+            shutil.copy2(source / name, out_dir / name)
+
+
+def quantization_config(folder: Path) -> dict[str, Any]:
+    """``config.json``'s ``quantization_config`` ({} when there is none)."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise QuantbotError(f"{folder} has no config.json", "quantize this variant again")
+    return json.loads(path.read_text()).get("quantization_config") or {}
+
+
+def require_files(folder: Path, extra: dict[str, bool] | None = None) -> list[str]:
+    """The folder's files, if it holds weights, a tokenizer and a generation config."""
+    checks = {
+        "model.safetensors": any(folder.glob("*.safetensors")),
+        "tokenizer": any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer.model")),
+        "generation_config.json": (folder / "generation_config.json").is_file(),
+        **(extra or {}),
+    }
+    missing = [name for name, ok in checks.items() if not ok]
+    if missing:
+        raise QuantbotError(f"{folder} lacks {', '.join(missing)}", "quantize this variant again")
+    return sorted(p.name for p in folder.iterdir() if p.is_file())

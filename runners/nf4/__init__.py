@@ -1,0 +1,1 @@
+"""bitsandbytes NF4: 4-bit NormalFloat checkpoints that transformers loads as they are."""
