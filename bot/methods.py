@@ -56,6 +56,7 @@ class Method:
     #: Methods with the same group share a work folder per model, so the unquantized baseline
     #: is measured once for all of them.
     work_group: str
+    runtimes: tuple[str, ...]  # what users run its files in, for the cross-format table
     library_name: str | None = None  # the Hub's library_name of its repositories
 
     def repo_name(self, source_name: str) -> str:
@@ -91,19 +92,23 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            ("llama_cpp", "gguf"), "gguf", "card_gguf.md.j2",
            ("files", "quant_method", "bits_per_weight", "size", "ram_estimate", "ppl", "kld",
             "same_top", "use_case"),
-           ("gguf", "llama.cpp"), "converter", "gguf"),
+           ("gguf", "llama.cpp"), "converter", "gguf",
+           ("llama.cpp", "llama-cpp-python", "LM Studio", "Ollama")),
     Method("gptq", "GPTQ", "-GPTQ", "gpu", GptqSpec, "runners.gptq.pipeline:run",
            ("gptqmodel", "optimum"), "gpu", "card_gptq.md.j2",
            ("variant", "bits", "group_size", "act_order", "damp", *_TRANSFORMERS_COLUMNS),
-           ("gptq", "4-bit"), "gptqmodel", "transformers", "transformers"),
+           ("gptq", "4-bit"), "gptqmodel", "transformers",
+           ("transformers", "vLLM", "SGLang", "TGI"), "transformers"),
     Method("awq", "AWQ", "-AWQ", "gpu", AwqSpec, "runners.gptq.pipeline:run",
            ("gptqmodel",), "gpu", "card_awq.md.j2",
            ("variant", "bits", "group_size", "zero_point", *_TRANSFORMERS_COLUMNS),
-           ("awq", "4-bit"), "gptqmodel", "transformers", "transformers"),
+           ("awq", "4-bit"), "gptqmodel", "transformers",
+           ("transformers", "vLLM", "SGLang", "TGI"), "transformers"),
     Method("nf4", "NF4", "-bnb-4bit", "gpu", Nf4Spec, "runners.nf4.pipeline:run",
            ("bitsandbytes",), "gpu", "card_nf4.md.j2",
            ("variant", "double_quant", *_TRANSFORMERS_COLUMNS),
-           ("bitsandbytes", "4-bit", "nf4"), "transformers", "transformers", "transformers"),
+           ("bitsandbytes", "4-bit", "nf4"), "transformers", "transformers",
+           ("transformers", "vLLM"), "transformers"),
 )}
 
 #: Runner labels, in the order their jobs are listed.

@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.cards.release import Release, build_release
 from bot.cards.render import write_card
 from bot.methods import METHODS, Method
 from bot.publish.base import Publisher, PublishResult
 from bot.request import QuantizeRequest
 from runners.errors import QuantbotError
-from runners.results import RUN_FILE
+from runners.results import RUN_FILE, load_run
 from runners.settings import RunSettings
 from runners.source import SourceModel, load_source
 from runners.support.registry import support
@@ -66,6 +67,7 @@ def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
         stale.unlink(missing_ok=True)
     run = m.run(source, request.specs[m.name], dataclasses.replace(settings, work_dir=work),
                 staging)
+    run = dataclasses.replace(run, source=dataclasses.replace(run.source, config=source.config))
     run.save(staging)  # measurements first: a failing card never loses them
     write_card(run, repo_id, staging)
     return repo_id, staging
@@ -78,9 +80,22 @@ def quantize_and_publish(source: str, request: QuantizeRequest, settings: RunSet
     model = load_source(source, repo_id=source_options.repo_id,
                         allow_remote_code=source_options.allow_remote_code,
                         allow_pickle=source_options.allow_pickle, revision=source_options.revision)
+    made = [make_repository(model, METHODS[name], request, settings, owner)
+            for name in request.methods]
+    if len(made) > 1:
+        write_release_cards(made)
     results = []
-    for name in request.methods:
-        repo_id, staging = make_repository(model, METHODS[name], request, settings, owner)
+    for repo_id, staging in made:
         results.append(publisher.publish(staging, repo_id))
-        log.info("%s: published %s", name, repo_id)
+        log.info("published %s", repo_id)
     return results
+
+
+def write_release_cards(folders: list[tuple[str, Path]]) -> Release:
+    """Render every card of a release again with the cross-format table and plot: needs only
+    each folder's ``quantbot.json``, so it runs wherever the records are (no requantization)."""
+    runs = [(repo_id, load_run(folder)) for repo_id, folder in folders]
+    release = build_release(runs)
+    for (repo_id, folder), (_, run) in zip(folders, runs, strict=True):
+        write_card(run, repo_id, folder, release)
+    return release

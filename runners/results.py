@@ -2,6 +2,15 @@
 
 A run is saved next to the files it describes as ``quantbot.json``; cards, the publisher and the
 issue report read it back with :func:`load_run`.
+
+A finished repository folder on disk is laid out by branch, so that publishers publish it without
+knowing the method: its non-hidden files are the ``main`` branch, and each other branch's own
+files are in ``.branches/<branch>/`` (hidden, so never part of ``main``). A branch also gets the
+root's repository files, those no ``main`` variant lists in ``quantbot.json`` (the card, this
+record, the card's plot), unless it holds its own, so every branch is a complete repository.
+GGUF repositories have ``main`` only; a transformers-family method puts its default variant on
+``main`` (``from_pretrained(repo_id)`` loads it, as TheBloke's repositories did) and every other
+variant on a branch named after it (``revision=<branch>``).
 """
 
 from __future__ import annotations
@@ -12,6 +21,13 @@ from pathlib import Path
 from typing import Any
 
 RUN_FILE = "quantbot.json"
+MAIN_BRANCH = "main"
+BRANCHES_DIR = ".branches"
+
+
+def branch_dir(repo_dir: Path, branch: str) -> Path:
+    """Where ``branch``'s own files lie in a repository folder (the root for ``main``)."""
+    return Path(repo_dir) if branch == MAIN_BRANCH else Path(repo_dir) / BRANCHES_DIR / branch
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,8 @@ class SourceInfo:
     bos_token: str = ""
     eos_token: str = ""
     pipeline_tag: str = "text-generation"
+    #: The source's config.json: cards compute memory to run (KV cache, GQA, MLA, windows) from it.
+    config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -60,7 +78,8 @@ class Quality:
 
 @dataclass(frozen=True)
 class Variant:
-    """One published variant: a GGUF type, or a GPTQ/AWQ branch."""
+    """One published variant: a GGUF type (files on ``main``), or a GPTQ/AWQ/NF4 variant (the
+    whole of ``branch``; ``files`` are paths in that branch)."""
 
     method: str
     name: str
@@ -72,6 +91,7 @@ class Variant:
     quality: Quality
     check_output: str
     params: dict[str, Any] = field(default_factory=dict)
+    branch: str = MAIN_BRANCH
 
 
 @dataclass(frozen=True)

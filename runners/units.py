@@ -16,6 +16,11 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def human_gib(n: int) -> str:
+    """Memory as GPUs are sold: ``25_769_803_776`` → ``"24.0 GiB"``."""
+    return f"{n / 2**30:.1f} GiB"
+
+
 def human_params(n: int) -> str:
     """``8030261248`` → ``"8.03B"``; ``494032768`` → ``"494M"``."""
     for unit, scale in (("B", 10**9), ("M", 10**6), ("K", 10**3)):

@@ -1,7 +1,8 @@
 import yaml
 
-from bot.cards.data import build_card_data, quality_band
+from bot.cards.data import build_card_data
 from bot.cards.prompt import PLAIN, prompt_template
+from bot.cards.quality import quality_band
 from bot.cards.render import render_card
 from runners.results import EvalSpec, Quality, QuantRun, SourceInfo, Variant, run_from_dict
 from runners.units import human_bytes, human_params

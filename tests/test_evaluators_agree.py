@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from runners.gguf import llama_tools
+from runners.hfmodel.calibration import evaluation_blocks
 from runners.hfmodel.evaluate import measure
 from runners.texts import text_set
 
@@ -29,7 +30,9 @@ def test_f16_perplexity_agrees_within_one_percent(tmp_path, trained_model, toolc
 
     tok = AutoTokenizer.from_pretrained(trained_model)
     ids = [tok.bos_token_id, *tok(text.read_text(), add_special_tokens=False).input_ids]
-    blocks = [[tok.bos_token_id, *ids[i * CTX + 1:(i + 1) * CTX]] for i in range(CHUNKS)]
+    by_hand = [[tok.bos_token_id, *ids[i * CTX + 1:(i + 1) * CTX]] for i in range(CHUNKS)]
+    blocks, _ = evaluation_blocks(tok, CTX, CHUNKS)  # what the GPTQ/AWQ/NF4 pipeline scores
+    assert blocks == by_hand
     model = AutoModelForCausalLM.from_pretrained(trained_model, dtype=torch.float32)
     hf_ppl = measure(model, blocks, tmp_path / "baseline", "agree", write_baseline=True).quality.ppl
     print(f"\nllama.cpp f16 PPL {llama_ppl:.4f}  transformers fp32 PPL {hf_ppl:.4f}  "

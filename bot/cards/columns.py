@@ -29,12 +29,19 @@ def _yes(value: object) -> str:
     return "yes" if value else "no"
 
 
+def branch_of(row: FileRow) -> str:
+    """The branch holding the row's files (``FileRow.branch``, from ``Variant.branch``)."""
+    return getattr(row, "branch", None) or "main"
+
+
 def _files(row: FileRow, repo_id: str) -> str:
-    return "<br>".join(f"[{f}]({HUB}/{repo_id}/blob/main/{f})" for f in row.files)
+    branch = branch_of(row)
+    return "<br>".join(f"[{f}]({HUB}/{repo_id}/blob/{branch}/{f})" for f in row.files)
 
 
 def _variant(row: FileRow, repo_id: str) -> str:
-    return f"[{row.name}]({HUB}/{repo_id}/tree/main/{row.name})"
+    """A transformers-family variant is a whole branch (the default one: ``main``)."""
+    return f"[{row.name}]({HUB}/{repo_id}/tree/{branch_of(row)})"
 
 
 def _use_case(row: FileRow, repo_id: str) -> str:

@@ -13,30 +13,16 @@ from dataclasses import dataclass, field
 import yaml
 
 from bot.cards.columns import table
+from bot.cards.memory import fits, max_context, memory_table
 from bot.cards.prompt import prompt_template
+from bot.cards.quality import recommended, use_case
+from bot.cards.release import Release
 from bot.methods import METHODS
 from runners.results import QuantRun, Variant
-from runners.units import human_bytes, human_params
+from runners.units import human_bytes, human_gib, human_params
 
 QUANTIZED_BY = "quantbot"
 REPO_URL = "https://github.com/quantbot/quantbot"
-
-#: (upper bound of mean KLD in nats, quality band): thresholds as llama.cpp's KLD tables use them.
-KLD_BANDS: tuple[tuple[float, str], ...] = (
-    (0.005, "near-lossless"),
-    (0.02, "very low quality loss"),
-    (0.06, "low quality loss"),
-    (0.2, "moderate quality loss"),
-    (float("inf"), "high quality loss"),
-)
-_ADVICE = {
-    "near-lossless": "indistinguishable from the original on our text; use when memory allows",
-    "very low quality loss": "barely differs from the original",
-    "low quality loss": "balanced size and quality",
-    "moderate quality loss": "smaller; for tight memory, expect visibly worse text",
-    "high quality loss": "smallest; not recommended for most purposes",
-}
-
 
 @dataclass(frozen=True)
 class FileRow:
@@ -63,6 +49,54 @@ class FilesTable:
 
     headers: list[str]
     cells: list[list[str]]
+
+
+@dataclass(frozen=True)
+class MemoryLine:
+    """Estimated memory to run one file fully on a GPU and fully on a CPU, per context, and the
+    GPU sizes it fits at :data:`FITS_CTX` tokens."""
+
+    name: str
+    cells: list[str]
+    fits: str
+
+
+#: The context the "fits in" column assumes, and the GPU sizes it checks (GiB).
+FITS_CTX = 8192
+FITS_BUDGETS = (8, 12, 16, 24, 48, 80)
+
+
+@dataclass(frozen=True)
+class MemoryTable:
+    headers: list[str]  # one per context
+    lines: list[MemoryLine]
+    fits_ctx: int
+
+
+def fits_ctx(config: dict) -> int:
+    """:data:`FITS_CTX`, or the model's maximum context when that is shorter."""
+    return min(FITS_CTX, max_context(config))
+
+
+def _ctx_label(ctx: int) -> str:
+    return f"{ctx // 1024}k" if ctx % 1024 == 0 else str(ctx)
+
+
+def memory_table_of(variants: list[Variant], config: dict) -> MemoryTable | None:
+    """The card's memory table from the source's own config; None without a config."""
+    if not config:
+        return None
+    contexts = [row.ctx for row in memory_table(0, config)]
+    lines = []
+    for v in variants:
+        cells = [f"{human_gib(r.gpu_bytes)} / {human_gib(r.cpu_bytes)}"
+                 for r in memory_table(v.size_bytes, config, contexts)]
+        ok = [str(b) for b, fit in fits(v.size_bytes, config, fits_ctx(config),
+                                         FITS_BUDGETS).items() if fit]
+        lines.append(MemoryLine(v.name, cells, ", ".join(ok) + " GB" if ok else "none of these"))
+    limit = max_context(config)
+    headers = [f"{_ctx_label(c)}{' (max)' if c == limit else ''}" for c in contexts]
+    return MemoryTable(headers, lines, fits_ctx(config))
 
 
 @dataclass(frozen=True)
@@ -97,31 +131,9 @@ class CardData:
     has_split_files: bool
     tools: dict[str, str]
     created: str
+    memory: MemoryTable | None = None
+    release: Release | None = None  # every format of this release, on one scale
     quantbot_url: str = REPO_URL
-
-
-def quality_band(kld_mean: float | None) -> str:
-    if kld_mean is None:
-        return "not measured"
-    return next(band for bound, band in KLD_BANDS if kld_mean <= bound)
-
-
-def _use_case(variant: Variant, smallest: bool, best: bool) -> str:
-    band = quality_band(variant.quality.kld_mean)
-    notes = [band, _ADVICE.get(band, "")]
-    if smallest:
-        notes.append("smallest file")
-    if best:
-        notes.append("closest to the original")
-    return " - ".join(n for n in notes if n)
-
-
-def _recommended(variants: list[Variant]) -> Variant:
-    acceptable = [v for v in variants
-                  if v.quality.kld_mean is not None and v.quality.kld_mean <= KLD_BANDS[2][0]]
-    if acceptable:
-        return min(acceptable, key=lambda v: v.size_bytes)
-    return min(variants, key=lambda v: v.quality.kld_mean or float("inf"))
 
 
 def _metadata(run: QuantRun, repo_id: str) -> str:
@@ -145,14 +157,15 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def build_card_data(run: QuantRun, repo_id: str) -> CardData:
-    """Card data for the repository ``repo_id`` holding ``run``'s variants."""
+def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None) -> CardData:
+    """Card data for the repository ``repo_id`` holding ``run``'s variants; ``release`` adds the
+    cross-format table and plot of every repository made with it."""
     if not run.variants:
         raise ValueError("a card needs at least one variant")
     variants = sorted(run.variants, key=lambda v: v.size_bytes)
     smallest = variants[0]
     best = min(variants, key=lambda v: v.quality.kld_mean or float("inf"))
-    recommended = _recommended(variants)
+    chosen = recommended(variants)
     rendered = prompt_template(run.source.chat_template, run.source.bos_token,
                                run.source.eos_token)
     prompt = rendered.text
@@ -165,7 +178,7 @@ def build_card_data(run: QuantRun, repo_id: str) -> CardData:
             kld=_fmt(v.quality.kld_mean, ".4f"),
             same_top=_fmt(None if v.quality.same_top_p is None else 100 * v.quality.same_top_p,
                           ".1f"),
-            use_case=_use_case(v, v is smallest, v is best), recommended=v is recommended,
+            use_case=use_case(v, v is smallest, v is best), recommended=v is chosen,
             params=v.params,
         )
         for v in variants
@@ -187,4 +200,5 @@ def build_card_data(run: QuantRun, repo_id: str) -> CardData:
         eval_chunks=run.evaluation.chunks, evaluator=run.evaluation.evaluator, ram_ctx=ram_ctx,
         has_split_files=any(len(v.files) > 1 for v in variants),
         tools=run.tools, created=run.created,
+        memory=memory_table_of(variants, run.source.config), release=release,
     )

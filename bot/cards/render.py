@@ -6,6 +6,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bot.cards.data import CardData, build_card_data
+from bot.cards.plot import draw_quality_plot
+from bot.cards.release import Release, plot_points
 from bot.templating import render
 from runners.results import QuantRun
 
@@ -14,11 +16,16 @@ README = "README.md"
 
 def render_card(card: CardData) -> str:
     """The README.md of one repository, from the method's own card template."""
-    return render(card.template, card=card, **asdict(card))
+    return render(card.template, card=card,
+                  **{**asdict(card), "memory": card.memory, "release": card.release})
 
 
-def write_card(run: QuantRun, repo_id: str, folder: Path) -> Path:
-    """Render the card for ``run`` into ``folder/README.md``."""
+def write_card(run: QuantRun, repo_id: str, folder: Path, release: Release | None = None) -> Path:
+    """Render the card for ``run`` into ``folder/README.md``; with a release of several formats,
+    also its quality plot (``release.plot_file``) beside it."""
     path = Path(folder) / README
-    path.write_text(render_card(build_card_data(run, repo_id)), encoding="utf-8")
+    path.write_text(render_card(build_card_data(run, repo_id, release)), encoding="utf-8")
+    if release is not None and release.formats > 1:
+        draw_quality_plot(plot_points(release), f"{release.model}: quality against size",
+                          Path(folder) / release.plot_file)
     return path

@@ -58,12 +58,32 @@ def calibration_set(tokenizer: Any, seq_len: int = 512, n_samples: int = 128,
                           text_sha256=text.sha256)
 
 
+def perplexity_windows(ids: Sequence[int], ctx: int, chunks: int,
+                       bos_id: int | None) -> list[list[int]]:
+    """The windows ``llama-perplexity`` scores, token for token (pure).
+
+    llama.cpp tokenizes the whole text with BOS first, cuts it into consecutive windows of
+    ``ctx`` tokens and puts BOS at the start of each (overwriting that window's first token).
+    Cutting the same way here is what puts GGUF and transformers-family variants on one scale:
+    the same tokens in the same windows.
+    """
+    tokens = [bos_id, *ids] if bos_id is not None else list(ids)
+    windows = []
+    for i in range(min(chunks, len(tokens) // ctx)):
+        window = tokens[i * ctx:(i + 1) * ctx]
+        if bos_id is not None:
+            window[0] = bos_id
+        windows.append(window)
+    return windows
+
+
 def evaluation_blocks(tokenizer: Any, ctx: int = 512, chunks: int = 32) -> tuple[list[list[int]],
                                                                                TextSet]:
-    """Up to ``chunks`` windows of ``ctx`` tokens from the evaluation split, and the text."""
+    """Up to ``chunks`` windows of ``ctx`` tokens from the evaluation split, exactly as
+    llama-perplexity cuts them (:func:`perplexity_windows`), and the text."""
     text = text_set("evaluation")
-    blocks = cut_blocks(_tokenize(tokenizer, text), ctx, chunks,
-                        getattr(tokenizer, "bos_token_id", None))
+    blocks = perplexity_windows(_tokenize(tokenizer, text), ctx, chunks,
+                                getattr(tokenizer, "bos_token_id", None))
     if not blocks:
         raise QuantbotError(f"the evaluation text is shorter than one window of {ctx} tokens",
                             "lower --ctx")
