@@ -10,7 +10,7 @@ Example ``quantbot.toml`` (every key optional)::
 
     [filters]                     # architectures: whatever the pinned tools take (runners/support)
     min_params = "500M"
-    max_params = "35B"
+    max_params = "35B"            # optional cap; by default the runners' capacity decides
     license_deny = ["cc-by-nd-4.0", "unknown"]
     allow_remote_code = false
 
@@ -30,7 +30,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from bot.methods import METHODS
+from bot.capacity import DEFAULT_RUNNERS, RunnerSpec
+from bot.methods import METHODS, RUNNERS
 from runners.errors import QuantbotError
 from runners.settings import HUB_MAX_FILE_BYTES
 from runners.units import parse_count
@@ -51,7 +52,7 @@ class FilterConfig:
     """Which trending models become candidates."""
 
     min_params: int = 100_000_000
-    max_params: int = 40_000_000_000
+    max_params: int | None = None  # an extra cap; by default only the runners' capacity decides
     license_deny: tuple[str, ...] = DEFAULT_LICENSE_DENY
     allow_remote_code: bool = False
     allow_gated: bool = False
@@ -106,6 +107,8 @@ class Config:
     github: GithubConfig = field(default_factory=GithubConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
+    #: Each self-hosted runner label's machine: what the plan checks every job against.
+    runners: dict[str, RunnerSpec] = field(default_factory=lambda: dict(DEFAULT_RUNNERS))
     source: str | None = None  # the file it came from, for messages
 
 
@@ -142,12 +145,36 @@ def _coerce(section: str, cls: type, raw: dict[str, Any]) -> Any:
     return cls(**values)
 
 
+_RUNNER_KEYS = {"disk": "disk_bytes", "ram": "ram_bytes", "gpu_memory": "gpu_bytes", "gpus": "gpus"}
+
+
+def _runners(raw: Any) -> dict[str, RunnerSpec]:
+    """``[runners.cpu] disk = "2TB" ram = "128GiB"``, ``[runners.gpu] … gpu_memory = "80GB"``."""
+    if not isinstance(raw, dict):
+        raise QuantbotError("[runners] must be a table of runner labels",
+                            'write [runners.gpu] then disk = "1TB", ram = "125GiB", gpu_memory = "80GB"')
+    out = dict(DEFAULT_RUNNERS)
+    for label, table in raw.items():
+        if label not in RUNNERS:
+            raise QuantbotError(f"unknown runner label [runners.{label}]",
+                                f"use the labels the methods run on: {', '.join(RUNNERS)}")
+        if not isinstance(table, dict) or set(table) - set(_RUNNER_KEYS):
+            raise QuantbotError(f"[runners.{label}] takes only {', '.join(_RUNNER_KEYS)}",
+                                f'write disk = "2TB" under [runners.{label}]')
+        base = out.get(label, RunnerSpec(0, 0))
+        values = {_RUNNER_KEYS[k]: parse_count(v, f"runners.{label}.{k}") for k, v in table.items()}
+        out[label] = RunnerSpec(**{**base.__dict__, **values})
+    return out
+
+
 def config_from_dict(data: dict[str, Any], source: str | None = None) -> Config:
     """Build a :class:`Config` from parsed TOML (the ``[tool.quantbot]`` table or a whole file)."""
+    data = dict(data)
+    runners = _runners(data.pop("runners")) if "runners" in data else dict(DEFAULT_RUNNERS)
     unknown = sorted(set(data) - set(_SECTIONS))
     if unknown:
         raise QuantbotError(f"unknown section(s) {', '.join(unknown)} in {source or 'config'}",
-                            f"use only: {', '.join(_SECTIONS)}")
+                            f"use only: {', '.join(_SECTIONS)}, runners")
     parts: dict[str, Any] = {}
     for section, cls in _SECTIONS.items():
         raw = data.get(section, {})
@@ -155,14 +182,14 @@ def config_from_dict(data: dict[str, Any], source: str | None = None) -> Config:
             raise QuantbotError(f"[{section}] must be a table",
                                 f"write [{section}] then key = value lines")
         parts[section] = _coerce(section, cls, raw)
-    cfg = Config(**parts, source=source)
+    cfg = Config(**parts, runners=runners, source=source)
     _check(cfg)
     return cfg
 
 
 def _check(cfg: Config) -> None:
     f = cfg.filters
-    if f.min_params > f.max_params:
+    if f.max_params is not None and f.min_params > f.max_params:
         raise QuantbotError(
             f"filters.min_params ({f.min_params}) > filters.max_params ({f.max_params})",
             "swap them")

@@ -58,6 +58,9 @@ class Method:
     work_group: str
     runtimes: tuple[str, ...]  # what users run its files in, for the cross-format table
     library_name: str | None = None  # the Hub's library_name of its repositories
+    #: quantization_config.quant_method of originals released quantized whose weights its tool
+    #: reads (llama.cpp's converter dequantizes FP8, MXFP4, compressed-tensors, ModelOpt).
+    original_formats: tuple[str, ...] = ()
 
     def repo_name(self, source_name: str) -> str:
         return f"{source_name}{self.repo_suffix}"
@@ -93,7 +96,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            ("files", "quant_method", "bits_per_weight", "size", "ram_estimate", "ppl", "kld",
             "same_top", "use_case"),
            ("gguf", "llama.cpp"), "converter", "gguf",
-           ("llama.cpp", "llama-cpp-python", "LM Studio", "Ollama")),
+           ("llama.cpp", "llama-cpp-python", "LM Studio", "Ollama"),
+           original_formats=("fp8", "mxfp4", "compressed-tensors", "modelopt")),
     Method("gptq", "GPTQ", "-GPTQ", "gpu", GptqSpec, "runners.gptq.pipeline:run",
            ("gptqmodel", "optimum"), "gpu", "card_gptq.md.j2",
            ("variant", "bits", "group_size", "act_order", "damp", *_TRANSFORMERS_COLUMNS),

@@ -103,7 +103,7 @@ def run_poll(c: Config, gh: FakeGitHub, dry_run: bool = False, retries: int = 2)
 EXPECTED_SKIPS = {
     "someone/Llama-3-8B-GGUF": "already quantized (library gguf)",
     "org/Remote-7B": "needs remote code",
-    "big/Huge-400B": "400B parameters, above max_params 40B",
+    "big/Huge-400B": "400B parameters: no runner can hold it (GGUF: needs 4.65 TB disk",
     "nd/NoDerivs-3B": "licence cc-by-nd-4.0 is on the deny list",
     "gate/Gated-8B": "gated (manual)",
     "ssm/Odd-2B": "no method takes architecture OddNetForCausalLM",

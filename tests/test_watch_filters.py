@@ -32,8 +32,11 @@ def reason(model: ListedModel, f: FilterConfig = F, ctx: Context = CTX) -> str |
 
 def test_good_model_is_a_candidate() -> None:
     verdict = decide_one(GOOD, F, CTX)
-    assert verdict == ModelCandidate("meta/Llama-3-8B", "LlamaForCausalLM", 8_030_261_248,
-                                     "llama3", 42.0, methods=tuple(METHODS))
+    assert isinstance(verdict, ModelCandidate)
+    assert dataclasses.replace(verdict, fits=()) == ModelCandidate(
+        "meta/Llama-3-8B", "LlamaForCausalLM", 8_030_261_248, "llama3", 42.0,
+        methods=tuple(METHODS))
+    assert [f.method for f in verdict.fits] == list(METHODS) and all(f.ok for f in verdict.fits)
 
 
 @pytest.mark.parametrize(("change", "expected"), [
@@ -41,7 +44,9 @@ def test_good_model_is_a_candidate() -> None:
     ({"private": True}, "private"),
     ({"gated": "manual"}, "gated (manual)"),
     ({"gated": True}, "gated"),
-    ({"quant_method": "gptq"}, "already quantized (quantization_config: gptq)"),
+    ({"quant_method": "gptq"}, "released quantized (quantization_config: gptq) in a format no"),
+    ({"quant_method": "fp8", "tags": ("base_model:quantized:meta/Llama-3-8B",)},
+     "a quantized derivative"),
     ({"tags": ("gguf",)}, "already quantized (tag gguf)"),
     ({"library_name": "gguf"}, "already quantized (library gguf)"),
     ({"tags": ("base_model:quantized:meta/Llama-3-8B",)}, "already quantized (a quantized"),
@@ -59,7 +64,6 @@ def test_good_model_is_a_candidate() -> None:
     ({"architectures": ()}, "no architectures in config.json"),
     ({"params": None}, "parameter count unknown"),
     ({"params": 50_000_000}, "50M parameters, below min_params 100M"),
-    ({"params": 70_000_000_000}, "70B parameters, above max_params 40B"),
     ({"license": "cc-by-nc-nd-4.0"}, "licence cc-by-nc-nd-4.0 is on the deny list"),
     ({"license": None, "tags": ()}, "licence unknown is on the deny list"),
 ])
@@ -182,3 +186,43 @@ def test_estimates_follow_the_plan() -> None:
     # the spec orders types like the default set: smallest first
     assert [(e.variant, e.bytes) for e in est] == [("Q4_K_M", 611_250_000),
                                                     ("Q8_0", 1_062_500_000)]
+
+
+def test_originals_released_quantized_are_originals() -> None:
+    """DeepSeek's FP8 and gpt-oss's MXFP4 releases are candidates for the methods whose tool reads
+    the format (llama.cpp's converter); a gptq derivative is not."""
+    for fmt in ("fp8", "mxfp4"):
+        verdict = decide_one(dataclasses.replace(GOOD, quant_method=fmt, tags=("fp8",)), F, CTX)
+        assert isinstance(verdict, ModelCandidate), verdict
+        assert verdict.methods == ("gguf",) and verdict.quant_method == fmt
+
+
+def test_size_limits_come_from_the_runners() -> None:
+    """80B: GGUF fits the default CPU runner, the GPU methods do not fit one 80 GB card (they
+    score the 16-bit baseline on it) and the issue says so with the numbers; a bigger GPU runner
+    in the config takes them."""
+    big = dataclasses.replace(GOOD, params=80_000_000_000)
+    verdict = decide_one(big, F, CTX)
+    assert isinstance(verdict, ModelCandidate) and verdict.methods == ("gguf",)
+    lacking = {f.method: f.lacks for f in verdict.fits if not f.ok}
+    assert set(lacking) == {"gptq", "awq", "nf4"}
+    assert all("GPU memory (the gpu runner has 85.90 GB)" in " ".join(v) for v in lacking.values())
+    cfg = config_from_dict({"runners": {"gpu": {"gpu_memory": "80GiB", "gpus": 4, "ram": "1TiB"}}})
+    roomy = Context(namespace="qb", own_repos=frozenset(), methods=tuple(METHODS),
+                    runners=cfg.runners)
+    assert decide_one(big, F, roomy).methods == tuple(METHODS)
+    text = render_issue(verdict, Config())
+    assert "Not offered: GPTQ, AWQ, NF4" in text.body and "GPU memory" in text.body
+
+
+@pytest.mark.parametrize("bad", [{"cpu": {"disk": "lots"}}, {"tpu": {"disk": "1TB"}},
+                                 {"gpu": {"vram": "80GB"}}, "x"])
+def test_bad_runner_settings_name_the_fix(bad: object) -> None:
+    with pytest.raises(QuantbotError, match="Fix:"):
+        config_from_dict({"runners": bad})
+
+
+def test_an_explicit_max_params_still_caps() -> None:
+    got = reason(dataclasses.replace(GOOD, params=70_000_000_000), FilterConfig(max_params=40 * 10**9))
+    assert got == "70B parameters, above max_params 40B"
+

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from bot.capacity import DEFAULT_RUNNERS, Fit, RunnerSpec, fits
 from bot.config import FilterConfig
 from bot.methods import METHODS
 from runners.support.registry import Support, support
@@ -38,6 +39,7 @@ class ListedModel:
     quant_method: str | None = None  # config.quantization_config.quant_method
     has_auto_map: bool = False  # config.auto_map: modelling code shipped in the repo
     params: int | None = None  # safetensors metadata total
+    source_bytes: int | None = None  # the weights' bytes, from the per-dtype parameter counts
     trending_score: float | None = None
 
     @property
@@ -54,8 +56,10 @@ class ModelCandidate:
     params: int
     license: str
     trending_score: float | None = None
-    methods: tuple[str, ...] = ()  # the configured methods whose tools take it
+    methods: tuple[str, ...] = ()  # the configured methods whose tools take it and runners hold
     multimodal: bool = False
+    fits: tuple[Fit, ...] = ()  # every configured method's needs and what its runner lacks
+    quant_method: str | None = None  # an original released in a quantized format (fp8, mxfp4)
 
     @property
     def name(self) -> str:
@@ -105,6 +109,7 @@ class Context:
     namespace: str
     own_repos: frozenset[str]
     methods: tuple[str, ...]  # what we would make: a model is a candidate if one takes it
+    runners: dict[str, RunnerSpec] = field(default_factory=lambda: dict(DEFAULT_RUNNERS))
     pipeline_tag: str = "text-generation"
 
 
@@ -124,19 +129,32 @@ def check_access(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
     return None
 
 
+def format_takers(m: ListedModel, methods: tuple[str, ...]) -> tuple[str, ...]:
+    """The methods that take the model's weights as released: all of them for 16-bit weights;
+    for an original released quantized (FP8, MXFP4 …) those whose tool reads that format."""
+    if not m.quant_method:
+        return methods
+    return tuple(n for n in methods if m.quant_method in METHODS[n].original_formats)
+
+
 def check_not_quantized(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
     if m.repo_id.split("/", 1)[0] == ctx.namespace:
         return f"one of our own repos ({ctx.namespace})"
+    tags = {t.lower() for t in m.tags}
+    if any(t.startswith("base_model:quantized:") for t in tags):
+        return "already quantized (a quantized derivative of another model)"
     if m.quant_method:
-        return f"already quantized (quantization_config: {m.quant_method})"
+        # An original released quantized (DeepSeek's FP8, gpt-oss's MXFP4) is an original; only
+        # derivatives are "already quantized".
+        if format_takers(m, ctx.methods):
+            return None
+        return (f"released quantized (quantization_config: {m.quant_method}) in a format no "
+                "configured method takes")
     if m.library_name and m.library_name.lower() in _QUANT_TAGS:
         return f"already quantized (library {m.library_name})"
-    tags = {t.lower() for t in m.tags}
     hits = sorted(tags & _QUANT_TAGS)
     if hits:
         return f"already quantized (tag {hits[0]})"
-    if any(t.startswith("base_model:quantized:") for t in tags):
-        return "already quantized (a quantized derivative of another model)"
     if _QUANT_NAME.search(m.name):
         return "already quantized (name says so)"
     return None
@@ -174,13 +192,25 @@ def check_architecture(m: ListedModel, f: FilterConfig, ctx: Context) -> str | N
     return None
 
 
+def offered(m: ListedModel, ctx: Context) -> tuple[tuple[str, ...], tuple[Fit, ...]]:
+    """The methods whose tools take the model and whose runners hold it, and every fit."""
+    takers = format_takers(m, ctx.methods)
+    supported = tuple(n for n in model_support(m, takers).methods) if m.architectures else ()
+    found = tuple(fits(supported, m.params or 0, m.source_bytes, ctx.runners))
+    return tuple(f.method for f in found if f.ok), found
+
+
 def check_params(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
     if m.params is None:
         return "parameter count unknown (no safetensors metadata)"
     if m.params < f.min_params:
         return f"{human_params(m.params)} parameters, below min_params {human_params(f.min_params)}"
-    if m.params > f.max_params:
+    if f.max_params is not None and m.params > f.max_params:
         return f"{human_params(m.params)} parameters, above max_params {human_params(f.max_params)}"
+    methods, found = offered(m, ctx)
+    if not methods:
+        return (f"{human_params(m.params)} parameters: no runner can hold it ("
+                + "; ".join(x.describe() for x in found) + ")")
     return None
 
 
@@ -204,10 +234,11 @@ def decide_one(m: ListedModel, f: FilterConfig, ctx: Context) -> ModelCandidate 
         if reason:
             return Skipped(m.repo_id, reason)
     assert m.params is not None
-    found = model_support(m, ctx.methods)
+    methods, found = offered(m, ctx)
     return ModelCandidate(repo_id=m.repo_id, architecture=m.architectures[0], params=m.params,
                           license=effective_license(m), trending_score=m.trending_score,
-                          methods=tuple(found.methods), multimodal=found.multimodal)
+                          methods=methods, multimodal=model_support(m, ctx.methods).multimodal,
+                          fits=found, quant_method=m.quant_method)
 
 
 def decide(models: Iterable[ListedModel], f: FilterConfig, ctx: Context) -> Decision:

@@ -39,7 +39,7 @@ def poll(cfg: Config, watcher: HubWatcher, tracker: IssueTracker | None, *,
     models, malformed = watcher.trending()
     own = watcher.own_repos()
     ctx = Context(namespace=cfg.hub.namespace, own_repos=own, methods=cfg.quant.methods,
-                  pipeline_tag=cfg.hub.pipeline_tag)
+                  runners=cfg.runners, pipeline_tag=cfg.hub.pipeline_tag)
     decided = decide(models, cfg.filters, ctx)
     decision = Decision(decided.candidates, (*malformed, *decided.skipped))
     texts = [render_issue(c, cfg) for c in decision.candidates]

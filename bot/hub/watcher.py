@@ -27,6 +27,22 @@ EXPAND: tuple[str, ...] = (
 )
 
 
+#: Bytes per weight of each safetensors dtype the Hub counts parameters by.
+DTYPE_BYTES = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "U32": 4, "BF16": 2, "F16": 2, "I16": 2,
+               "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def _source_bytes(info: ModelInfo) -> int | None:
+    """The download's weight bytes, from the Hub's per-dtype parameter counts (None: unknown)."""
+    counts = info.safetensors.parameters if info.safetensors is not None else None
+    if not isinstance(counts, dict) or not counts:
+        return None
+    total = 0
+    for dtype, n in counts.items():
+        total += DTYPE_BYTES.get(str(dtype).upper(), 2) * int(number(n, what=f"{info.id}: {dtype}"))
+    return total
+
+
 def listed_model(info: ModelInfo) -> ListedModel:
     """The filter's view of one listing entry; a malformed entry raises ``ValueError``."""
     if not is_repo_id(info.id):
@@ -74,6 +90,7 @@ def listed_model(info: ModelInfo) -> ListedModel:
         has_auto_map=bool(config.get("auto_map")),
         params=params,
         trending_score=trending,
+        source_bytes=_source_bytes(info),
     )
 
 
