@@ -80,14 +80,13 @@ def footprint(m: Method, n_params: int, source_bytes: int | None, spec: MethodSp
     outputs = sum(e.bytes for e in estimates)
     largest = max((e.bytes for e in estimates), default=0)
     logits = 2 * vocab * EVAL_SCORED_TOKENS  # f16 log-probabilities (GGUF keeps uint16 + scales)
-    if m.work_group == "gguf":
-        intermediate = 2 * n_params
-        return Footprint(m.name, m.runner, source, intermediate, outputs,
-                         disk=source + intermediate + outputs + logits,
-                         ram=int(largest * 1.1) + 2 * GIB, vram=0)
-    baseline_vram = 2 * n_params + 4 * GIB
-    return Footprint(m.name, m.runner, source, 0, outputs, disk=source + outputs + logits,
-                     ram=int(source * 1.1) + 4 * GIB, vram=baseline_vram)
+    intermediate = int(m.intermediate_bytes_per_weight * n_params)
+    disk = source + intermediate + outputs + logits
+    if m.baseline_on_gpu:
+        return Footprint(m.name, m.runner, source, intermediate, outputs, disk=disk,
+                         ram=int(source * 1.1) + 4 * GIB, vram=2 * n_params + 4 * GIB)
+    return Footprint(m.name, m.runner, source, intermediate, outputs, disk=disk,
+                     ram=int(largest * 1.1) + 2 * GIB, vram=0)
 
 
 def shortfalls(need: Footprint, runner: RunnerSpec) -> list[str]:

@@ -58,6 +58,10 @@ class Method:
     work_group: str
     runtimes: tuple[str, ...]  # what users run its files in, for the cross-format table
     library_name: str | None = None  # the Hub's library_name of its repositories
+    #: Bytes per weight of the 16-bit intermediate it converts to first (GGUF's f16 file).
+    intermediate_bytes_per_weight: float = 0.0
+    #: It scores the unquantized baseline on the GPU (transformers family): bounds its GPU memory.
+    baseline_on_gpu: bool = False
     #: quantization_config.quant_method of originals released quantized whose weights its tool
     #: reads (llama.cpp's converter dequantizes FP8, MXFP4, compressed-tensors, ModelOpt).
     original_formats: tuple[str, ...] = ()
@@ -97,22 +101,23 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             "same_top", "use_case"),
            ("gguf", "llama.cpp"), "converter", "gguf",
            ("llama.cpp", "llama-cpp-python", "LM Studio", "Ollama"),
-           original_formats=("fp8", "mxfp4", "compressed-tensors", "modelopt")),
+           original_formats=("fp8", "mxfp4", "compressed-tensors", "modelopt"),
+           intermediate_bytes_per_weight=2.0),
     Method("gptq", "GPTQ", "-GPTQ", "gpu", GptqSpec, "runners.gptq.pipeline:run",
            ("gptqmodel", "optimum"), "gpu", "card_gptq.md.j2",
            ("variant", "bits", "group_size", "act_order", "damp", *_TRANSFORMERS_COLUMNS),
            ("gptq", "4-bit"), "gptqmodel", "transformers",
-           ("transformers", "vLLM", "SGLang", "TGI"), "transformers"),
+           ("transformers", "vLLM", "SGLang", "TGI"), "transformers", baseline_on_gpu=True),
     Method("awq", "AWQ", "-AWQ", "gpu", AwqSpec, "runners.gptq.pipeline:run",
            ("gptqmodel",), "gpu", "card_awq.md.j2",
            ("variant", "bits", "group_size", "zero_point", *_TRANSFORMERS_COLUMNS),
            ("awq", "4-bit"), "gptqmodel", "transformers",
-           ("transformers", "vLLM", "SGLang", "TGI"), "transformers"),
+           ("transformers", "vLLM", "SGLang", "TGI"), "transformers", baseline_on_gpu=True),
     Method("nf4", "NF4", "-bnb-4bit", "gpu", Nf4Spec, "runners.nf4.pipeline:run",
            ("bitsandbytes",), "gpu", "card_nf4.md.j2",
            ("variant", "double_quant", *_TRANSFORMERS_COLUMNS),
            ("bitsandbytes", "4-bit", "nf4"), "transformers", "transformers",
-           ("transformers", "vLLM"), "transformers"),
+           ("transformers", "vLLM"), "transformers", baseline_on_gpu=True),
 )}
 
 #: Runner labels, in the order their jobs are listed.

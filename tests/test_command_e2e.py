@@ -82,3 +82,32 @@ def test_publish_without_results_fails_clearly(tmp_path):
                                           "--hub-dir", str(tmp_path / "hub")])
     assert isinstance(result.exception, QuantbotError)
     assert "no finished repository" in str(result.exception)
+
+
+@pytest.mark.slow
+def test_quantize_nf4_comment_to_published_report(github, tmp_path, trained_model):  # noqa: F811
+    """`/quantize nf4`: the plan's matrix names the gpu runner; the method job makes, measures
+    and reload-checks the -bnb-4bit repository (bitsandbytes' CPU backend here), publishes it,
+    and the report posts its row."""
+    github.permissions["alice"] = "write"
+    event = write_event(tmp_path, comment_event("/quantize nf4"))
+    invoke(command, ["plan", "--event", event])
+    outputs = read_outputs(tmp_path / "github_output")
+    (job,) = json.loads(outputs["matrix"])["include"]
+    assert job == {"method": "nf4", "runner": "gpu", "extra": "gpu"}
+    plan = tmp_path / "plan.json"
+    plan.write_text(outputs["plan"])
+    results = tmp_path / "results"
+    invoke(run_job, ["make", "--plan", plan, "--method", "nf4", "--out", results,
+                     "--source", trained_model, "--work", tmp_path / "work", "--ctx", 128,
+                     "--chunks", 4, "--device", "cpu"])
+    repo = results / "quantbot" / "tiny-llama-bnb-4bit"
+    run = load_run(repo)
+    assert run.method == "nf4" and [v.name for v in run.variants] == ["nf4-dq-bfloat16"]
+    assert run.variants[0].quality.kld_mean is not None and run.variants[0].check_output.strip()
+    invoke(run_job, ["publish", "--results", results, "--plan", plan,
+                     "--hub-dir", tmp_path / "hub"])
+    invoke(command, ["report", "--event", event, "--results", results])
+    plan_body, report_body = github.bodies()
+    assert "| NF4 | `quantbot/tiny-llama-bnb-4bit` | NF4, blocks of 64" in plan_body
+    assert "### [quantbot/tiny-llama-bnb-4bit](" in report_body and "nf4-dq-bfloat16" in report_body

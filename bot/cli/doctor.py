@@ -37,7 +37,7 @@ def _packages(names: tuple[str, ...], needed_for: str, required: bool) -> list[F
         version = _version(dist)
         problem = None
         if version is None and required:
-            problem = f"{dist} is missing; fix: pip install -e '.[{needed_for}]'"
+            problem = f"{dist} is missing; fix: pip install -e '.{f'[{needed_for}]' if needed_for else ''}'"
         findings.append(Finding(dist, version or "not installed", problem))
     return findings
 
@@ -82,7 +82,7 @@ def collect(require: tuple[str, ...], min_free_gb: float, build: bool) -> list[F
     need_gguf = any(m.support == "converter" for m in wanted)
     need_gpu = any(m.runner == "gpu" for m in wanted)
     findings = [Finding("python", sys.version.split()[0]), Finding("cache", str(cache_dir()))]
-    findings += _packages(("quantbot", "huggingface-hub", "PyGithub"), "gguf", True)
+    findings += _packages(("quantbot", "huggingface-hub", "PyGithub"), "", True)
     findings += _packages(("torch", "transformers", "gguf", "llama-cpp-python", "gptqmodel",
                            "bitsandbytes"), "", False)
     findings += [_method(m, m in wanted) for m in METHODS.values()]

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from bot.methods import METHODS
 from bot.pipeline import SourceOptions, quantize_and_publish
 from bot.publish.base import PublishResult
 from bot.publish.local import LocalHub
@@ -15,10 +16,11 @@ from bot.request import parse_words, usage
 from runners.settings import RunSettings
 from runners.units import parse_count
 
-#: What the command line makes when its words name no method: GGUF runs on any machine.
-CLI_DEFAULT_METHODS = ("gguf",)
+#: What the command line makes when its words name no method: the methods of the CPU runner
+#: (GGUF), which run on any machine.
+CLI_DEFAULT_METHODS = tuple(name for name, m in METHODS.items() if m.runner == "cpu")
 WORDS_HELP = (f"WORDS say what to make, as after /quantize on an issue: "
-              f"{usage('').strip()} (default: gguf).")
+              f"{usage('').strip()} (default: {' '.join(CLI_DEFAULT_METHODS)}).")
 
 
 def job_options(func: Callable[..., Any]) -> Callable[..., Any]:
