@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -27,8 +28,12 @@ def _limited(specs: list[QuantSpec], label: str) -> list[QuantSpec]:
 class _VariantsSpec(MethodSpec):
     """Shared by GPTQ and AWQ: variants, their description and their size estimate."""
 
+    #: Makes one variant from one value of each option, in ``OPTIONS`` order.
+    MAKE: ClassVar[Callable[..., QuantSpec]]
+
     def variants(self) -> list[QuantSpec]:
-        raise NotImplementedError
+        combos = itertools.product(*(getattr(self, o.name) for o in self.OPTIONS))
+        return _limited([type(self).MAKE(*combo) for combo in combos], self.LABEL)
 
     def validate(self) -> None:
         self.variants()
@@ -51,15 +56,12 @@ class GptqSpec(_VariantsSpec):
 
     OPTIONS: ClassVar[tuple[Option, ...]] = GPTQ_OPTIONS
     LABEL: ClassVar[str] = "GPTQ"
+    MAKE: ClassVar[Callable[..., QuantSpec]] = QuantSpec.gptq
 
     bits: tuple[int, ...] = (4,)
     group_size: tuple[int, ...] = (128,)
     act_order: tuple[bool, ...] = (True,)
     damp: tuple[float, ...] = (0.01,)
-
-    def variants(self) -> list[QuantSpec]:
-        return _limited([QuantSpec.gptq(*combo) for combo in itertools.product(
-            self.bits, self.group_size, self.act_order, self.damp)], self.LABEL)
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,8 @@ class AwqSpec(_VariantsSpec):
 
     OPTIONS: ClassVar[tuple[Option, ...]] = AWQ_OPTIONS
     LABEL: ClassVar[str] = "AWQ"
+    MAKE: ClassVar[Callable[..., QuantSpec]] = QuantSpec.awq
 
     bits: tuple[int, ...] = (4,)
     group_size: tuple[int, ...] = (128,)
     zero_point: tuple[bool, ...] = (True,)
-
-    def variants(self) -> list[QuantSpec]:
-        return _limited([QuantSpec.awq(*combo) for combo in itertools.product(
-            self.bits, self.group_size, self.zero_point)], self.LABEL)
