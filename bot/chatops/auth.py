@@ -15,6 +15,7 @@ from github import GithubException
 from github.Repository import Repository
 
 from bot.chatops.event import CommentEvent
+from bot.github.issues import github_call
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,18 @@ def fetch_permission(repo: Repository, author: str) -> str | None:
     """The ``permission`` of ``GET /repos/{o}/{r}/collaborators/{user}/permission``.
 
     GitHub reports maintain as write and triage as read there. A 404 (not a collaborator)
-    gives ``None``; other API errors propagate.
+    gives ``None``; any other failure, after the client's retries, is a one-line
+    :class:`QuantbotError`: nobody is allowed on a permission we could not read.
     """
-    try:
-        return repo.get_collaborator_permission(author)
-    except GithubException as exc:
-        if exc.status == 404:
-            return None
-        raise
+    def ask() -> str | None:
+        try:
+            return repo.get_collaborator_permission(author)
+        except GithubException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    return github_call(ask, f"check @{author}'s permission")
 
 
 def confirm(event: CommentEvent, repo: Repository) -> Decision:

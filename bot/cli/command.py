@@ -12,15 +12,23 @@ import os
 from pathlib import Path
 
 import click
+import requests
+from github import GithubException
 
 from bot.chatops.commands import Command
 from bot.chatops.event import CommentEvent, load_event
 from bot.chatops.handlers import Context, answer, read
-from bot.chatops.messages import failure_comment, repo_report, run_url, success_comment
+from bot.chatops.messages import (
+    error_comment,
+    failure_comment,
+    repo_report,
+    run_url,
+    success_comment,
+)
 from bot.chatops.outputs import write_outputs
 from bot.chatops.target import model_of_issue
 from bot.github.client import connect
-from bot.github.comments import IssueThread
+from bot.github.comments import IssueThread, github_error
 from bot.handover import PUBLISHED_FILE, QUANTIZE_WORKFLOW, load_published
 from runners.errors import QuantbotError
 from runners.results import load_run
@@ -95,14 +103,42 @@ def _plan(event: CommentEvent, bot_login: str, owner: str | None,
                        workflow=workflow,
                        hub_owner=hub_owner(owner), run_url=run_url(), this_run=_this_run())
 
-    reply = answer(event, route, thread.repo, context)
+    try:
+        reply = answer(event, route, thread.repo, context)
+    except QuantbotError as exc:  # GitHub failed us (permission, runs) or the config is broken
+        _reply_failure(thread, event, route.line, exc)
+        raise
+    except (GithubException, requests.RequestException) as exc:
+        error = github_error(exc, "answer the comment")
+        _reply_failure(thread, event, route.line, error)
+        raise error from exc
+    try:
+        thread.post(reply.body)
+    except QuantbotError as exc:  # no one was told, so nothing runs (run=false)
+        log.error("could not answer the comment of @%s on #%d, so nothing runs: %s",
+                  event.author, event.issue_number, exc)
+        raise
     if reply.reaction:
-        thread.react(event.comment_id, reply.reaction)
-    thread.post(reply.body)
+        try:
+            thread.react(event.comment_id, reply.reaction)
+        except QuantbotError as exc:  # a reaction only decorates: the reply told already
+            log.warning("no %s reaction on the comment: %s", reply.reaction, exc)
     if reply.plan is None:
         return {}
     return {"run": "true", "matrix": json.dumps(reply.plan.matrix()), "model": reply.plan.model,
             "issue": str(reply.plan.issue), "plan": reply.plan.to_json()}
+
+
+def _reply_failure(thread: IssueThread, event: CommentEvent, line: str,
+                   error: QuantbotError) -> None:
+    """Log why the comment got no answer and, if GitHub still takes comments, tell its author."""
+    log.error("could not answer the comment of @%s on #%d: %s", event.author, event.issue_number,
+              error)
+    told = QuantbotError(error.problem, "comment the command again later; nothing was run")
+    try:
+        thread.post(error_comment(event.author, told, line))
+    except QuantbotError as exc:
+        log.error("could not reply on #%d either: %s", event.issue_number, exc)
 
 
 @command.command("report")

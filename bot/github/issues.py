@@ -45,6 +45,13 @@ class TrackedIssue:
     url: str
 
 
+def _rate_limited(exc: GithubException) -> bool:
+    """A 403 that is a rate limit (GitHub's headers or message say so), not a refusal."""
+    headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+    message = str(exc.data.get("message", "") if isinstance(exc.data, dict) else exc.data)
+    return headers.get("x-ratelimit-remaining") == "0" or "rate limit" in message.lower()
+
+
 def github_call(fn: Callable[[], T], action: str) -> T:
     """Run one PyGithub call (it already retries rate limits and 5xx, bounded, with backoff);
     turn whatever is left into a one-line :class:`QuantbotError`."""
@@ -54,14 +61,14 @@ def github_call(fn: Callable[[], T], action: str) -> T:
         raise
     except GithubException as exc:
         status = exc.status
-        if status in (401, 404):
+        if status in (401, 404) or (status == 403 and not _rate_limited(exc)):
             raise QuantbotError(f"GitHub refused to {action} (HTTP {status})",
-                                "set GITHUB_TOKEN to a token with issues: write on the repository, "
-                                "and check github.repo") from exc
+                                "give GITHUB_TOKEN the permission this needs on the repository "
+                                "(issues: write), and check github.repo") from exc
         if status in (403, 429) or status >= 500:
             raise QuantbotError(f"GitHub kept failing to {action} (HTTP {status}) after retries",
                                 "wait for the rate limit to reset and rerun; nothing is lost, "
-                                "a rerun finds what was already opened") from exc
+                                "a rerun finds what was already done") from exc
         raise QuantbotError(f"GitHub answered HTTP {status} to {action}",
                             "check the repository settings and labels") from exc
     except requests.exceptions.RetryError as exc:
