@@ -126,3 +126,21 @@ def test_untrusted_chat_template_cannot_reach_a_shell_in_the_card():
     argv = shlex.split(line)
     assert argv[argv.index("-p") + 1] == card.prompt_template  # one literal argument
     assert "$(touch /tmp/pwned)" in card.prompt_template
+
+
+def test_a_hostile_chat_template_never_costs_the_card(tmp_path):
+    """The measurements are saved first; a template that would hang or explode is reported on
+    the card in one line, and `quantbot card` renders it again from quantbot.json alone."""
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    bomb = "{% for i in range(10**9) %}{{ i }}{% endfor %}{{ 'x' * 10**9 }}"
+    folder = tmp_path / "qb" / "Model-7B-GGUF"
+    folder.mkdir(parents=True)
+    _run(chat_template=bomb).save(folder)
+    result = CliRunner().invoke(main, ["card", str(folder)])
+    assert result.exit_code == 0, result.output
+    text = (folder / "README.md").read_text()
+    assert "could not be shown: `template not rendered:" in text
+    assert "{prompt}" in text

@@ -172,6 +172,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "doctor",
     "support",
+    "card",
     "quantize",
     "watch",
     "publish",
