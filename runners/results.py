@@ -95,6 +95,19 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class ExtraFile:
+    """A published file that is no variant but serves them all: a vision model's GGUF projector
+    (``mmproj``), which llama.cpp loads beside any of the quantized text models."""
+
+    kind: str  # "mmproj"
+    name: str  # path in the repository folder
+    dtype: str  # its tensor type, e.g. F16, Q8_0
+    size_bytes: int
+    check_output: str = ""  # what the pre-publish check generated with it
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class QuantRun:
     """All variants of one method for one source model, measured on one evaluation."""
 
@@ -105,6 +118,7 @@ class QuantRun:
     variants: list[Variant]
     tools: dict[str, str]
     created: str
+    extra_files: list[ExtraFile] = field(default_factory=list)
 
     @property
     def repo_name(self) -> str:
@@ -125,6 +139,7 @@ def run_from_dict(data: dict[str, Any]) -> QuantRun:
         method=data["method"], source=SourceInfo(**data["source"]),
         baseline=Quality(**data["baseline"]), evaluation=EvalSpec(**data["evaluation"]),
         variants=variants, tools=dict(data["tools"]), created=data["created"],
+        extra_files=[ExtraFile(**e) for e in data.get("extra_files", [])],
     )
 
 

@@ -1,22 +1,45 @@
 """A fake Hugging Face Hub on 127.0.0.1 answering the endpoints huggingface_hub 2.x calls, with
 the documented JSON shapes: model listing (expand, Link pagination), repo creation, tree listing,
-preupload, LFS batch + upload + verify, NDJSON commit, README YAML validation, collections."""
+preupload, LFS batch + upload + verify, NDJSON commit, README YAML validation, collections, and
+branches (refs, commit history, branch creation from a revision or commit, per-revision trees and
+commits), as huggingface_hub 2.4's ``list_repo_refs``, ``list_repo_commits``, ``create_branch``,
+``list_repo_tree(revision=)`` and ``create_commit(revision=)`` call them.
+
+A branch's state is kept under the key ``"<repo>@<branch>"`` (``main``: the bare repo id) in
+``repos`` (path → bytes) and ``commits`` (the paths each commit added)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import re
 import uuid
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
+import yaml
 from fakeserver import FakeServer, json_response
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from runners.results import EvalSpec, Quality, QuantRun, SourceInfo, Variant
+
 LFS_SUFFIXES = (".gguf", ".safetensors", ".bin")
 REPO = r"([\w.-]+/[\w.-]+)"
+INITIAL_FILES = {".gitattributes": b"*.gguf filter=lfs diff=lfs merge=lfs -text\n"}
+
+
+def ref_key(repo_id: str, revision: str = "main") -> str:
+    """Where a revision's state is kept: the repo id for main, ``repo@branch`` otherwise."""
+    return repo_id if revision == "main" else f"{repo_id}@{revision}"
+
+
+def front_matter(text: str) -> dict[str, Any] | None:
+    """A card's YAML metadata, as the Hub reports it in ``cardData``."""
+    match = re.match(r"---\n(.*?)\n---\n", text, re.DOTALL)
+    return yaml.safe_load(match.group(1)) if match else None
 
 
 def git_blob_id(data: bytes) -> str:
@@ -50,7 +73,9 @@ def model_entry(repo_id: str, *, params: int | None = 8_030_261_248,
 
 
 class FakeHub(FakeServer):
-    """State: trending ``models``, ``repos`` (path → bytes), the LFS store, ``commits``."""
+    """State: trending ``models``, ``repos`` (path → bytes, per :func:`ref_key`), the LFS store,
+    ``commits`` (per :func:`ref_key`), each revision's ``lineage`` (commit ids, oldest first) and
+    every commit's ``snapshots`` and ``titles``."""
 
     def __init__(self, server: HTTPServer) -> None:
         super().__init__(server)
@@ -60,7 +85,11 @@ class FakeHub(FakeServer):
         self.repos: dict[str, dict[str, bytes]] = {}
         self.visibility: dict[str, str] = {}
         self.lfs: dict[str, bytes] = {}
-        self.commits: dict[str, list[list[str]]] = {}  # repo → paths of each commit
+        self.commits: dict[str, list[list[str]]] = {}  # ref key → paths each commit added
+        self.deleted: dict[str, list[list[str]]] = {}  # ref key → paths each commit deleted
+        self.lineage: dict[str, list[str]] = {}  # ref key → commit ids, oldest first
+        self.snapshots: dict[str, dict[str, bytes]] = {}  # commit id → files
+        self.titles: dict[str, str] = {}  # commit id → title
         self.collections: dict[str, dict[str, Any]] = {}
         r = self.route
         r("GET", "/api/models", self.list_models)
@@ -72,6 +101,9 @@ class FakeHub(FakeServer):
         r("PUT", r"/fake-lfs/([0-9a-f]{64})", self.lfs_put)
         r("POST", r"/fake-lfs-verify", self.lfs_verify)
         r("POST", rf"/api/models/{REPO}/commit/([^/]+)", self.commit)
+        r("GET", rf"/api/models/{REPO}/refs", self.refs)
+        r("GET", rf"/api/models/{REPO}/commits/([^/]+)", self.list_commits)
+        r("POST", rf"/api/models/{REPO}/branch/([^/]+)", self.create_branch)
         r("POST", "/api/collections", self.create_collection)
         r("POST", r"/api/collections/([\w.-]+/[\w.-]+)/items", self.add_item)
         r("GET", r"/api/collections/([\w.-]+/[\w.-]+)", self.get_collection)
@@ -82,19 +114,41 @@ class FakeHub(FakeServer):
 
     # -- helpers used by tests --------------------------------------------------------------
     def add_repo(self, repo_id: str, files: dict[str, bytes] | None = None) -> None:
-        self.repos[repo_id] = {".gitattributes": b"*.gguf filter=lfs diff=lfs merge=lfs -text\n"}
-        for path, data in (files or {}).items():
-            self.repos[repo_id][path] = data
-            if path.endswith(LFS_SUFFIXES):
-                self.lfs[hashlib.sha256(data).hexdigest()] = data
+        """A repo with its initial commit (``.gitattributes``), then ``files`` in one commit
+        (not counted in ``commits``, which records what clients commit)."""
+        self.repos[repo_id] = dict(INITIAL_FILES)
+        self.lineage[repo_id] = []
+        self._record(repo_id, "initial commit")
+        if files:
+            for path, data in files.items():
+                self.repos[repo_id][path] = data
+                if path.endswith(LFS_SUFFIXES):
+                    self.lfs[hashlib.sha256(data).hexdigest()] = data
+            self._record(repo_id, "add files")
         self.commits.setdefault(repo_id, [])
+        self.deleted.setdefault(repo_id, [])
+
+    def branches(self, repo_id: str) -> list[str]:
+        """The repo's branch names, main first."""
+        prefix = f"{repo_id}@"
+        return ["main", *sorted(k[len(prefix):] for k in self.repos if k.startswith(prefix))]
+
+    def _record(self, key: str, title: str) -> str:
+        """Snapshot ``repos[key]`` as a new commit on that revision; its id."""
+        oid = hashlib.sha1(f"{key}{len(self.snapshots)}{uuid.uuid4()}".encode(),
+                           usedforsecurity=False).hexdigest()
+        self.snapshots[oid] = dict(self.repos[key])
+        self.titles[oid] = title
+        self.lineage[key].append(oid)
+        return oid
 
     # -- /api/models ------------------------------------------------------------------------
     def list_models(self, req: Request) -> Response:
         args = req.args
         if "author" in args:
             items = [{"_id": uuid.uuid4().hex[:24], "id": rid, "private": False}
-                     for rid in sorted(self.repos) if rid.split("/")[0] == args["author"]]
+                     for rid in sorted(self.repos)
+                     if rid.split("/")[0] == args["author"] and "@" not in rid]
         else:
             items = [m for m in self.models
                      if not args.get("pipeline_tag") or m["pipeline_tag"] == args["pipeline_tag"]]
@@ -114,26 +168,38 @@ class FakeHub(FakeServer):
         return json_response(page, headers=headers)
 
     # -- downloads (snapshot_download) ------------------------------------------------------
-    def commit_sha(self, repo_id: str) -> str:
-        files = self.repos[repo_id]
+    def commit_sha(self, repo_id: str, branch: str = "main") -> str:
+        """A branch's content hash: the commit id downloads see (changes with any edit)."""
+        files = self.repos[ref_key(repo_id, branch)]
         return hashlib.sha1(b"".join(p.encode() + files[p] for p in sorted(files)),
                             usedforsecurity=False).hexdigest()
 
+    def _sha(self, repo_id: str, revision: str) -> str:
+        key = self.key_for(repo_id, revision) or repo_id
+        return self.commit_sha(repo_id, key.partition("@")[2] or "main")
+
     def repo_info(self, req: Request, repo_id: str, revision: str) -> Response:
-        if (missing := self._missing(repo_id)) is not None:
+        revision = unquote(revision)
+        if (missing := self._missing(repo_id, revision)) is not None:
             return missing
-        return json_response({"_id": uuid.uuid4().hex[:24], "id": repo_id, "private": False,
-                              "sha": self.commit_sha(repo_id),
-                              "siblings": [{"rfilename": p} for p in sorted(self.repos[repo_id])]})
+        files = self.repos[self.key_for(repo_id, revision) or repo_id]
+        info: dict[str, Any] = {"_id": uuid.uuid4().hex[:24], "id": repo_id, "private": False,
+                                "sha": self._sha(repo_id, revision),
+                                "siblings": [{"rfilename": p} for p in sorted(files)]}
+        card = front_matter(files["README.md"].decode()) if "README.md" in files else None
+        if card is not None:
+            info["cardData"] = card
+        return json_response(info)
 
     def resolve(self, req: Request, repo_id: str, revision: str, path: str) -> Response:
-        if (missing := self._missing(repo_id)) is not None:
+        revision = unquote(revision)
+        if (missing := self._missing(repo_id, revision)) is not None:
             return missing
-        data = self.repos[repo_id].get(path)
+        data = self.repos[self.key_for(repo_id, revision) or repo_id].get(path)
         if data is None:
             return Response(json.dumps({"error": "Entry not found"}), 404,
                             {"X-Error-Code": "EntryNotFound"}, content_type="application/json")
-        headers = {"X-Repo-Commit": self.commit_sha(repo_id), "ETag": f'"{git_blob_id(data)}"',
+        headers = {"X-Repo-Commit": self._sha(repo_id, revision), "ETag": f'"{git_blob_id(data)}"',
                    "Content-Length": str(len(data))}
         return Response(data, 200, headers)  # werkzeug sends no body for HEAD
 
@@ -149,17 +215,73 @@ class FakeHub(FakeServer):
         return json_response({"url": f"{self.base}/{repo_id}", "name": repo_id,
                               "id": uuid.uuid4().hex[:24]})
 
-    def _missing(self, repo_id: str) -> Response | None:
-        if repo_id in self.repos:
-            return None
-        return Response(json.dumps({"error": "Repository not found"}), 404,
-                        {"X-Error-Code": "RepoNotFound"}, content_type="application/json")
+    def key_for(self, repo_id: str, revision: str = "main") -> str | None:
+        """The state a revision names: a branch, or a commit id (``sha`` of ``repo_info``, or one
+        in a branch's history: served as that branch is now)."""
+        if ref_key(repo_id, revision) in self.repos:
+            return ref_key(repo_id, revision)
+        for branch in self.branches(repo_id):
+            key = ref_key(repo_id, branch)
+            if revision == self.commit_sha(repo_id, branch) or revision in self.lineage[key]:
+                return key
+        return None
 
-    def tree(self, req: Request, repo_id: str, revision: str) -> Response:
+    def _missing(self, repo_id: str, revision: str = "main") -> Response | None:
+        if repo_id not in self.repos:
+            return Response(json.dumps({"error": "Repository not found"}), 404,
+                            {"X-Error-Code": "RepoNotFound"}, content_type="application/json")
+        if self.key_for(repo_id, revision) is None:
+            return Response(json.dumps({"error": f"Invalid rev id: {revision}"}), 404,
+                            {"X-Error-Code": "RevisionNotFound"}, content_type="application/json")
+        return None
+
+    # -- branches -----------------------------------------------------------------------------
+    def refs(self, req: Request, repo_id: str) -> Response:
         if (missing := self._missing(repo_id)) is not None:
             return missing
+        branches = [{"name": b, "ref": f"refs/heads/{b}",
+                     "targetCommit": self.lineage[ref_key(repo_id, b)][-1]}
+                    for b in self.branches(repo_id)]
+        return json_response({"branches": branches, "converts": [], "tags": []})
+
+    def list_commits(self, req: Request, repo_id: str, revision: str) -> Response:
+        revision = unquote(revision)
+        if (missing := self._missing(repo_id, revision)) is not None:
+            return missing
+        items = [{"id": oid, "title": self.titles[oid], "message": "",
+                  "authors": [{"user": "system" if i == 0 else "quantbot"}],
+                  "date": "2026-01-01T00:00:00.000Z"}
+                 for i, oid in enumerate(self.lineage[ref_key(repo_id, revision)])]
+        return json_response(items[::-1])  # newest first, as the Hub
+
+    def create_branch(self, req: Request, repo_id: str, branch: str) -> Response:
+        branch = unquote(branch)
+        if (missing := self._missing(repo_id)) is not None:
+            return missing
+        key = ref_key(repo_id, branch)
+        if key in self.repos:
+            return json_response({"error": "Reference already exists"}, 409)
+        start = (req.get_json(silent=True) or {}).get("startingPoint", "main")
+        if ref_key(repo_id, start) in self.repos:
+            lineage = self.lineage[ref_key(repo_id, start)]
+        else:
+            lineages = [self.lineage[ref_key(repo_id, b)] for b in self.branches(repo_id)]
+            found = next((lin for lin in lineages if start in lin), None)
+            if found is None:
+                return json_response({"error": f"Invalid rev id: {start}"}, 400)
+            lineage = found[:found.index(start) + 1]
+        self.lineage[key] = list(lineage)
+        self.repos[key] = dict(self.snapshots[lineage[-1]])
+        self.commits[key] = []
+        self.deleted[key] = []
+        return json_response({}, 200)
+
+    def tree(self, req: Request, repo_id: str, revision: str) -> Response:
+        revision = unquote(revision)
+        if (missing := self._missing(repo_id, revision)) is not None:
+            return missing
         entries = []
-        for path, data in sorted(self.repos[repo_id].items()):
+        for path, data in sorted(self.repos[self.key_for(repo_id, revision) or repo_id].items()):
             entry: dict[str, Any] = {"type": "file", "oid": git_blob_id(data), "size": len(data),
                                      "path": path}
             if path.endswith(LFS_SUFFIXES):
@@ -177,7 +299,7 @@ class FakeHub(FakeServer):
         return json_response(page, headers=headers)
 
     def preupload(self, req: Request, repo_id: str, revision: str) -> Response:
-        if (missing := self._missing(repo_id)) is not None:
+        if (missing := self._missing(repo_id, unquote(revision))) is not None:
             return missing
         files = req.get_json()["files"]
         return json_response({"files": [
@@ -214,13 +336,16 @@ class FakeHub(FakeServer):
 
     # -- commit -------------------------------------------------------------------------------
     def commit(self, req: Request, repo_id: str, revision: str) -> Response:
-        if (missing := self._missing(repo_id)) is not None:
+        revision = unquote(revision)
+        if (missing := self._missing(repo_id, revision)) is not None:
             return missing
+        key = ref_key(repo_id, revision)
         lines = [json.loads(line) for line in req.get_data().splitlines() if line.strip()]
         if not lines or lines[0]["key"] != "header":
             return json_response({"error": "missing header"}, 400)
-        staged = dict(self.repos[repo_id])
-        paths = []
+        staged = dict(self.repos[key])
+        paths: list[str] = []
+        deleted: list[str] = []
         for line in lines[1:]:
             value = line["value"]
             if line["key"] == "file":
@@ -229,13 +354,18 @@ class FakeHub(FakeServer):
                 if value["oid"] not in self.lfs:
                     return json_response({"error": f"LFS object {value['oid']} not uploaded"}, 422)
                 staged[value["path"]] = self.lfs[value["oid"]]
+            elif line["key"] == "deletedFile":
+                if staged.pop(value["path"], None) is None:
+                    return json_response({"error": f"{value['path']} does not exist"}, 404)
+                deleted.append(value["path"])
+                continue
             else:
                 return json_response({"error": f"unsupported {line['key']}"}, 400)
             paths.append(value["path"])
-        self.repos[repo_id] = staged  # all or nothing
-        self.commits[repo_id].append(paths)
-        oid = hashlib.sha1(f"{repo_id}{len(self.commits[repo_id])}".encode(),
-                           usedforsecurity=False).hexdigest()
+        self.repos[key] = staged  # all or nothing
+        self.commits[key].append(paths)
+        self.deleted[key].append(deleted)
+        oid = self._record(key, lines[0]["value"].get("summary", ""))
         return json_response({"success": True, "commitOid": oid, "pullRequestUrl": None,
                               "commitUrl": f"{self.base}/{repo_id}/commit/{oid}"})
 
@@ -292,3 +422,39 @@ def fast_hf_clock(monkeypatch: Any) -> FastClock:
     clock = FastClock()
     monkeypatch.setattr(hf_http, "time", clock)
     return clock
+
+
+# -- repository folders to publish ----------------------------------------------------------------
+CARD = "---\nbase_model: {base}\nlicense: apache-2.0\n---\n# {title}\n"
+MAIN_FILES = ["config.json", "model.safetensors", "tokenizer.json"]
+BRANCHES = {"gptq-4bit-32g-actorder": 3, "gptq-8bit-128g-actorder": 4}
+
+
+def _variant(name: str, branch: str, files: list[str]) -> Variant:
+    return Variant(method="gptq", name=name, files=files, size_bytes=100, bits_per_weight=4.5,
+                   ram_bytes=200, peak_rss_bytes=200,
+                   quality=Quality(ppl=10.0, ppl_err=0.1, kld_mean=0.01), check_output=" hi",
+                   branch=branch)
+
+
+def gptq_folder(root: Path, source: str = "tiny/Tiny-1B") -> Path:
+    """A 3-variant GPTQ repository folder as `quantbot quantize` lays it out: the default variant
+    at the root (main) with the card and record, the other two in ``.branches/<name>/``."""
+    d = root / "Tiny-1B-GPTQ"
+    d.mkdir(parents=True)
+    for name in MAIN_FILES:
+        (d / name).write_bytes(name.encode() + b"\x01" * 200)
+    variants = [_variant("gptq-4bit-128g-actorder", "main", MAIN_FILES)]
+    for branch, fill in BRANCHES.items():
+        (d / ".branches" / branch).mkdir(parents=True)
+        for name in MAIN_FILES:
+            (d / ".branches" / branch / name).write_bytes(name.encode() + bytes([fill]) * 200)
+        variants.append(_variant(branch, branch, MAIN_FILES))
+    QuantRun(method="gptq",
+             source=SourceInfo(repo_id=source, architecture="LlamaForCausalLM", license="mit",
+                               n_params=1000, context_length=128, dtype="bfloat16"),
+             baseline=Quality(ppl=9.0, ppl_err=0.1),
+             evaluation=EvalSpec("docs", "ab" * 32, 256, 128, 2, "transformers"),
+             variants=variants, tools={}, created="2026-01-01T00:00:00Z").save(d)
+    (d / "README.md").write_text(CARD.format(base=source, title="Tiny-1B GPTQ"))
+    return d

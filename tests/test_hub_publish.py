@@ -1,5 +1,6 @@
 """``quantbot publish`` to a fake Hub on 127.0.0.1 through the real huggingface_hub client:
-one commit per repo, resume after a failure, size limit and splitting, token hygiene."""
+one commit per branch, resume after a failure, size limit and splitting, token hygiene, branches
+of a transformers-family folder, and no release ever overwritten by another model's."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import huggingface_hub.constants
 import pytest
 from click.testing import CliRunner
 from fakeserver import fresh, serving
-from hubfake import FakeHub, FastClock, fast_hf_clock
+from hubfake import BRANCHES, CARD, MAIN_FILES, FakeHub, FastClock, fast_hf_clock, gptq_folder
 from pytest_httpserver import HTTPServer
 
 from bot.cli.publish import command as publish_command
@@ -58,7 +59,7 @@ def folder(tmp_path: Path) -> Path:
     """A repo folder as `quantbot quantize` leaves it: OUT/<owner>/<name>-GGUF/."""
     d = tmp_path / "out" / "tiny" / "Tiny-1B-GGUF"
     d.mkdir(parents=True)
-    (d / "README.md").write_text("---\nlicense: apache-2.0\n---\n# Tiny-1B GGUF\n")
+    (d / "README.md").write_text(CARD.format(base="tiny/Tiny-1B", title="Tiny-1B GGUF"))
     (d / "tiny-1b.Q4_K_M.gguf").write_bytes(b"GGUF" + b"\x01" * 300)
     (d / "tiny-1b.Q8_0.gguf").write_bytes(b"GGUF" + b"\x02" * 500)
     (d / ".cache").mkdir()
@@ -102,9 +103,12 @@ def test_rerun_uploads_only_what_changed(hub: FakeHub, folder: Path) -> None:
     same = publisher().publish(folder, REPO)
     assert same.uploaded == [] and same.skipped == ALL
     assert len(hub.commits[REPO]) == 1  # no empty commit
-    assert [m for m, _ in hub.requests] == ["POST", "GET"]  # create (409) + tree only
+    # create (409), tree, the card's base_model (same source): nothing else
+    assert [(m, p.split("?")[0]) for m, p in hub.requests] == [
+        ("POST", "/api/repos/create"), ("GET", f"/api/models/{REPO}/tree/main"),
+        ("GET", f"/api/models/{REPO}")]
 
-    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# Tiny-1B GGUF v2\n")
+    (folder / "README.md").write_text(CARD.format(base="tiny/Tiny-1B", title="Tiny-1B GGUF v2"))
     (folder / "tiny-1b.Q6_K.gguf").write_bytes(b"GGUF" + b"\x03" * 400)
     changed = publisher().publish(folder, REPO)
     assert changed.uploaded == ["README.md", "tiny-1b.Q6_K.gguf"]
@@ -245,3 +249,126 @@ def test_real_gguf_split_by_llama_cpp_and_listed_in_card(hub: FakeHub, tmp_path:
     assert all(p in card for p in parts) and "download all parts" in card
     record = json.loads(hub.repos[REPO]["quantbot.json"])
     assert record["variants"][0]["files"] == parts
+
+
+# -- branches: a transformers-family folder -------------------------------------------------------
+GPTQ = "qb/Tiny-1B-GPTQ"
+SHARED = ["README.md", "quantbot.json"]
+
+
+def test_branches_one_commit_each_from_the_initial_commit(hub: FakeHub, tmp_path: Path) -> None:
+    folder = gptq_folder(tmp_path)
+    result = publisher().publish(folder, GPTQ)
+    assert hub.branches(GPTQ) == ["main", *BRANCHES]
+    assert hub.commits[GPTQ] == [sorted([*MAIN_FILES, *SHARED])]  # one commit on main
+    for branch, fill in BRANCHES.items():
+        key = f"{GPTQ}@{branch}"
+        assert hub.commits[key] == [sorted([*MAIN_FILES, *SHARED])]  # one commit per branch
+        assert hub.deleted[key] == [[]]  # started empty: never showed main's files
+        assert set(hub.repos[key]) == {".gitattributes", *MAIN_FILES, *SHARED}
+        assert hub.repos[key]["model.safetensors"] == b"model.safetensors" + bytes([fill]) * 200
+        assert hub.repos[key]["README.md"] == hub.repos[GPTQ]["README.md"]  # the same card
+        assert hub.lineage[key][:-1] == hub.lineage[GPTQ][:1]  # from the initial commit
+    assert hub.repos[GPTQ]["model.safetensors"] == (folder / "model.safetensors").read_bytes()
+    assert "gptq-8bit-128g-actorder:model.safetensors" in result.uploaded
+    assert len(result.uploaded) == 3 * 5 and result.skipped == [] and result.deleted == []
+    assert hub.count("GET", "/refs$") == 1 and hub.count("GET", "/commits/main$") == 1
+
+
+def test_branches_rerun_uploads_nothing_then_only_what_changed(hub: FakeHub,
+                                                               tmp_path: Path) -> None:
+    folder = gptq_folder(tmp_path)
+    publisher().publish(folder, GPTQ)
+    hub.requests.clear()
+    again = publisher().publish(folder, GPTQ)
+    assert again.uploaded == [] and again.deleted == [] and len(again.skipped) == 15
+    assert hub.count("POST", "/commit/") == 0 and hub.count("PUT", "/fake-lfs/") == 0
+    assert hub.count("POST", "/branch/") == 0  # the branches exist
+
+    branch = "gptq-8bit-128g-actorder"
+    (folder / ".branches" / branch / "model.safetensors").write_bytes(b"requantized" * 30)
+    (folder / ".branches" / branch / "tokenizer.json").unlink()
+    changed = publisher().publish(folder, GPTQ)
+    assert changed.uploaded == [f"{branch}:model.safetensors"]
+    assert changed.deleted == [f"{branch}:tokenizer.json"]
+    assert [len(hub.commits[k]) for k in (GPTQ, *(f"{GPTQ}@{b}" for b in BRANCHES))] == [1, 1, 2]
+    assert "tokenizer.json" not in hub.repos[f"{GPTQ}@{branch}"]
+
+
+def test_branch_failure_leaves_it_empty_and_the_rerun_resumes(hub: FakeHub,
+                                                              tmp_path: Path) -> None:
+    folder = gptq_folder(tmp_path)
+    branch = "gptq-8bit-128g-actorder"
+    hub.fail("POST", f"/commit/{branch}$", 500, times=100)
+    with pytest.raises(QuantbotError, match=f"publish {GPTQ}"):
+        publisher(retries=1).publish(folder, GPTQ)
+    assert set(hub.repos[f"{GPTQ}@{branch}"]) == {".gitattributes"}  # nothing of another variant
+    hub.faults.clear()
+    result = publisher().publish(folder, GPTQ)
+    assert all(p.startswith(f"{branch}:") for p in result.uploaded) and len(result.uploaded) == 5
+    assert len(hub.commits[f"{GPTQ}@{branch}"]) == 1 and len(hub.commits[GPTQ]) == 1
+
+
+def test_main_mirrors_the_folder(hub: FakeHub, folder: Path) -> None:
+    publisher().publish(folder, REPO)
+    (folder / "tiny-1b.Q8_0.gguf").unlink()
+    result = publisher().publish(folder, REPO)
+    assert result.deleted == ["tiny-1b.Q8_0.gguf"] and result.uploaded == []
+    assert set(hub.repos[REPO]) == {".gitattributes", "README.md", "tiny-1b.Q4_K_M.gguf"}
+
+
+@pytest.mark.parametrize("bad", ["main", "-x", "a b", "x.lock"])
+def test_bad_branch_folder_is_refused_before_any_request(hub: FakeHub, tmp_path: Path,
+                                                         bad: str) -> None:
+    folder = gptq_folder(tmp_path)
+    (folder / ".branches" / bad).mkdir()
+    (folder / ".branches" / bad / "config.json").write_text("{}")
+    with pytest.raises(QuantbotError, match="is not a branch folder"):
+        publisher().publish(folder, GPTQ)
+    assert hub.requests == []
+
+
+def test_oversized_file_in_a_branch_is_named_with_its_branch(hub: FakeHub,
+                                                             tmp_path: Path) -> None:
+    folder = gptq_folder(tmp_path)
+    (folder / ".branches" / "gptq-4bit-32g-actorder" / "model.safetensors").write_bytes(
+        b"\0" * 20_000)
+    with pytest.raises(QuantbotError, match=r"gptq-4bit-32g-actorder:model\.safetensors is 20\.00 kB"):
+        publisher(max_file_bytes=10_000).publish(folder, GPTQ)
+    assert hub.requests == []
+
+
+# -- a release is never overwritten by another model's ----------------------------------------------
+def test_another_models_release_is_refused_with_the_fix(hub: FakeHub, tmp_path: Path) -> None:
+    hub.add_repo(GPTQ, {"README.md": CARD.format(base="a/Tiny-1B", title="A's").encode(),
+                        "model.safetensors": b"theirs"})
+    folder = gptq_folder(tmp_path, source="b/Tiny-1B")
+    with pytest.raises(QuantbotError) as err:
+        publisher().publish(folder, GPTQ)
+    text = str(err.value)
+    assert f"{GPTQ} already holds a release of a/Tiny-1B; this is a release of b/Tiny-1B" in text
+    assert "Fix: publish it as qb/b_Tiny-1B-GPTQ: `quantbot publish FOLDER --to hub --repo-id " \
+           "qb/b_Tiny-1B-GPTQ`" in text
+    assert hub.count("POST", "/commit/") == 0 and hub.count("POST", "/branch/") == 0
+    assert hub.repos[GPTQ]["model.safetensors"] == b"theirs"
+    assert hub.count("POST", "/api/repos/create") == 1  # refused, not retried
+
+    ok = publisher().publish(folder, "qb/b_Tiny-1B-GPTQ")  # the fix works
+    assert len(ok.uploaded) == 15
+
+
+def test_files_without_a_card_are_not_overwritten(hub: FakeHub, folder: Path) -> None:
+    hub.add_repo(REPO, {"notes.txt": b"someone's"})
+    with pytest.raises(QuantbotError, match=r"files whose card names no base_model.*"
+                                            r"qb/tiny_Tiny-1B-GGUF"):
+        publisher().publish(folder, REPO)
+    assert hub.commits[REPO] == []
+
+
+def test_same_source_and_empty_repo_are_published(hub: FakeHub, folder: Path) -> None:
+    hub.add_repo(REPO)  # created by an earlier run whose commit failed: .gitattributes only
+    assert publisher().publish(folder, REPO).uploaded == ALL
+    assert hub.count("GET", f"^/api/models/{REPO}$") == 0  # nothing there to compare with
+    hub.add_repo("qb/Other-GGUF", {"README.md": CARD.format(base="tiny/Tiny-1B", title="x")
+                                   .encode()})
+    assert publisher().publish(folder, "qb/Other-GGUF").uploaded == ALL

@@ -1,4 +1,5 @@
 import pytest
+from hubfake import BRANCHES, MAIN_FILES, gptq_folder
 
 from bot.publish.local import LocalHub
 from runners.errors import QuantbotError
@@ -41,3 +42,38 @@ def test_folder_without_card_is_refused(tmp_path):
 def test_bad_repo_ids(tmp_path, repo_id):
     with pytest.raises(QuantbotError):
         LocalHub(tmp_path).repo_path(repo_id)
+
+
+def _gptq_folder(tmp_path, source="tiny/Tiny-1B"):
+    """The default variant at the root, one more in ``.branches/`` (as test_hub_publish's)."""
+    return gptq_folder(tmp_path / "out", source)
+
+
+def test_branches_are_complete_folders_and_republish_as_they_are(tmp_path):
+    src = _gptq_folder(tmp_path)
+    result = LocalHub(tmp_path / "hub").publish(src, "qb/T-GPTQ")
+    main = tmp_path / "hub" / "qb" / "T-GPTQ"
+    every = sorted([*MAIN_FILES, "README.md", "quantbot.json"])
+    assert sorted(p.name for p in main.iterdir()) == sorted([*every, ".branches"])
+    for branch in BRANCHES:
+        folder = main / ".branches" / branch  # what `hf download --revision <branch>` gives
+        assert sorted(p.name for p in folder.iterdir()) == every
+        assert (folder / "model.safetensors").read_bytes() == (
+            src / ".branches" / branch / "model.safetensors").read_bytes()
+        assert (folder / "README.md").read_text() == (src / "README.md").read_text()
+        assert f"{branch}:model.safetensors" in result.uploaded
+    assert sorted(p.name for p in main.parent.iterdir()) == ["T-GPTQ"]  # no temporaries
+
+    again = LocalHub(tmp_path / "hub2").publish(main, "qb/T-GPTQ")  # a finished folder itself
+    assert sorted(again.uploaded) == sorted(result.uploaded)
+
+
+def test_another_models_release_is_refused(tmp_path):
+    hub = LocalHub(tmp_path / "hub")
+    hub.publish(_gptq_folder(tmp_path / "a", "a/Tiny-1B"), "qb/Tiny-1B-GPTQ")
+    with pytest.raises(QuantbotError, match=r"already holds a release of a/Tiny-1B.*"
+                                            r"--repo-id qb/b_Tiny-1B-GPTQ"):
+        hub.publish(_gptq_folder(tmp_path / "b", "b/Tiny-1B"), "qb/Tiny-1B-GPTQ")
+    record = tmp_path / "hub" / "qb" / "Tiny-1B-GPTQ" / "quantbot.json"
+    assert '"a/Tiny-1B"' in record.read_text()  # untouched
+    hub.publish(_gptq_folder(tmp_path / "a2", "a/Tiny-1B"), "qb/Tiny-1B-GPTQ")  # same source

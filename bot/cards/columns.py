@@ -31,7 +31,7 @@ def _yes(value: object) -> str:
 
 def branch_of(row: FileRow) -> str:
     """The branch holding the row's files (``FileRow.branch``, from ``Variant.branch``)."""
-    return getattr(row, "branch", None) or "main"
+    return row.branch
 
 
 def _files(row: FileRow, repo_id: str) -> str:

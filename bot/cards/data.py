@@ -41,6 +41,7 @@ class FileRow:
     use_case: str
     recommended: bool
     params: dict = field(default_factory=dict)
+    branch: str = "main"  # the branch holding the files (transformers-family: one per variant)
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
             same_top=_fmt(None if v.quality.same_top_p is None else 100 * v.quality.same_top_p,
                           ".1f"),
             use_case=use_case(v, v is smallest, v is best), recommended=v is chosen,
-            params=v.params,
+            params=v.params, branch=v.branch,
         )
         for v in variants
     ]

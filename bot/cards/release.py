@@ -72,14 +72,10 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def _link(repo_id: str, v: Variant) -> str:
-    """Where the variant lives: its branch, its one file, or its folder on main."""
-    branch = getattr(v, "branch", None)
-    if branch:
-        return f"{HUB}/{repo_id}/tree/{branch}"
+    """Where the variant lives: its one file, or its branch (a whole model folder)."""
     if len(v.files) == 1:
-        return f"{HUB}/{repo_id}/blob/main/{v.files[0]}"
-    folder = v.files[0].rpartition("/")[0]
-    return f"{HUB}/{repo_id}/tree/main/{folder}" if folder else f"{HUB}/{repo_id}/tree/main"
+        return f"{HUB}/{repo_id}/blob/{v.branch}/{v.files[0]}"
+    return f"{HUB}/{repo_id}/tree/{v.branch}"
 
 
 def build_release(runs: list[tuple[str, QuantRun]]) -> Release:

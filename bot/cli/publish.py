@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from bot.cards.render import write_card
 from bot.config import load_config
 from bot.publish.base import Publisher, PublishResult
 from bot.publish.local import LocalHub
 from runners.errors import QuantbotError
+from runners.results import RUN_FILE, load_run
 
 
 def repo_folders(folder: Path) -> list[Path]:
@@ -30,6 +32,9 @@ def _echo(result: PublishResult) -> None:
     if result.skipped:
         click.echo(f"  skipped {len(result.skipped)} (already there, unchanged): "
                    f"{', '.join(result.skipped)}")
+    if result.deleted:
+        click.echo(f"  deleted {len(result.deleted)} (no longer in the folder): "
+                   f"{', '.join(result.deleted)}")
 
 
 @click.command("publish")
@@ -70,4 +75,6 @@ def command(folder: Path, target: str, repo_id: str | None, private: bool, colle
     for f in folders:
         f = f.resolve()
         rid = repo_id or f"{namespace or f.parent.name}/{f.name}"
+        if repo_id and (f / RUN_FILE).is_file():
+            write_card(load_run(f), rid, f)  # the card names the repository it is published as
         _echo(publisher.publish(f, rid))

@@ -1,4 +1,4 @@
-"""Publishing a repository folder to the Hugging Face Hub: one commit per repo, resumable."""
+"""Publishing a repository folder to the Hugging Face Hub: one commit per branch, resumable."""
 
 from __future__ import annotations
 
@@ -9,28 +9,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, HfApi, get_token
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 
 from bot.hub.client import hub_api
 from bot.hub.retry import with_retries
 from bot.methods import source_name_of
-from bot.publish.base import PublishResult
+from bot.publish.base import (
+    LocalFile,
+    PublishResult,
+    branch_trees,
+    check_same_source,
+    first_base_model,
+    folder_source,
+    list_folder,
+    shown_path,
+)
 from runners.errors import QuantbotError
+from runners.results import MAIN_BRANCH
 from runners.settings import HUB_MAX_FILE_BYTES
 from runners.units import human_bytes
 
 log = logging.getLogger(__name__)
 
+__all__ = ["HubPublisher", "LocalFile", "RemoteFile", "list_folder", "unchanged"]
+
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class LocalFile:
-    """One file of the folder to publish."""
-
-    path: str  # path in the repo, POSIX
-    abs: Path
-    size: int
+GITATTRIBUTES = ".gitattributes"  # made by the Hub with the repo; never ours to delete
 
 
 @dataclass(frozen=True)
@@ -40,16 +44,6 @@ class RemoteFile:
     size: int
     sha256: str | None
     blob_id: str | None
-
-
-def list_folder(folder: Path) -> list[LocalFile]:
-    """Every file under ``folder`` except hidden ones (``.git/``, ``.cache/``, editor files)."""
-    out = []
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if p.is_file() and not any(part.startswith(".") for part in rel.parts):
-            out.append(LocalFile(rel.as_posix(), p, p.stat().st_size))
-    return out
 
 
 def _hashes(path: Path, size: int) -> tuple[str, str]:
@@ -71,14 +65,33 @@ def unchanged(local: LocalFile, remote: RemoteFile | None) -> bool:
     return sha256 == remote.sha256 if remote.sha256 else blob == remote.blob_id
 
 
-class HubPublisher:
-    """Publishes a repository folder to ``<endpoint>/<repo_id>`` as one commit.
 
-    Requests per repo: ``POST /api/repos/create`` (409 = exists), ``GET /api/models/R/tree/main``
-    (recursive, paged), then, if anything changed, one commit: ``POST /api/validate-yaml`` (when
-    README.md changes), ``POST …/preupload/main``, ``POST R.git/info/lfs/objects/batch`` + one
-    ``PUT`` per new LFS object (+ verify), ``POST /api/models/R/commit/main``. Optional collection:
-    ``POST /api/collections`` and ``POST /api/collections/SLUG/items``.
+
+class HubPublisher:
+    """Publishes a repository folder to ``<endpoint>/<repo_id>``: one commit per branch.
+
+    The folder's layout (:func:`bot.publish.base.branch_trees`) says the branches: its root is
+    ``main``, ``.branches/<branch>/`` each other branch (with the card and record). Each commit
+    makes its branch hold exactly the folder's files for it (new and changed files added, files
+    the folder no longer has deleted, ``.gitattributes`` kept), so a branch never shows half a
+    set and a rerun commits nothing where nothing changed. A missing branch starts from the
+    repository's initial commit (``.gitattributes`` only), never from ``main``, so it never
+    shows another variant's files, even if its commit fails. Branches on the Hub that the folder
+    lacks are left as they are.
+
+    Before any commit to a repository that already holds files, the ``base_model`` of its card
+    must be the folder's source (``quantbot.json``): a release of ``b/Name`` is refused where
+    ``a/Name``'s is, with the fix to publish it as ``<owner>/b_Name-<SUFFIX>``
+    (:func:`bot.publish.base.collision_repo_id`).
+
+    Requests: ``POST /api/repos/create`` (409 = exists), ``GET /api/models/R/tree/main``
+    (recursive, paged), ``GET /api/models/R`` (card data, only when the repo holds files); per
+    branch other than main: ``GET /api/models/R/refs`` (once), ``GET …/commits/main`` (once, when
+    a branch is missing) + ``POST …/branch/B``, ``GET …/tree/B``; then, per branch where anything
+    changed, one commit: ``POST /api/validate-yaml`` (when README.md changes),
+    ``POST …/preupload/B``, ``POST R.git/info/lfs/objects/batch`` + one ``PUT`` per new LFS object
+    (+ verify), ``POST /api/models/R/commit/B``. Optional collection: ``POST /api/collections``
+    and ``POST /api/collections/SLUG/items``.
     """
 
     def __init__(self, api: HfApi | None = None, *, private: bool = False,
@@ -94,30 +107,28 @@ class HubPublisher:
         self.sleep = sleep
 
     # -- before any request: the folder must be publishable as a whole -----------------------
-    def prepare(self, folder: Path) -> list[LocalFile]:
-        """The files to publish; every one must already be under the per-file limit.
+    def prepare(self, folder: Path) -> dict[str, list[LocalFile]]:
+        """Each branch's files; every one must already be under the per-file limit.
 
         Splitting is the quantizer's job (GGUF files are split where they are made, and the card
         lists the parts); a publisher publishes what a finished folder holds and nothing else.
         """
-        if not (folder / "README.md").is_file():
-            raise QuantbotError(f"{folder} has no README.md (model card)",
-                                "publish a folder made by `quantbot quantize`")
-        files = list_folder(folder)
-        oversized = [f for f in files if f.size > self.max_file_bytes]
-        if oversized:
-            f = oversized[0]
-            raise QuantbotError(
-                f"{f.path} is {human_bytes(f.size)}, over the Hub's per-file limit of "
-                f"{human_bytes(self.max_file_bytes)}",
-                "quantize again with --split-size under the limit (GGUF files are split with "
-                "llama-gguf-split where they are made, and the card lists the parts)")
-        return files
+        trees = branch_trees(folder)
+        for branch, files in trees.items():
+            oversized = [f for f in files if f.size > self.max_file_bytes]
+            if oversized:
+                f = oversized[0]
+                raise QuantbotError(
+                    f"{shown_path(branch, f.path)} is {human_bytes(f.size)}, over the Hub's "
+                    f"per-file limit of {human_bytes(self.max_file_bytes)}",
+                    "quantize again with --split-size under the limit (GGUF files are split with "
+                    "llama-gguf-split where they are made, and the card lists the parts)")
+        return trees
 
     # -- requests ------------------------------------------------------------------------------
-    def _remote(self, repo_id: str) -> dict[str, RemoteFile]:
+    def _remote(self, repo_id: str, branch: str) -> dict[str, RemoteFile]:
         remote: dict[str, RemoteFile] = {}
-        for entry in self.api.list_repo_tree(repo_id, recursive=True):
+        for entry in self.api.list_repo_tree(repo_id, recursive=True, revision=branch):
             size = getattr(entry, "size", None)
             if size is None:  # a folder
                 continue
@@ -126,20 +137,61 @@ class HubPublisher:
                                             blob_id=entry.blob_id)  # type: ignore[union-attr]
         return remote
 
-    def _publish_once(self, files: list[LocalFile], repo_id: str) -> PublishResult:
-        self.api.create_repo(repo_id, private=self.private, exist_ok=True)
-        remote = self._remote(repo_id)
+    def _check_owner(self, repo_id: str, main: dict[str, RemoteFile], source: str | None) -> None:
+        """A repository holding files must hold a release of the folder's source model."""
+        if not set(main) - {GITATTRIBUTES}:
+            return
+        card = self.api.model_info(repo_id).card_data
+        check_same_source(repo_id, first_base_model(getattr(card, "base_model", None)), source)
+
+    def _commit(self, repo_id: str, branch: str, files: list[LocalFile],
+                remote: dict[str, RemoteFile]) -> tuple[list[str], list[str], list[str]]:
+        """Make ``branch`` hold exactly ``files`` in at most one commit: (uploaded, skipped,
+        deleted) paths."""
         todo = [f for f in files if not unchanged(f, remote.get(f.path))]
         done = sorted(f.path for f in files if f not in todo)
-        location = f"{self.api.endpoint}/{repo_id}"
-        if todo:
-            ops = [CommitOperationAdd(path_in_repo=f.path, path_or_fileobj=str(f.abs))
-                   for f in todo]
-            verb = "Upload" if len(todo) == len(files) else "Update"
-            self.api.create_commit(repo_id, operations=ops,
-                                   commit_message=f"{verb} {len(todo)} file(s) with quantbot")
-        return PublishResult(repo_id=repo_id, location=location,
-                             uploaded=sorted(f.path for f in todo), skipped=done)
+        local = {f.path for f in files}
+        gone = sorted(p for p in remote if p not in local and p != GITATTRIBUTES)
+        if todo or gone:
+            ops: list[CommitOperationAdd | CommitOperationDelete] = [
+                CommitOperationAdd(path_in_repo=f.path, path_or_fileobj=str(f.abs)) for f in todo]
+            ops += [CommitOperationDelete(path_in_repo=p) for p in gone]
+            verb = "Upload" if len(todo) == len(files) and not gone else "Update"
+            self.api.create_commit(repo_id, operations=ops, revision=branch,
+                                   commit_message=f"{verb} {len(todo)} file(s) with quantbot"
+                                   + (f", delete {len(gone)}" if gone else ""))
+        return sorted(f.path for f in todo), done, gone
+
+    def _branches(self, repo_id: str, wanted: list[str]) -> None:
+        """Create the missing ``wanted`` branches from the initial commit."""
+        have = {b.name for b in self.api.list_repo_refs(repo_id).branches}
+        for other in sorted(have - set(wanted) - {MAIN_BRANCH}):
+            log.info("%s: branch %s is not in the folder; left as it is", repo_id, other)
+        missing = [b for b in wanted if b not in have]
+        if missing:
+            initial = self.api.list_repo_commits(repo_id)[-1].commit_id
+            for branch in missing:
+                self.api.create_branch(repo_id, branch=branch, revision=initial, exist_ok=True)
+
+    def _publish_once(self, trees: dict[str, list[LocalFile]], repo_id: str,
+                      source: str | None) -> PublishResult:
+        self.api.create_repo(repo_id, private=self.private, exist_ok=True)
+        main = self._remote(repo_id, MAIN_BRANCH)
+        self._check_owner(repo_id, main, source)
+        others = [b for b in trees if b != MAIN_BRANCH]
+        if others:
+            self._branches(repo_id, others)
+        uploaded: list[str] = []
+        skipped: list[str] = []
+        deleted: list[str] = []
+        for branch, files in trees.items():
+            remote = main if branch == MAIN_BRANCH else self._remote(repo_id, branch)
+            up, done, gone = self._commit(repo_id, branch, files, remote)
+            uploaded += (shown_path(branch, p) for p in up)
+            skipped += (shown_path(branch, p) for p in done)
+            deleted += (shown_path(branch, p) for p in gone)
+        return PublishResult(repo_id=repo_id, location=f"{self.api.endpoint}/{repo_id}",
+                             uploaded=uploaded, skipped=skipped, deleted=deleted)
 
     def _add_to_collection(self, repo_id: str) -> None:
         owner, name = repo_id.split("/", 1)
@@ -155,24 +207,27 @@ class HubPublisher:
         log.info("%s is in collection %r", repo_id, title)
 
     def publish(self, folder: Path, repo_id: str) -> PublishResult:
-        """Create the repo if missing and commit what it lacks, all files in one commit.
+        """Create the repo if missing and give each branch what it lacks, one commit a branch.
 
-        A failure leaves the repo as it was (LFS objects already sent are reused by the rerun),
-        and a rerun uploads only missing or changed files, reporting the others as skipped.
+        A failure leaves each branch as it was or complete (LFS objects already sent are reused
+        by the rerun), and a rerun uploads only missing or changed files, reporting the others as
+        skipped; ``main`` is committed first.
         """
         folder = Path(folder)
         owner, _, name = repo_id.partition("/")
         if not owner or not name or "/" in name:
             raise QuantbotError(f"bad repository id {repo_id!r}", "use OWNER/NAME")
-        files = self.prepare(folder)
+        trees = self.prepare(folder)
+        source = folder_source(folder)
         if not (self.api.token or get_token()):
             raise QuantbotError("no Hugging Face token",
                                 "set HF_TOKEN or run `hf auth login` with a write token")
-        result = with_retries(lambda: self._publish_once(files, repo_id),
+        result = with_retries(lambda: self._publish_once(trees, repo_id, source),
                               action=f"publish {repo_id}", retries=self.retries,
                               wait_s=self.retry_wait_s, sleep=self.sleep)
         if self.collection:
             self._add_to_collection(repo_id)
-        log.info("published %s: %d uploaded, %d already there", repo_id, len(result.uploaded),
-                 len(result.skipped))
+        log.info("published %s (%d branch(es)): %d uploaded, %d already there, %d deleted",
+                 repo_id, len(trees), len(result.uploaded), len(result.skipped),
+                 len(result.deleted))
         return result

@@ -4,9 +4,15 @@ check → measure.
 GPTQ, AWQ and NF4 differ only in how one variant is made (a :class:`Quantizer`: a worker module
 run in a fresh process); everything else — the unquantized baseline scored once and shared by
 every method of a model (the work folder is the model's), the reload with transformers alone,
-PPL/KLD on the same windows, the run record — is this module. Each variant goes to its own
-folder (``<repo>/<variant name>/``), a complete model folder. A variant folder that already passed
-verification is reused, so a rerun after a failure resumes.
+PPL/KLD on the same windows, the run record — is this module.
+
+Each variant is made in its own work folder (``<work>/variants/<name>/``; one that already passed
+verification is reused, so a rerun after a failure resumes), then laid out in the repository
+folder as published (:mod:`runners.results`): the first variant of the spec, the default, at the
+root (``main``), so ``from_pretrained(repo_id)`` and ``vllm serve repo_id`` load it as they did
+TheBloke's repositories; every other variant in ``.branches/<name>/``, its branch. Files are
+hard-linked, not copied, where the file system allows. The reload check then loads each variant
+from that folder, as a user loads the repository root or the branch.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from runners.hfmodel.calibration import calibration_set, evaluation_blocks
 from runners.hfmodel.check import check_folder
 from runners.hfmodel.types import CalibrationSet, Measurement, QuantOutcome
 from runners.proc import ToolFailed
-from runners.results import EvalSpec, Quality, QuantRun, Variant
+from runners.results import BRANCHES_DIR, MAIN_BRANCH, EvalSpec, Quality, QuantRun, Variant, branch_dir
 from runners.settings import RunSettings
 from runners.source import SourceModel
 
@@ -91,11 +97,37 @@ def _reuse(quantizer: Quantizer, folder: Path, variant: HfVariant, work: Path) -
     except QuantbotError:
         return None
     data = json.loads(record.read_text())
-    if data.get("recipe") != asdict(variant):  # type: ignore[call-overload]
+    recipe = asdict(variant)  # type: ignore[call-overload]
+    if data.get("recipe") != recipe or data.get("folder") != str(folder):
         return None
     log.info("%s: reusing %s", variant.name, folder)
     data.pop("recipe")
     return QuantOutcome(**{**data, "folder": folder})
+
+
+def _clear_layout(repo_dir: Path, keep: Path) -> None:
+    """Empty ``repo_dir`` of an earlier run's layout (root files, branch folders, the old
+    ``<repo>/<variant>/`` folders), keeping other hidden entries and anything holding ``keep``."""
+    for entry in repo_dir.iterdir():
+        if entry.name.startswith(".") and entry.name != BRANCHES_DIR:
+            continue
+        if keep.resolve().is_relative_to(entry.resolve()):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _place(made: Path, files: list[str], dest: Path) -> None:
+    """Put a made variant's files where its branch lies in the repository folder."""
+    for name in files:
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(made / name, target)
+        except OSError:
+            shutil.copy2(made / name, target)
 
 
 def _baseline(source: SourceModel, settings: RunSettings, eval_req: dict[str, Any],
@@ -144,8 +176,9 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
 
     made: list[Variant] = []
     tool_version = ""
-    for variant in variants:
-        folder = repo_dir / variant.name
+    _clear_layout(repo_dir, keep=work)
+    for index, variant in enumerate(variants):
+        folder = work / "variants" / variant.name
         outcome = _reuse(quantizer, folder, variant, work)
         if outcome is None:
             shutil.rmtree(folder, ignore_errors=True)  # a partial folder from a failed run
@@ -155,16 +188,19 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
         (work / f"{variant.name}.outcome.json").write_text(json.dumps(
             {**asdict(outcome), "folder": str(folder),
              "recipe": asdict(variant)}))  # type: ignore[call-overload]
-        checked = check_folder(folder, work, settings.device, settings.check_tokens,
+        branch = MAIN_BRANCH if index == 0 else variant.name
+        published = branch_dir(repo_dir, branch)
+        _place(folder, outcome.files, published)
+        checked = check_folder(published, work, settings.device, settings.check_tokens,
                                evaluation=eval_req, env=env, log_file=log_file)
         measured = checked.measurement
         assert measured is not None
-        log.info("%s: PPL %.4f (base %.4f), KLD %.5f, %d bytes", variant.name,
-                 measured.quality.ppl, base.quality.ppl, measured.quality.kld_mean or 0.0,
+        log.info("%s (branch %s): PPL %.4f (base %.4f), KLD %.5f, %d bytes", variant.name,
+                 branch, measured.quality.ppl, base.quality.ppl, measured.quality.kld_mean or 0.0,
                  outcome.size_bytes)
         made.append(Variant(
-            method=method, name=variant.name,
-            files=[f"{variant.name}/{f}" for f in outcome.files], size_bytes=outcome.size_bytes,
+            method=method, name=variant.name, branch=branch,
+            files=sorted(outcome.files), size_bytes=outcome.size_bytes,
             bits_per_weight=bits_per_weight(outcome.size_bytes, source.info.n_params),
             ram_bytes=checked.peak_vram_bytes or checked.peak_rss_bytes,
             peak_rss_bytes=outcome.peak_rss_bytes, quality=measured.quality,
