@@ -8,8 +8,10 @@ this module only sequences the I/O.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import logging
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from bot.methods import METHODS, Method
 from bot.publish.base import Publisher, PublishResult
 from bot.request import QuantizeRequest
 from runners.errors import QuantbotError
-from runners.results import RUN_FILE, load_run
+from runners.results import RUN_FILE, QuantRun, load_run
 from runners.settings import RunSettings
 from runners.source import SourceModel, load_source
 from runners.support.registry import support
@@ -48,6 +50,32 @@ def check_supported(source: SourceModel, m: Method) -> None:
                             f"{source.info.architecture}` lists them) or another model")
 
 
+#: Distributions whose versions a run records (those installed).
+RECORDED_VERSIONS = ("quantbot", "transformers", "torch", "gguf", "llama-cpp-python", "gptqmodel",
+                     "optimum", "bitsandbytes", "huggingface-hub", "safetensors", "tokenizers")
+
+
+def snapshot_revision(path: Path) -> str | None:
+    """The commit of a Hub download (huggingface_hub names snapshot folders by it)."""
+    return path.name if path.parent.name == "snapshots" and len(path.name) == 40 else None
+
+
+def provenance(request: dict, settings: RunSettings, run: QuantRun) -> dict:
+    """How a run was made: the request, the settings, the command, versions, text hashes."""
+    versions = {}
+    for dist in RECORDED_VERSIONS:
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    knobs = {k: v for k, v in dataclasses.asdict(settings).items() if k != "work_dir"}
+    calibration = run.tools.get("calibration")
+    return {"quantbot": versions.get("quantbot", "unknown"), "request": request,
+            "settings": knobs, "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+            "versions": versions, "evaluation_sha256": run.evaluation.text_sha256,
+            "calibration_sha256": run.tools.get("calibration_sha256") if calibration else None}
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", text)
 
@@ -67,7 +95,10 @@ def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
         stale.unlink(missing_ok=True)
     run = m.run(source, request.specs[m.name], dataclasses.replace(settings, work_dir=work),
                 staging)
-    run = dataclasses.replace(run, source=dataclasses.replace(run.source, config=source.config))
+    run = dataclasses.replace(
+        run, source=dataclasses.replace(run.source, config=source.config,
+                                        revision=snapshot_revision(source.path)),
+        provenance=provenance(request.specs[m.name].to_dict(), settings, run))
     run.save(staging)  # measurements first: a failing card never loses them
     write_card(run, repo_id, staging)
     return repo_id, staging

@@ -17,10 +17,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from runners.errors import QuantbotError
+
 RUN_FILE = "quantbot.json"
+#: The version of ``quantbot.json``'s layout; ``runners/quantbot.schema.json`` documents it.
+SCHEMA_VERSION = 1
+SCHEMA_FILE = "quantbot.schema.json"
 MAIN_BRANCH = "main"
 BRANCHES_DIR = ".branches"
 
@@ -46,6 +53,8 @@ class SourceInfo:
     pipeline_tag: str = "text-generation"
     #: The source's config.json: cards compute memory to run (KV cache, GQA, MLA, windows) from it.
     config: dict[str, Any] = field(default_factory=dict)
+    #: The commit every file came from (a Hub source); None for a local folder.
+    revision: str | None = None
 
     @property
     def name(self) -> str:
@@ -119,19 +128,41 @@ class QuantRun:
     tools: dict[str, str]
     created: str
     extra_files: list[ExtraFile] = field(default_factory=list)
-
-    @property
-    def repo_name(self) -> str:
-        return f"{self.source.name}-{self.method.upper()}"
+    #: How the files were made: the request, the settings, the command, every tool's version and
+    #: the hashes of the texts used (see ``runners/quantbot.schema.json``).
+    provenance: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
 
     def save(self, folder: Path) -> Path:
         path = Path(folder) / RUN_FILE
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        data = asdict(self)
+        validate_run(data)
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         return path
 
 
+@cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(resources.files("runners").joinpath(SCHEMA_FILE).read_text())
+    return Draft202012Validator(schema)
+
+
+def validate_run(data: Any) -> None:
+    """Raise :class:`QuantbotError` naming the first place ``data`` breaks the schema."""
+    error = next(iter(_validator().iter_errors(data)), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "the top level"
+        raise QuantbotError(f"{RUN_FILE} does not follow its schema at {where}: "
+                            f"{error.message[:200]}",
+                            "remake the repository with this quantbot (`quantbot quantize`), or "
+                            "read it with the quantbot version that wrote it")
+
+
 def run_from_dict(data: dict[str, Any]) -> QuantRun:
-    """Rebuild a :class:`QuantRun` from its JSON form."""
+    """Rebuild a :class:`QuantRun` from its JSON form, checked against the schema first."""
+    validate_run(data)
     variants = [
         Variant(**{**v, "quality": Quality(**v["quality"])}) for v in data["variants"]
     ]
@@ -140,6 +171,7 @@ def run_from_dict(data: dict[str, Any]) -> QuantRun:
         baseline=Quality(**data["baseline"]), evaluation=EvalSpec(**data["evaluation"]),
         variants=variants, tools=dict(data["tools"]), created=data["created"],
         extra_files=[ExtraFile(**e) for e in data.get("extra_files", [])],
+        provenance=dict(data.get("provenance", {})), schema_version=data["schema_version"],
     )
 
 

@@ -132,6 +132,8 @@ class CardData:
     has_split_files: bool
     tools: dict[str, str]
     created: str
+    revision: str | None = None  # the source commit every file came from
+    versions: dict[str, str] = field(default_factory=dict)
     memory: MemoryTable | None = None
     release: Release | None = None  # every format of this release, on one scale
     quantbot_url: str = REPO_URL
@@ -202,4 +204,5 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
         has_split_files=any(len(v.files) > 1 for v in variants),
         tools=run.tools, created=run.created,
         memory=memory_table_of(variants, run.source.config), release=release,
+        revision=run.source.revision, versions=dict(run.provenance.get("versions", {})),
     )

@@ -211,7 +211,8 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
                     "kernel": checked.load_class, "eval_dtype": measured.dtype,
                     "eval_device": checked.device}))
     calibrated = ({"calibration": f"{calibration.text_name}: {len(calibration.blocks)} x "
-                                  f"{settings.calib_len} tokens"} if calibration else {})
+                                  f"{settings.calib_len} tokens",
+                   "calibration_sha256": calibration.text_sha256} if calibration else {})
     return QuantRun(
         method=method, source=source.info, baseline=base.quality,
         evaluation=EvalSpec(text_name=f"{eval_text.name}, evaluation split",
