@@ -6,16 +6,27 @@ The sdist of ``llama-cpp-python`` (PyPI) carries the whole llama.cpp tree under
 with pip, builds those tools and ``libllama`` into the user's cache directory (keyed by version)
 and reuses them afterwards. The same ``libllama`` serves the ``llama_cpp`` Python binding
 (``LLAMA_CPP_LIB_PATH``), so the check runs exactly the code that quantized the files.
+
+On a machine with an NVIDIA GPU and CUDA's compiler, :func:`ensure_cuda_toolchain` builds the
+same tools from the same tree with ``-DGGML_CUDA=ON`` for the architectures of the cards
+present, into a separate folder (``build-cuda-sm90`` for an H100), once. Its
+``llama-perplexity`` and ``llama-imatrix`` run the model on the GPU (llama.cpp offloads every
+layer that fits by default); its ``llama-quantize`` is the same CPU code as the CPU build's (the
+files are byte-identical), so a GPU runner needs this one build only. The pure parts (flags,
+architecture detection from ``nvidia-smi``'s answer, folder names, the choice of backend) are
+tested without a GPU.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,6 +40,9 @@ log = logging.getLogger(__name__)
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 TOOLS = ("llama-quantize", "llama-perplexity", "llama-imatrix", "llama-gguf-split")
+#: Shared libraries built beside the tools: libllama for the binding, libmtmd for its multimodal
+#: (``llama_cpp.mtmd_cpp``) check of a text model with its vision projector.
+LIBRARIES = ("llama", "mtmd")
 #: llama-perplexity with its asynchronous log drained before exit (see runners/native/).
 PERPLEXITY = "quantbot-perplexity"
 CMAKE_FLAGS = (
@@ -39,6 +53,20 @@ CMAKE_FLAGS = (
     "-DLLAMA_BUILD_EXAMPLES=OFF",
     "-DLLAMA_BUILD_SERVER=OFF",
 )
+#: Added to :data:`CMAKE_FLAGS` for the CUDA build (the architectures come from the cards).
+#: ``GGML_CUDA_FA=OFF``: FlashAttention's template instances are most of the build time
+#: (about half of the 300 s measured on 16 cores with them), and evaluation windows of a few
+#: thousand tokens gain little from it. ``GGML_CUDA_NCCL=OFF``: one process per GPU, no
+#: collective needed. ``CMAKE_BUILD_RPATH_USE_ORIGIN``: the build folder finds its own libraries
+#: wherever it is restored (a CI cache, another checkout).
+CUDA_CMAKE_FLAGS = (
+    "-DGGML_CUDA=ON",
+    "-DGGML_CUDA_FA=OFF",
+    "-DGGML_CUDA_NCCL=OFF",
+    "-DCMAKE_BUILD_RPATH_USE_ORIGIN=ON",
+)
+#: Where CUDA's compiler is looked for after ``$CUDACXX`` and ``PATH``.
+NVCC_FALLBACKS = ("/usr/local/cuda/bin/nvcc",)
 
 
 class ToolchainError(QuantbotError):
@@ -52,6 +80,8 @@ class Toolchain:
     version: str
     src_dir: Path
     bin_dir: Path
+    #: ``"cpu"`` or ``"cuda"``: where the measuring tools of this build run the model.
+    backend: str = "cpu"
 
     @property
     def converter(self) -> Path:
@@ -82,12 +112,14 @@ class Toolchain:
         """Environment for ``llama_cpp`` (llama-cpp-python) to load this build's libllama."""
         env = dict(os.environ)
         env["LLAMA_CPP_LIB_PATH"] = str(self.lib_dir)
+        env["MTMD_CPP_LIB"] = str(self.lib_dir)
         return env
 
     def missing(self) -> list[str]:
         """Names of the parts of this toolchain that are not on disk."""
-        wanted = [self.converter, self.gguf_py, *(self.tool(t) for t in (*TOOLS, PERPLEXITY))]
-        wanted.append(self.lib_dir / "libllama.so")
+        wanted = [self.converter, self.gguf_py,
+                  *(self.tool(t) for t in (*TOOLS, PERPLEXITY))]
+        wanted += [self.lib_dir / f"lib{name}.so" for name in LIBRARIES]
         return [str(p) for p in wanted if not p.exists()]
 
 
@@ -100,6 +132,89 @@ def toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
     root = _root(version)
     src = root / "src" / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
     return Toolchain(version=version, src_dir=src, bin_dir=root / "build" / "bin")
+
+
+def cuda_arch(compute_cap: str) -> str:
+    """CMake's architecture number for a compute capability: ``"9.0"`` → ``"90"`` (pure)."""
+    m = re.fullmatch(r"\s*(\d+)\.(\d+)\s*", compute_cap)
+    if m is None:
+        raise ValueError(f"not a compute capability: {compute_cap!r}")
+    return f"{int(m.group(1))}{int(m.group(2))}"
+
+
+def parse_compute_caps(nvidia_smi_output: str) -> tuple[str, ...]:
+    """Sorted distinct architectures from ``nvidia-smi --query-gpu=compute_cap
+    --format=csv,noheader`` (one line per card; pure). Lines that are no capability (an old
+    driver's ``[N/A]``, warnings) are skipped."""
+    archs = set()
+    for line in nvidia_smi_output.splitlines():
+        try:
+            archs.add(cuda_arch(line))
+        except ValueError:
+            continue
+    return tuple(sorted(archs, key=int))
+
+
+def cuda_build_name(archs: Sequence[str]) -> str:
+    """The CUDA build's folder: ``build-cuda-sm90`` (``-sm80-sm90`` for mixed cards; pure)."""
+    if not archs:
+        raise ValueError("a CUDA build needs at least one architecture")
+    return "build-cuda-" + "-".join(f"sm{a}" for a in sorted(set(archs), key=int))
+
+
+def cuda_cmake_flags(archs: Sequence[str], nvcc: str | None = None) -> list[str]:
+    """cmake's configure flags for the CUDA build of ``archs`` (pure).
+
+    Real (SASS-only) architectures: the build is for the cards present, so PTX for later
+    chips would only add build time and size.
+    """
+    if not archs:
+        raise ValueError("a CUDA build needs at least one architecture")
+    arch_list = ";".join(f"{a}-real" for a in sorted(set(archs), key=int))
+    flags = [*CMAKE_FLAGS, *CUDA_CMAKE_FLAGS, f"-DCMAKE_CUDA_ARCHITECTURES={arch_list}"]
+    if nvcc:
+        flags.append(f"-DCMAKE_CUDA_COMPILER={nvcc}")
+    return flags
+
+
+def find_nvcc(env: Mapping[str, str] | None = None,
+              exists: Callable[[str], bool] = os.path.isfile) -> str | None:
+    """CUDA's compiler: ``$CUDACXX``, then ``nvcc`` on ``PATH``, then :data:`NVCC_FALLBACKS`."""
+    env = os.environ if env is None else env
+    given = env.get("CUDACXX")
+    if given and exists(given):
+        return given
+    on_path = shutil.which("nvcc", path=env.get("PATH"))
+    if on_path:
+        return on_path
+    return next((p for p in NVCC_FALLBACKS if exists(p)), None)
+
+
+def eval_backend(nvcc: str | None, archs: Sequence[str], disabled: bool = False) -> str:
+    """``"cuda"`` when a compiler and at least one card are present and CUDA is not switched
+    off (``QUANTBOT_NO_CUDA``), else ``"cpu"`` (pure)."""
+    return "cuda" if nvcc and archs and not disabled else "cpu"
+
+
+def detect_archs(run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+                 ) -> tuple[str, ...]:
+    """Architectures of the NVIDIA cards present (empty without a card or ``nvidia-smi``)."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return ()
+    try:
+        proc = run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"],
+                   capture_output=True, text=True, check=False, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return parse_compute_caps(proc.stdout) if proc.returncode == 0 else ()
+
+
+def cuda_toolchain(archs: Sequence[str], version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
+    """The CUDA toolchain's expected location for ``archs`` (it may not be built yet)."""
+    cpu = toolchain(version)
+    return Toolchain(version=version, src_dir=cpu.src_dir,
+                     bin_dir=_root(version) / cuda_build_name(archs) / "bin", backend="cuda")
 
 
 def _download_sdist(version: str, dest: Path) -> Path:
@@ -155,6 +270,23 @@ def _build_perplexity_shim(tc: Toolchain, log_file: Path) -> None:
                      "-o", str(tc.tool(PERPLEXITY))], log_file)
 
 
+def _ensure_source(tc: Toolchain, root: Path, version: str) -> None:
+    if not tc.converter.exists():
+        sdist = _download_sdist(version, cache_dir() / "sdist")
+        shutil.rmtree(root / "src", ignore_errors=True)
+        _extract(sdist, root / "src", version)
+
+
+def _build(tc: Toolchain, configure: list[str], log_file: Path) -> None:
+    """Configure and build ``tc``'s tools and libllama into ``tc.bin_dir``'s build folder."""
+    build = tc.bin_dir.parent
+    jobs = str(os.cpu_count() or 2)
+    _run_logged(["cmake", "-S", str(tc.src_dir), "-B", str(build), *configure], log_file)
+    _run_logged(["cmake", "--build", str(build), "-j", jobs, "--target", *TOOLS, *LIBRARIES],
+                log_file)
+    _build_perplexity_shim(tc, log_file)
+
+
 def ensure_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
     """Return a built toolchain, downloading and building it first if needed (locked)."""
     tc = toolchain(version)
@@ -167,19 +299,56 @@ def ensure_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
     with FileLock(str(root / ".lock")):
         if not tc.missing():
             return tc
-        if not tc.converter.exists():
-            sdist = _download_sdist(version, cache_dir() / "sdist")
-            shutil.rmtree(root / "src", ignore_errors=True)
-            _extract(sdist, root / "src", version)
-        build = root / "build"
+        _ensure_source(tc, root, version)
         log_file = root / "build.log"
-        log.info("building llama.cpp %s tools into %s (a few minutes, once)", version, build)
-        jobs = str(os.cpu_count() or 2)
-        _run_logged(["cmake", "-S", str(tc.src_dir), "-B", str(build), *CMAKE_FLAGS], log_file)
-        _run_logged(["cmake", "--build", str(build), "-j", jobs, "--target", *TOOLS, "llama"],
-                    log_file)
-        _build_perplexity_shim(tc, log_file)
+        log.info("building llama.cpp %s tools into %s (a few minutes, once)", version,
+                 tc.bin_dir.parent)
+        _build(tc, list(CMAKE_FLAGS), log_file)
         if tc.missing():
             raise ToolchainError(f"the build finished but these are missing: {tc.missing()}",
                                  f"remove {root} and rerun; see {log_file}")
     return tc
+
+
+def ensure_cuda_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION,
+                          archs: Sequence[str] | None = None) -> Toolchain | None:
+    """The CUDA build of the measuring tools, built once (locked) for the cards present; ``None``
+    on a machine without an NVIDIA card or without ``nvcc`` (or with ``QUANTBOT_NO_CUDA`` set),
+    where everything runs on the CPU build as before.
+
+    A finished build folder is used as it is, whichever machine built it: the first GPU job
+    pays the build (about 300 s on 16 cores with FlashAttention, less without), later ones
+    restore the cache.
+    """
+    archs = tuple(archs) if archs is not None else detect_archs()
+    if not archs or os.environ.get("QUANTBOT_NO_CUDA"):
+        return None
+    tc = cuda_toolchain(archs, version)
+    if not tc.missing():
+        return tc
+    nvcc = find_nvcc()
+    if eval_backend(nvcc, archs) != "cuda":
+        log.info("an NVIDIA card (sm %s) but no nvcc: measuring on the CPU", ",".join(archs))
+        return None
+    if shutil.which("cmake") is None:
+        raise ToolchainError("cmake not found", "apt-get install cmake g++ (or pip install cmake)")
+    root = _root(version)
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / ".lock")):
+        if not tc.missing():
+            return tc
+        _ensure_source(tc, root, version)
+        log_file = root / f"{tc.bin_dir.parent.name}.log"
+        log.info("building llama.cpp %s CUDA tools (sm %s) into %s (minutes, once)", version,
+                 ",".join(archs), tc.bin_dir.parent)
+        generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+        _build(tc, [*generator, *cuda_cmake_flags(archs, nvcc)], log_file)
+        if tc.missing():
+            raise ToolchainError(f"the CUDA build finished but these are missing: {tc.missing()}",
+                                 f"remove {tc.bin_dir.parent} and rerun; see {log_file}")
+    return tc
+
+
+def best_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
+    """The CUDA build where a card and nvcc are present, else the CPU build (both built once)."""
+    return ensure_cuda_toolchain(version) or ensure_toolchain(version)

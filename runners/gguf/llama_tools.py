@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from runners.errors import QuantbotError
@@ -20,10 +21,21 @@ _PM = r"\s*(?:±|\+/-)\s*"
 
 
 def convert(tc: Toolchain, model_dir: Path, outfile: Path, outtype: str,
-            log_file: Path | None = None) -> ToolRun:
+            log_file: Path | None = None, extra_args: Sequence[str] = ()) -> ToolRun:
     """HF folder → GGUF (``f16``/``bf16``/``f32``/``q8_0``) with llama.cpp's converter."""
     return run_tool([sys.executable, tc.converter, model_dir, "--outfile", outfile,
-                     "--outtype", outtype], env=tc.converter_env(), log_file=log_file)
+                     "--outtype", outtype, *extra_args], env=tc.converter_env(),
+                    log_file=log_file)
+
+
+def convert_mmproj(tc: Toolchain, model_dir: Path, outfile: Path, outtype: str,
+                   log_file: Path | None = None) -> ToolRun:
+    """A vision model's encoder and projector → an ``mmproj`` GGUF (``f16``/``q8_0``).
+
+    The converter writes the projector's types itself (``llama-quantize`` takes text models
+    only); ``--outfile`` names the file as given.
+    """
+    return convert(tc, model_dir, outfile, outtype, log_file, ("--mmproj",))
 
 
 def imatrix(tc: Toolchain, model: Path, text_file: Path, out: Path, ctx: int, chunks: int,

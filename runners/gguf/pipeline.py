@@ -8,10 +8,12 @@ rerun after a failure resumes where it stopped.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import shutil
+import struct
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,11 +23,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from runners.errors import QuantbotError
-from runners.gguf import llama_tools
+from runners.gguf import llama_tools, mmproj
 from runners.gguf.check import check_gguf
 from runners.gguf.inspect import summarize
 from runners.gguf.spec import GgufSpec
 from runners.llamacpp import Toolchain, ensure_toolchain
+from runners.proc import ToolFailed
 from runners.results import EvalSpec, Quality, QuantRun, Variant
 from runners.settings import RunSettings
 from runners.source import SourceModel
@@ -104,18 +107,25 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
     work.mkdir(parents=True, exist_ok=True)
     repo_dir.mkdir(parents=True, exist_ok=True)
     wanted = {_publish_name(source, t).removesuffix(".gguf") for t in opts.types}
+    wanted |= {p.name.removesuffix(".gguf") for p in mmproj.projectors(source)}
     for old in repo_dir.glob("*.gguf"):  # files of types an earlier run made but this one does not
         if re.sub(r"-\d{5}-of-\d{5}$", "", old.name.removesuffix(".gguf")) not in wanted:
             old.unlink()
+    for torn in [*repo_dir.glob(".*.partial"), *repo_dir.glob(".*.split")]:  # a killed run's
+        log.info("gguf: removing %s, left by an interrupted run", torn.name)
+        if torn.is_dir() and not torn.is_symlink():
+            shutil.rmtree(torn)
+        else:
+            torn.unlink()
     log_file = work / "tools.log"
     outtype = _outtype(source)
-    steps = 2 + 3 * len(opts.types) + int(opts.spec.imatrix)
+    steps = 2 + 3 * len(opts.types) + int(opts.spec.imatrix) + int(bool(mmproj.projectors(source)))
     progress = _Progress(steps)
     try:
         base = work / f"{source.info.name}.{outtype.upper()}.gguf"
         if not base.exists():
             tmp = base.with_suffix(".partial")
-            llama_tools.convert(tc, source.path, tmp, outtype, log_file)
+            _convert_text(tc, source, tmp, outtype, log_file)
             tmp.rename(base)
         progress.done(f"converted to {outtype}")
         jobs, threads = plan_workers(len(opts.types) + 1, base.stat().st_size)
@@ -133,6 +143,11 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                        for qtype in opts.types]
             baseline, chunks, n_ctx = base_future.result()
             variants = [f.result() for f in futures]
+        extra_files = mmproj.make_projectors(tc, source, repo_dir, work,
+                                             repo_dir / variants[0].files[0],
+                                             settings.check_tokens, log_file)
+        if extra_files:
+            progress.done("projectors made and checked")
     finally:
         progress.close()
     return QuantRun(
@@ -143,9 +158,41 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
         variants=variants,
         tools={"llama.cpp": f"vendored in llama-cpp-python {tc.version}",
                "converter": "convert_hf_to_gguf.py", "quantizer": "llama-quantize",
-               **({"imatrix": "llama-imatrix on the calibration split"} if imatrix_file else {})},
+               **({"imatrix": "llama-imatrix on the calibration split"} if imatrix_file else {}),
+               **({"projector": "convert_hf_to_gguf.py --mmproj, checked with an image through "
+                                "llama-cpp-python's mtmd"} if extra_files else {})},
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        extra_files=extra_files,
     )
+
+
+def _has_mtp_weights(folder: Path) -> bool:
+    """Whether the checkpoint holds multi-token-prediction tensors (``mtp.*``), from headers."""
+    for file in folder.glob("*.safetensors"):
+        with file.open("rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            names = json.loads(fh.read(length))
+        if any(n.startswith(("mtp.", "model.mtp.")) or ".mtp." in n for n in names):
+            return True
+    return False
+
+
+def _convert_text(tc: Toolchain, source: SourceModel, out: Path, outtype: str,
+                  log_file: Path) -> None:
+    """Convert the text model; without MTP weights, again with ``--no-mtp`` if that is why.
+
+    The converter's Qwen3.5/Qwen3-Next classes assume the release's multi-token-prediction head
+    is present and stop on ``assert self.opt_num_mtp_layers != 0`` when it is not, as in every
+    checkpoint transformers saved (it drops ``mtp.*`` on load): fine-tunes, merges, stand-ins.
+    Telling the converter there is none (``--no-mtp``) converts the model that is there.
+    """
+    try:
+        llama_tools.convert(tc, source.path, out, outtype, log_file)
+    except ToolFailed as exc:
+        if "opt_num_mtp_layers" not in exc.problem or _has_mtp_weights(source.path):
+            raise
+        log.info("gguf: %s has no MTP weights; converting again with --no-mtp", source.info.name)
+        llama_tools.convert(tc, source.path, out, outtype, log_file, ("--no-mtp",))
 
 
 def _imatrix(tc: Toolchain, base: Path, work: Path, ctx: int, opts: _Job, threads: int,
@@ -203,6 +250,16 @@ def _one_type(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_d
     )
 
 
+def _complete_split(parts: list[Path]) -> bool:
+    """``parts`` are every ``-0000i-of-0000n`` of one split, each once."""
+    found = [re.search(r"-(\d{5})-of-(\d{5})\.gguf$", p.name) for p in parts]
+    if not all(found):
+        return False
+    totals = {int(m.group(2)) for m in found if m}
+    numbers = sorted(int(m.group(1)) for m in found if m)
+    return len(totals) == 1 and numbers == list(range(1, totals.pop() + 1))
+
+
 def _quantized_parts(tc: Toolchain, base: Path, qtype: str, name: str, repo_dir: Path,
                      imatrix_file: Path | None, threads: int, opts: _Job,
                      log_file: Path) -> list[Path]:
@@ -210,8 +267,10 @@ def _quantized_parts(tc: Toolchain, base: Path, qtype: str, name: str, repo_dir:
     whole = repo_dir / name
     stem = whole.with_suffix("")
     existing = sorted(repo_dir.glob(f"{stem.name}-*-of-*.gguf"))
-    if existing:
+    if existing and _complete_split(existing):
         return existing
+    for part in existing:  # a run killed while moving the parts in: split again
+        part.unlink()
     if whole.exists():
         return [whole]
     tmp = repo_dir / f".{name}.partial"

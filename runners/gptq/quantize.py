@@ -34,6 +34,25 @@ log = logging.getLogger(__name__)
 #: GPTQModel's per-module loss log: kept in the work folder, not published.
 SIDE_FILES = ("quant_log.csv",)
 
+#: Calibration tokens per forward pass on CUDA when the caller leaves the batch at 1.
+#:
+#: Why (issue 10, AWQ 241 s against GPTQ 21 s on a 1.24 B model): GPTQModel's AWQ scale search
+#: runs, for every scaling group of every layer (Llama: q/k/v, gate/up, down), one reference
+#: forward and 20 candidate forwards (``n_grid = 20``, fixed in 7.6) over the whole calibration
+#: set, split into micro-batches of ``batch_size`` samples. At batch 1 that is 21 x 128 = 2,688
+#: forwards of one 512-token sample per group, about 8,000 per layer, each too small to fill
+#: the GPU, each followed by a ``.item()`` synchronisation for its loss: launch- and
+#: sync-bound. GPTQ forwards the calibration set through a layer once. Micro-batches of 16k
+#: tokens (32 samples of 512) cut AWQ's forwards 32-fold; the activations of one such forward
+#: of an 8B (70B) layer are under 2 (4) GB, far inside a GPU runner's memory. Micro-batching
+#: changes only the order of float additions, not the search (the loss is a mean over all
+#: tokens either way), so quality is unchanged. GPTQ gets the same batch (its Hessian sums the
+#: same tokens).
+CUDA_TOKENS_PER_FORWARD = 16384
+#: Set to 1 to run GPTQModel's own defaults instead (batch as given, chunked AWQ activations):
+#: what ``bench/full_set.py --awq-probe`` compares against.
+DEFAULTS_ENV = "QUANTBOT_GPTQMODEL_DEFAULTS"
+
 
 def prepare_env(env: dict[str, str] | None = None, cpus: int | None = None) -> dict[str, str]:
     """Environment GPTQModel needs before import (pure: returns the variables to set).
@@ -54,7 +73,16 @@ def prepare_env(env: dict[str, str] | None = None, cpus: int | None = None) -> d
     return out
 
 
-def quantize_config_kwargs(spec: QuantSpec, on_cuda: bool) -> dict[str, Any]:
+def forward_batch(requested: int, on_cuda: bool, seq_len: int) -> int:
+    """Calibration samples per forward (pure): ``requested`` unless it is the default 1 on CUDA,
+    where :data:`CUDA_TOKENS_PER_FORWARD` decides."""
+    if on_cuda and requested <= 1 and seq_len > 0:
+        return max(1, CUDA_TOKENS_PER_FORWARD // seq_len)
+    return max(1, requested)
+
+
+def quantize_config_kwargs(spec: QuantSpec, on_cuda: bool,
+                           tool_defaults: bool = False) -> dict[str, Any]:
     """Arguments for ``gptqmodel.QuantizeConfig`` (pure; enum values as strings)."""
     common: dict[str, Any] = {
         "bits": spec.bits,
@@ -67,7 +95,14 @@ def quantize_config_kwargs(spec: QuantSpec, on_cuda: bool) -> dict[str, Any]:
     if spec.method == "gptq":
         return {**common, "method": "gptq", "format": "gptq", "desc_act": spec.desc_act,
                 "damp_percent": spec.damp_percent}
-    return {**common, "method": "awq", "format": "gemm"}
+    # AWQ on CUDA: keep the scale search's reference activations on the GPU
+    # (scale_search_chunked_activations=False). GPTQModel 7.6's default streams them to host
+    # memory after the reference forward and copies every chunk back for each of the 20
+    # candidate scales: 20 x 0.5 GB per scaling group of an 8B layer through PCIe, to save
+    # 0.5 GB (1 GB at 70B) of GPU memory. On the CPU there is no such copy; the flag stays.
+    return {**common, "method": "awq", "format": "gemm",
+            **({"scale_search_chunked_activations": False}
+               if on_cuda and not tool_defaults else {})}
 
 
 def scrub_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +166,8 @@ def quantize(source: Path, spec: QuantSpec, out_dir: Path, calibration: Calibrat
     if out_dir.exists() and any(out_dir.iterdir()):
         raise QuantbotError(f"{out_dir} is not empty", "remove it or choose another folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    kwargs = quantize_config_kwargs(spec, on_cuda)
+    tool_defaults = os.environ.get(DEFAULTS_ENV) == "1"
+    kwargs = quantize_config_kwargs(spec, on_cuda, tool_defaults)
     config = QuantizeConfig(**kwargs)
     load_kwargs: dict[str, Any] = {"device": qdevice}
     if dtype != "auto":
@@ -144,7 +180,10 @@ def quantize(source: Path, spec: QuantSpec, out_dir: Path, calibration: Calibrat
     # AWQ: validate/pack with the portable torch kernel; the GEMM one JIT-compiles a CUDA
     # extension first. The checkpoint layout (version: gemm) is the same.
     backend = BACKEND.AWQ_TORCH if spec.method == "awq" else BACKEND.AUTO
-    model.quantize(calibration.as_samples(), batch_size=batch_size, backend=backend)
+    seq_len = max((len(b) for b in calibration.blocks), default=0)
+    batch = batch_size if tool_defaults else forward_batch(batch_size, on_cuda, seq_len)
+    log.info("calibration: %d samples, %d per forward", len(calibration.blocks), batch)
+    model.quantize(calibration.as_samples(), batch_size=batch, backend=backend)
     regions = {}
     timer = getattr(model, "quant_region_timer", None)
     for name, stat in (getattr(timer, "_stats", None) or {}).items():  # best effort: private
