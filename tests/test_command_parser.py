@@ -213,7 +213,6 @@ def _plan_json(request) -> str:
     _plan_json({}), _plan_json([]), _plan_json({"x": {}}),
     _plan_json({"gptq": {"bits": [5]}}),
     _plan_json({"gguf": {"types": ["Q9"]}}),
-    _plan_json({"gguf": {"types": []}}),
     _plan_json({"gguf": {"types": ["IQ2_XS"], "imatrix": False}}),
     _plan_json({"gguf": {"imatrix": "yes"}}),
     _plan_json({"gptq": {"damp": [1.0]}}),

@@ -3,7 +3,7 @@ import pytest
 from bot.request import parse_words
 from runners.errors import QuantbotError
 from runners.gguf.spec import GgufSpec
-from runners.gguf.types import DEFAULT_TYPES, GGUF_TYPES
+from runners.gguf.types import DEFAULT_TYPES, GGUF_TYPES, IMATRIX_TYPES
 from runners.options import OptionError
 
 TYPES = GgufSpec.option("types")
@@ -43,9 +43,12 @@ def test_empty_spec_is_an_error(text):
         TYPES.read(text, "GGUF")
 
 
-def test_no_types_is_an_error():
-    with pytest.raises(QuantbotError, match="no GGUF type given"):
-        GgufSpec(types=())
+def test_no_types_means_the_default_set_and_imatrix_adds_the_iquants():
+    assert GgufSpec(types=()).types == DEFAULT_TYPES
+    with_matrix = GgufSpec(imatrix=True).types
+    assert with_matrix == DEFAULT_TYPES + IMATRIX_TYPES
+    assert all(GGUF_TYPES[t].name.startswith("IQ") for t in IMATRIX_TYPES)
+    assert GgufSpec(types=("Q4_K_M",), imatrix=True).types == ("Q4_K_M",)  # named: as named
 
 
 def test_iquants_below_3_bits_need_imatrix():

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from runners.errors import QuantbotError
-from runners.gguf.types import DEFAULT_TYPES, GGUF_TYPES
+from runners.gguf.types import DEFAULT_TYPES, GGUF_TYPES, IMATRIX_TYPES
 from runners.options import Option, OptionError
 from runners.spec import MethodSpec
 
@@ -31,13 +30,13 @@ class GgufSpec(MethodSpec):
     LABEL: ClassVar[str] = "GGUF"
     PRIMARY: ClassVar[str | None] = "types"
 
-    types: tuple[str, ...] = DEFAULT_TYPES
+    types: tuple[str, ...] = ()  # none given: the default set (with the i-quants under imatrix)
     imatrix: bool = False
 
     def validate(self) -> None:
         if not self.types:
-            raise QuantbotError("no GGUF type given",
-                                f"name at least one of {', '.join(DEFAULT_TYPES)}")
+            default = DEFAULT_TYPES + (IMATRIX_TYPES if self.imatrix else ())
+            object.__setattr__(self, "types", default)
         object.__setattr__(self, "types", _ordered(tuple(self.types)))
         need = [t for t in self.types if GGUF_TYPES[t].needs_imatrix]
         if need and not self.imatrix:

@@ -50,3 +50,9 @@ DEFAULT_TYPES: tuple[str, ...] = (
     "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_K_S", "Q4_K_M",
     "Q5_0", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0",
 )
+
+#: What an importance matrix adds to the default set: the i-quants, as the best GGUF publishers
+#: offer them (the matrix also improves the K-quants it is applied to).
+IMATRIX_TYPES: tuple[str, ...] = (
+    "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS", "IQ3_S", "IQ3_M", "IQ4_XS",
+)
