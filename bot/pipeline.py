@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bot.cards.release import Release, build_release
 from bot.cards.render import write_card
+from bot.hub.upstream import WATCHED_FILES
 from bot.methods import METHODS, Method
 from bot.publish.base import Publisher, PublishResult
 from bot.request import QuantizeRequest
@@ -55,12 +56,22 @@ RECORDED_VERSIONS = ("quantbot", "transformers", "torch", "gguf", "llama-cpp-pyt
                      "optimum", "bitsandbytes", "huggingface-hub", "safetensors", "tokenizers")
 
 
+def snapshot_digests(path: Path) -> dict[str, str]:
+    """``{file: Hub etag}`` of the watched files of a Hub download (the LFS sha256 or git blob
+    id huggingface_hub names each cached blob by); empty for a local folder."""
+    if snapshot_revision(path) is None:
+        return {}
+    return {f.name: f.readlink().name for pattern in WATCHED_FILES for f in sorted(path.glob(pattern))
+            if f.is_symlink()}
+
+
 def snapshot_revision(path: Path) -> str | None:
     """The commit of a Hub download (huggingface_hub names snapshot folders by it)."""
     return path.name if path.parent.name == "snapshots" and len(path.name) == 40 else None
 
 
-def provenance(request: dict, settings: RunSettings, run: QuantRun) -> dict:
+def provenance(request: dict, settings: RunSettings, run: QuantRun,
+               source_files: dict[str, str]) -> dict:
     """How a run was made: the request, the settings, the command, versions, text hashes."""
     versions = {}
     for dist in RECORDED_VERSIONS:
@@ -71,6 +82,7 @@ def provenance(request: dict, settings: RunSettings, run: QuantRun) -> dict:
     knobs = {k: v for k, v in dataclasses.asdict(settings).items() if k != "work_dir"}
     calibration = run.tools.get("calibration")
     return {"quantbot": versions.get("quantbot", "unknown"), "request": request,
+            "source_files": source_files,
             "settings": knobs, "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
             "versions": versions, "evaluation_sha256": run.evaluation.text_sha256,
             "calibration_sha256": run.tools.get("calibration_sha256") if calibration else None}
@@ -98,7 +110,8 @@ def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
     run = dataclasses.replace(
         run, source=dataclasses.replace(run.source, config=source.config,
                                         revision=snapshot_revision(source.path)),
-        provenance=provenance(request.specs[m.name].to_dict(), settings, run))
+        provenance=provenance(request.specs[m.name].to_dict(), settings, run,
+                              snapshot_digests(source.path)))
     run.save(staging)  # measurements first: a failing card never loses them
     write_card(run, repo_id, staging)
     return repo_id, staging

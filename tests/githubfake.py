@@ -48,6 +48,7 @@ class FakeGitHub(FakeServer):
         r("GET", rf"/repos/{REPO_RE}/issues/(\d+)", self.get_issue)
         r("PATCH", rf"/repos/{REPO_RE}/issues/(\d+)", self.edit_issue)
         r("POST", rf"/repos/{REPO_RE}/issues/(\d+)/comments", self.comment)
+        r("GET", rf"/repos/{REPO_RE}/issues/(\d+)/comments", self.list_comments)
         r("GET", rf"/repos/{REPO_RE}/collaborators/([^/]+)/permission", self.permission)
         r("POST", rf"/repos/{REPO_RE}/issues/comments/(\d+)/reactions", self.react)
         r("GET", rf"/repos/{REPO_RE}/actions/workflows/([^/]+)/runs", self.list_runs)
@@ -135,6 +136,10 @@ class FakeGitHub(FakeServer):
         }
         self.posted.append(comment)
         return json_response(comment, 201)
+
+    def list_comments(self, req: Request, repo: str, number: str) -> Response:
+        mine = [c for c in self.posted if c["issue_url"].endswith(f"/issues/{number}")]
+        return json_response(mine)
 
     def bodies(self) -> list[str]:
         """Every comment posted, in order."""

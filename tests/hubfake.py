@@ -149,6 +149,12 @@ class FakeHub(FakeServer):
             items = [{"_id": uuid.uuid4().hex[:24], "id": rid, "private": False}
                      for rid in sorted(self.repos)
                      if rid.split("/")[0] == args["author"] and "@" not in rid]
+            if "cardData" in args.getlist("expand"):
+                for item in items:
+                    readme = self.repos[item["id"]].get("README.md")
+                    card = front_matter(readme.decode()) if readme else None
+                    if card is not None:
+                        item["cardData"] = card
         else:
             items = [m for m in self.models
                      if not args.get("pipeline_tag") or m["pipeline_tag"] == args["pipeline_tag"]]

@@ -153,6 +153,10 @@ def _metadata(run: QuantRun, repo_id: str) -> str:
     }
     if m.library_name:
         meta["library_name"] = m.library_name
+    if run.source.revision:
+        # What the watcher compares with the source's current files (bot/hub/upstream.py).
+        meta["quantbot"] = {"source_revision": run.source.revision,
+                            "source_files": run.provenance.get("source_files", {})}
     return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
 
 

@@ -32,6 +32,11 @@ def _echo_report(report: PollReport) -> None:
         click.echo(f"  opened: #{t.number} {t.model_id} {t.url}")
     for t in report.duplicates_closed:
         click.echo(f"  closed duplicate: #{t.number} ({t.model_id})")
+    for change in report.upstream:
+        click.echo(f"  source changed: {change.source} {change.old_revision[:12]} -> "
+                   f"{change.new_revision[:12]} ({', '.join(change.changed)})")
+    for number in report.reminded:
+        click.echo(f"  told #{number} its source changed")
     for line in skipped_lines(d.skipped):
         click.echo(f"  skipped {line}")
 

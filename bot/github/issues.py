@@ -142,6 +142,20 @@ class IssueTracker:
         log.info("opened %s#%d for %s", self.repo, tracked.number, text.model_id)
         return tracked
 
+    def comment_once(self, number: int, body: str, marker: str) -> bool:
+        """Comment on issue ``number`` unless a comment there already carries ``marker``
+        (``GET …/comments``, then one ``POST`` if needed). True when it commented."""
+        def run() -> bool:
+            issue = self._issues.get(number) or self._repo.get_issue(number)
+            if any(marker in (c.body or "") for c in issue.get_comments()):
+                return False
+            issue.create_comment(body)
+            return True
+
+        posted = github_call(run, f"comment on #{number}")
+        log.info("%s#%d: %s", self.repo, number, "commented" if posted else "already told")
+        return posted
+
     def close_duplicates(self, found: dict[str, list[TrackedIssue]],
                          models: Iterable[str] | None = None) -> list[TrackedIssue]:
         """For each model with several issues keep the lowest number; comment on and close the

@@ -6,10 +6,13 @@ import logging
 from dataclasses import dataclass, field
 
 from bot.config import Config
-from bot.github.issue_text import IssueText, render_issue
+from bot.github.issue_text import HUB_URL, IssueText, render_issue
 from bot.github.issues import IssueTracker, TrackedIssue
 from bot.hub.filters import Context, Decision, Skipped, decide
+from bot.hub.upstream import UpstreamChange, upstream_changes
 from bot.hub.watcher import HubWatcher
+from bot.marker import marker
+from bot.templating import render
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,8 @@ class PollReport:
     duplicates_closed: list[TrackedIssue] = field(default_factory=list)
     dry_run: bool = False
     github_checked: bool = True
+    upstream: list[UpstreamChange] = field(default_factory=list)  # sources that changed
+    reminded: list[int] = field(default_factory=list)  # issues told of an upstream change
 
 
 def poll(cfg: Config, watcher: HubWatcher, tracker: IssueTracker | None, *,
@@ -38,12 +43,14 @@ def poll(cfg: Config, watcher: HubWatcher, tracker: IssueTracker | None, *,
     """
     models, malformed = watcher.trending()
     own = watcher.own_repos()
+    changes = upstream_changes(watcher.api, watcher.published) if watcher.published else []
     ctx = Context(namespace=cfg.hub.namespace, own_repos=own, methods=cfg.quant.methods,
                   runners=cfg.runners, pipeline_tag=cfg.hub.pipeline_tag)
     decided = decide(models, cfg.filters, ctx)
     decision = Decision(decided.candidates, (*malformed, *decided.skipped))
     texts = [render_issue(c, cfg) for c in decision.candidates]
-    report = PollReport(decision=decision, dry_run=dry_run, github_checked=tracker is not None)
+    report = PollReport(decision=decision, dry_run=dry_run, github_checked=tracker is not None,
+                        upstream=changes)
     if tracker is None:
         report.to_open = texts
         return report
@@ -60,6 +67,8 @@ def poll(cfg: Config, watcher: HubWatcher, tracker: IssueTracker | None, *,
         return report
 
     report.duplicates_closed += tracker.close_duplicates(found)  # leftovers of earlier races
+    for change in changes:
+        report.reminded += _remind(tracker, found, change, cfg)
     for text in fresh:
         report.opened.append(tracker.open(text))
     if report.opened:
@@ -67,6 +76,20 @@ def poll(cfg: Config, watcher: HubWatcher, tracker: IssueTracker | None, *,
         report.duplicates_closed += tracker.close_duplicates(
             again, models=[t.model_id for t in report.opened])
     return report
+
+
+def _remind(tracker: IssueTracker, found: dict[str, list[TrackedIssue]], change: UpstreamChange,
+            cfg: Config) -> list[int]:
+    """Tell the model's issue (or a new one) that its source changed, once per new commit."""
+    body = render("comment_upstream.md.j2", change=change, hub_url=HUB_URL)
+    issues = found.get(change.source)
+    if issues:
+        number = issues[0].number
+        return [number] if tracker.comment_once(number, body, change.marker) else []
+    title = f"Quantize {change.source} again: its source changed"
+    opened = tracker.open(IssueText(change.source, title, f"{marker(change.source)}\n{body}",
+                                    (cfg.github.candidate_label,)))
+    return [opened.number]
 
 
 def skipped_lines(skipped: tuple[Skipped, ...]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from huggingface_hub import HfApi
@@ -15,6 +15,7 @@ from huggingface_hub.utils import paginate
 from bot.config import HubConfig
 from bot.hub.filters import ListedModel, Skipped
 from bot.hub.retry import with_retries
+from bot.hub.upstream import Published, published_from_card
 from bot.safetext import number
 from runners.source import is_repo_id
 
@@ -104,6 +105,8 @@ class HubWatcher:
 
     api: HfApi
     hub: HubConfig
+    #: Our releases with a Hub source, as :meth:`own_repos` last listed them.
+    published: list[Published] = field(default_factory=list)
 
     def trending(self) -> tuple[list[ListedModel], list[Skipped]]:
         """Up to ``max_models`` trending text-generation models: ``GET /api/models`` (paged by the
@@ -146,15 +149,20 @@ class HubWatcher:
         return models, bad
 
     def own_repos(self) -> frozenset[str]:
-        """Every model repo in our namespace: one ``GET /api/models?author=NS`` (paged)."""
-        def run() -> frozenset[str]:
-            infos = self.api.list_models(author=self.hub.namespace, expand=["private"],
-                                         limit=OWN_REPOS_LIMIT)
+        """Every model repo in our namespace: one ``GET /api/models?author=NS`` (paged), with
+        their card data, which says what each release was made from (:attr:`published`)."""
+        def run() -> tuple[frozenset[str], list[Published]]:
+            infos = list(self.api.list_models(author=self.hub.namespace,
+                                              expand=["private", "cardData"],
+                                              limit=OWN_REPOS_LIMIT))
             ids = [i.id for i in infos]
             if not all(isinstance(i, str) for i in ids):
                 raise ValueError("a listed repo has no string id")
-            return frozenset(ids)
+            made = [published_from_card(i.id, i.card_data.to_dict() if i.card_data else None)
+                    for i in infos]
+            return frozenset(ids), [p for p in made if p is not None]
 
-        repos = with_retries(run, action=f"list the repos of {self.hub.namespace}", retries=0)
+        repos, self.published = with_retries(run, action=f"list the repos of {self.hub.namespace}",
+                                             retries=0)
         log.info("%s already has %d model repos", self.hub.namespace, len(repos))
         return repos
