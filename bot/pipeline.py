@@ -15,12 +15,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.cards.prompt import render_conversations
 from bot.cards.release import Release, build_release
 from bot.cards.render import write_card
 from bot.hub.upstream import WATCHED_FILES
 from bot.methods import METHODS, Method
 from bot.publish.base import Publisher, PublishResult
 from bot.request import QuantizeRequest
+from runners.calibration_mix import calibration_mix
 from runners.errors import QuantbotError
 from runners.results import RUN_FILE, QuantRun, load_run
 from runners.settings import RunSettings
@@ -79,7 +81,8 @@ def provenance(request: dict, settings: RunSettings, run: QuantRun,
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             continue
-    knobs = {k: v for k, v in dataclasses.asdict(settings).items() if k != "work_dir"}
+    knobs = {k: str(v) if isinstance(v, Path) else v
+             for k, v in dataclasses.asdict(settings).items() if k != "work_dir"}
     calibration = run.tools.get("calibration")
     return {"quantbot": versions.get("quantbot", "unknown"), "request": request,
             "source_files": source_files,
@@ -90,6 +93,21 @@ def provenance(request: dict, settings: RunSettings, run: QuantRun,
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", text)
+
+
+def calibration_text(source: SourceModel, work: Path) -> Path:
+    """The calibration mix (prose, code, languages, chat) with its chat turns rendered through
+    the model's own template in the bounded sandbox; plain turns when the model has none."""
+    mix = calibration_mix()
+    rendered, problem = render_conversations(source.info.chat_template, mix.chats,
+                                             source.info.bos_token, source.info.eos_token)
+    if problem is not None:
+        log.info("calibration chats as plain text: %s", problem)
+        rendered = ["\n".join(turn["content"] for turn in chat) for chat in mix.chats]
+    path = work / "calibration-mix.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(mix.text(rendered), encoding="utf-8")
+    return path
 
 
 def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
@@ -105,8 +123,9 @@ def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
     staging = work / "repo" / repo_id.split("/")[1]
     for stale in (staging / "README.md", staging / RUN_FILE):
         stale.unlink(missing_ok=True)
-    run = m.run(source, request.specs[m.name], dataclasses.replace(settings, work_dir=work),
-                staging)
+    run = m.run(source, request.specs[m.name],
+                dataclasses.replace(settings, work_dir=work,
+                                    calibration_file=calibration_text(source, work)), staging)
     run = dataclasses.replace(
         run, source=dataclasses.replace(run.source, config=source.config,
                                         revision=snapshot_revision(source.path)),

@@ -35,6 +35,9 @@ class RunSettings:
     calib_len: int = 512
     batch_size: int = 1
     check_tokens: int = 16
+    #: The importance-matrix calibration text, already in the model's chat format
+    #: (:mod:`runners.calibration_mix`); None: the calibration split of the docs corpus.
+    calibration_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.ctx < 8 or self.chunks < 1:

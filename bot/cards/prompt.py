@@ -128,9 +128,40 @@ def prompt_template(chat_template: object, bos_token: object = "", eos_token: ob
     return _render_isolated(source, _token(bos_token), _token(eos_token))
 
 
+def render_conversations(chat_template: object, conversations: list[list[dict[str, str]]],
+                         bos_token: object = "", eos_token: object = "") -> tuple[list[str],
+                                                                                   str | None]:
+    """Whole conversations as the model sees them (e.g. chat turns for importance-matrix
+    calibration), in the same isolated, bounded child. ``([], problem)`` when it cannot."""
+    source = pick_template(chat_template)
+    if not source or not source.strip():
+        return [], "the model has no chat template"
+    if len(source) > MAX_SOURCE:
+        return [], f"the template is longer than {MAX_SOURCE // 1024} kB"
+    reply = _run_child({"template": source, "bos_token": _token(bos_token),
+                        "eos_token": _token(eos_token), "conversations": conversations})
+    if isinstance(reply, PromptTemplate):
+        return [], reply.problem
+    texts = reply.get("texts")
+    if reply.get("problem") is not None or not isinstance(texts, list):
+        return [], f"template not rendered: {reply.get('problem')}"
+    return [_SURROGATE.sub("\ufffd", str(t)) for t in texts], None
+
+
 def _render_isolated(source: str, bos_token: str, eos_token: str) -> PromptTemplate:
     """Render in a child Python under rlimits and a wall-clock timeout; ~0.15 s for most templates."""
-    request = json.dumps({"template": source, "bos_token": bos_token, "eos_token": eos_token})
+    reply = _run_child({"template": source, "bos_token": bos_token, "eos_token": eos_token})
+    if isinstance(reply, PromptTemplate):
+        return reply
+    text, problem = reply["text"], reply["problem"]
+    if problem is not None:
+        return _problem(_SURROGATE.sub("\ufffd", str(problem)))
+    return PromptTemplate(_SURROGATE.sub("\ufffd", str(text)))
+
+
+def _run_child(request_data: dict[str, Any]) -> dict[str, Any] | PromptTemplate:
+    """The child's JSON reply, or a :class:`PromptTemplate` problem when it gave none."""
+    request = json.dumps(request_data, ensure_ascii=True)
     try:
         done = subprocess.run([sys.executable, "-I", str(Path(__file__).resolve())],
                               input=request.encode("ascii"), capture_output=True,
@@ -143,15 +174,14 @@ def _render_isolated(source: str, bos_token: str, eos_token: str) -> PromptTempl
         return _problem(f"took longer than {CPU_LIMIT_S} s")
     try:
         reply = json.loads(done.stdout)
-        text, problem = reply["text"], reply["problem"]
+        if not isinstance(reply, dict) or "problem" not in reply:
+            raise ValueError("no reply")
     except (ValueError, KeyError, TypeError):
         if done.returncode < 0:
             return _problem(f"the renderer crashed ({signal.Signals(-done.returncode).name})")
         tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
         return _problem(_one_line(f"the renderer failed: {' '.join(tail) or done.returncode}"))
-    if problem is not None:
-        return _problem(_SURROGATE.sub("\ufffd", str(problem)))
-    return PromptTemplate(_SURROGATE.sub("\ufffd", str(text)))
+    return reply
 
 
 # ---- the child: everything below runs in the isolated interpreter ----
@@ -305,6 +335,19 @@ def render(source: str, bos_token: str, eos_token: str) -> dict[str, str | None]
     return {"text": PLAIN, "problem": "its output does not contain the user's message"}
 
 
+def render_all(source: str, conversations: list[Any], bos_token: str,
+               eos_token: str) -> dict[str, Any]:
+    """Render whole conversations here (the child's work): ``{"texts", "problem"}``."""
+    try:
+        template = _environment().from_string(source)
+        texts = [_bounded(template.generate(messages=messages, add_generation_prompt=False,
+                                            bos_token=bos_token, eos_token=eos_token))
+                 for messages in conversations]
+    except Exception as exc:  # the author's template: any failure is an answer
+        return {"texts": None, "problem": _describe(exc)}
+    return {"texts": texts, "problem": None}
+
+
 def _child_main() -> None:
     """Read one request on stdin, limit this process, render, write the reply on stdout."""
     resource.setrlimit(resource.RLIMIT_CPU, (CPU_LIMIT_S, CPU_LIMIT_S + 1))
@@ -313,7 +356,11 @@ def _child_main() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     request = json.loads(sys.stdin.buffer.read())
     try:
-        reply = render(request["template"], request["bos_token"], request["eos_token"])
+        if "conversations" in request:
+            reply = render_all(request["template"], request["conversations"],
+                               request["bos_token"], request["eos_token"])
+        else:
+            reply = render(request["template"], request["bos_token"], request["eos_token"])
     except (RecursionError, MemoryError) as exc:  # raised while unwinding, outside render's catch
         reply = {"text": PLAIN, "problem": _describe(exc)}
     sys.stdout.write(json.dumps(reply))
