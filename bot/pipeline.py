@@ -83,12 +83,11 @@ def provenance(request: dict, settings: RunSettings, run: QuantRun,
             continue
     knobs = {k: str(v) if isinstance(v, Path) else v
              for k, v in dataclasses.asdict(settings).items() if k != "work_dir"}
-    calibration = run.tools.get("calibration")
     return {"quantbot": versions.get("quantbot", "unknown"), "request": request,
             "source_files": source_files,
             "settings": knobs, "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
             "versions": versions, "evaluation_sha256": run.evaluation.text_sha256,
-            "calibration_sha256": run.tools.get("calibration_sha256") if calibration else None}
+            "calibration_sha256": run.tools.get("calibration_sha256")}
 
 
 def _slug(text: str) -> str:

@@ -91,3 +91,23 @@ def test_oversized_file_is_split_and_listed(tmp_path, tiny_model, toolchain):
     assert len(parts) >= 2 and all("-of-" in p for p in parts)
     text = (repo / "README.md").read_text()
     assert all(p in text for p in parts)
+
+
+def test_imatrix_from_the_calibration_mix_is_published_and_named(tmp_path, tiny_model, toolchain):
+    """`gguf=Q4_K_M,IQ3_XS imatrix`: the matrix is computed on the calibration mix (chat turns in
+    the model's format), applied to both types, published beside them and named in the card."""
+    from runners.calibration_mix import MIX_NAME
+
+    result = CliRunner().invoke(main, [
+        "quantize", str(tiny_model), "--repo-id", "tests/tiny-llama", "gguf=Q4_K_M,IQ3_XS",
+        "imatrix", "--ctx", "64", "--chunks", "4", "--out", str(tmp_path / "hub"),
+        "--work", str(tmp_path / "work")])
+    assert result.exit_code == 0, result.output
+    repo = tmp_path / "hub" / "quantbot" / "tiny-llama-GGUF"
+    run = load_run(repo)
+    (matrix,) = [e for e in run.extra_files if e.kind == "imatrix"]
+    assert (repo / matrix.name).is_file() and matrix.params["calibration"] == MIX_NAME
+    assert run.provenance["calibration_sha256"] == matrix.params["calibration_sha256"]
+    assert all(v.params["imatrix"] for v in run.variants)
+    card = (repo / "README.md").read_text()
+    assert matrix.name in card and matrix.params["calibration_sha256"][:16] in card

@@ -8,7 +8,7 @@ the mean KL divergence from the unquantized model sets the quality band, and the
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import yaml
 
@@ -132,6 +132,7 @@ class CardData:
     has_split_files: bool
     tools: dict[str, str]
     created: str
+    extra_files: list[dict] = field(default_factory=list)  # projector, importance matrix
     revision: str | None = None  # the source commit every file came from
     versions: dict[str, str] = field(default_factory=dict)
     memory: MemoryTable | None = None
@@ -209,4 +210,5 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
         tools=run.tools, created=run.created,
         memory=memory_table_of(variants, run.source.config), release=release,
         revision=run.source.revision, versions=dict(run.provenance.get("versions", {})),
+        extra_files=[asdict(e) | {"size": human_bytes(e.size_bytes)} for e in run.extra_files],
     )

@@ -8,6 +8,7 @@ rerun after a failure resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -22,14 +23,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from runners.calibration_mix import MIX_NAME
 from runners.errors import QuantbotError
 from runners.gguf import llama_tools, mmproj
+from runners.gguf.chat_check import check_chat_template
 from runners.gguf.check import check_gguf
 from runners.gguf.inspect import summarize
 from runners.gguf.spec import GgufSpec
 from runners.llamacpp import Toolchain, ensure_toolchain
 from runners.proc import ToolFailed
-from runners.results import EvalSpec, Quality, QuantRun, Variant
+from runners.results import EvalSpec, ExtraFile, Quality, QuantRun, Variant
 from runners.settings import RunSettings
 from runners.source import SourceModel
 from runners.texts import text_set
@@ -132,7 +135,8 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
         jobs, threads = settings.jobs or jobs, settings.threads or threads
         log.info("gguf: %d types on %d workers x %d threads", len(opts.types), jobs, threads)
         ctx = min(settings.ctx, source.info.context_length or settings.ctx)
-        imatrix_file = _imatrix(tc, base, work, ctx, opts, jobs * threads, log_file, progress)
+        imatrix_file, calibration = _imatrix(tc, base, work, ctx, opts, jobs * threads, log_file,
+                                             progress)
         eval_text = text_set("evaluation")
         eval_file = eval_text.write(work / "evaluation.txt")
         with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -141,13 +145,17 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
             futures = [pool.submit(_one_type, tc, source, base, qtype, repo_dir, work,
                                    base_future, imatrix_file, threads, opts, log_file, progress)
                        for qtype in opts.types]
-            baseline, chunks, n_ctx = base_future.result()
+            baseline, chunks, n_ctx, _ = base_future.result()
             variants = [f.result() for f in futures]
         extra_files = mmproj.make_projectors(tc, source, repo_dir, work,
                                              repo_dir / variants[0].files[0],
                                              settings.check_tokens, log_file)
         if extra_files:
             progress.done("projectors made and checked")
+        if imatrix_file is not None:
+            extra_files.append(_publish_imatrix(imatrix_file, repo_dir, source, calibration))
+        chat = check_chat_template(tc, repo_dir / variants[0].files[0], source.info.chat_template,
+                                   source.info.bos_token, source.info.eos_token)
     finally:
         progress.close()
     return QuantRun(
@@ -158,9 +166,12 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
         variants=variants,
         tools={"llama.cpp": f"vendored in llama-cpp-python {tc.version}",
                "converter": "convert_hf_to_gguf.py", "quantizer": "llama-quantize",
-               **({"imatrix": "llama-imatrix on the calibration split"} if imatrix_file else {}),
+               **({"imatrix": f"llama-imatrix on {calibration.name}",
+                   "calibration_sha256": calibration.sha256} if calibration else {}),
+               "chat_template": chat.describe(),
                **({"projector": "convert_hf_to_gguf.py --mmproj, checked with an image through "
-                                "llama-cpp-python's mtmd"} if extra_files else {})},
+                                "llama-cpp-python's mtmd"}
+                  if any(e.kind == "mmproj" for e in extra_files) else {})},
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         extra_files=extra_files,
     )
@@ -195,22 +206,53 @@ def _convert_text(tc: Toolchain, source: SourceModel, out: Path, outtype: str,
         llama_tools.convert(tc, source.path, out, outtype, log_file, ("--no-mtp",))
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """The text an importance matrix was computed on."""
+
+    name: str
+    sha256: str
+
+
 def _imatrix(tc: Toolchain, base: Path, work: Path, ctx: int, opts: _Job, threads: int,
-             log_file: Path, progress: _Progress) -> Path | None:
+             log_file: Path, progress: _Progress) -> tuple[Path | None, Calibration | None]:
+    """The importance matrix, from the calibration mix in the model's chat format when the
+    settings carry it (:mod:`runners.calibration_mix`), else the docs' calibration split."""
     if not opts.spec.imatrix:
-        return None
-    out = work / "imatrix.gguf"
+        return None, None
+    given = opts.settings.calibration_file
+    if given is not None:
+        text = given.read_text(encoding="utf-8")
+        calibration = Calibration(MIX_NAME, hashlib.sha256(text.encode()).hexdigest())
+        calib = given
+    else:
+        split = text_set("calibration")
+        calibration = Calibration(f"{split.name}, calibration split", split.sha256)
+        calib = split.write(work / "calibration.txt")
+    out = work / f"imatrix-{calibration.sha256[:16]}.gguf"  # a new text makes a new matrix
     if not out.exists():
-        calib = text_set("calibration").write(work / "calibration.txt")
         tmp = work / "imatrix.partial.gguf"
         llama_tools.imatrix(tc, base, calib, tmp, ctx, opts.settings.chunks, threads, log_file)
         tmp.rename(out)
     progress.done("imatrix")
-    return out
+    return out, calibration
+
+
+def _publish_imatrix(matrix: Path, repo_dir: Path, source: SourceModel,
+                     calibration: Calibration | None) -> ExtraFile:
+    """The importance matrix beside the files it made, for users who quantize further."""
+    name = f"{source.info.name}.imatrix.gguf"
+    target = repo_dir / name
+    target.unlink(missing_ok=True)
+    shutil.copy2(matrix, target)
+    return ExtraFile(kind="imatrix", name=name, dtype="F32", size_bytes=target.stat().st_size,
+                     params={"calibration": calibration.name if calibration else "",
+                             "calibration_sha256": calibration.sha256 if calibration else ""})
 
 
 def _baseline(tc: Toolchain, base: Path, eval_file: Path, work: Path, ctx: int, max_chunks: int,
-              threads: int, log_file: Path, progress: _Progress) -> tuple[Quality, int, int]:
+              threads: int, log_file: Path, progress: _Progress
+              ) -> tuple[Quality, int, int, Path]:
     logits = work / f"reference-c{ctx}-n{max_chunks}.kld"
     out_file = logits.with_suffix(".log")
     if not (logits.exists() and out_file.exists()):
@@ -222,7 +264,7 @@ def _baseline(tc: Toolchain, base: Path, eval_file: Path, work: Path, ctx: int, 
     output = out_file.read_text()
     progress.done("f16 perplexity")
     chunks, n_ctx = llama_tools.parse_chunks(output)
-    return llama_tools.parse_base_ppl(output), chunks, n_ctx
+    return llama_tools.parse_base_ppl(output), chunks, n_ctx, logits
 
 
 def _one_type(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_dir: Path,
@@ -232,8 +274,7 @@ def _one_type(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_d
     parts = _quantized_parts(tc, base, qtype, name, repo_dir, imatrix_file, threads, opts,
                              log_file)
     progress.done(f"{qtype} quantized")
-    base_future.result()
-    logits = next(work.glob("reference-*.kld"))
+    logits = base_future.result()[3]  # this run's reference, never another window's
     run = llama_tools.perplexity_kld(tc, parts[0], logits, threads, log_file)
     quality = llama_tools.parse_kld(run.output)
     progress.done(f"{qtype} measured")
