@@ -8,7 +8,13 @@ import math
 import pytest
 
 from runners.errors import QuantbotError
-from runners.gptq.quantize import prepare_env, quantize_config_kwargs, scrub_config, verify_folder
+from runners.gptq.quantize import (
+    forward_batch,
+    prepare_env,
+    quantize_config_kwargs,
+    scrub_config,
+    verify_folder,
+)
 from runners.gptq.spec import MAX_VARIANTS, AwqSpec, GptqSpec
 from runners.gptq.types import AWQ_OPTIONS, GPTQ_OPTIONS, QuantSpec
 from runners.hfmodel.calibration import cut_blocks
@@ -144,7 +150,18 @@ def test_quantizer_settings():
                  "method": "gptq", "format": "gptq", "desc_act": True, "damp_percent": 0.01}
     a = quantize_config_kwargs(QuantSpec.awq(), on_cuda=True)
     assert a == {"bits": 4, "group_size": 128, "sym": False, "pack_impl": "gpu",
-                 "method": "awq", "format": "gemm"}
+                 "method": "awq", "format": "gemm", "scale_search_chunked_activations": False}
+    assert "scale_search_chunked_activations" not in quantize_config_kwargs(QuantSpec.awq(),
+                                                                            on_cuda=False)
+    assert "scale_search_chunked_activations" not in quantize_config_kwargs(
+        QuantSpec.awq(), on_cuda=True, tool_defaults=True)
+
+
+def test_calibration_forwards_are_batched_by_tokens_on_cuda():
+    assert forward_batch(1, on_cuda=True, seq_len=512) == 32
+    assert forward_batch(1, on_cuda=True, seq_len=2048) == 8
+    assert forward_batch(1, on_cuda=False, seq_len=512) == 1
+    assert forward_batch(4, on_cuda=True, seq_len=512) == 4  # asked for explicitly
 
 
 def test_prepare_env_gives_gptqmodel_two_workers_on_small_machines():
