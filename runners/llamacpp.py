@@ -287,11 +287,8 @@ def _build(tc: Toolchain, configure: list[str], log_file: Path) -> None:
     _build_perplexity_shim(tc, log_file)
 
 
-def ensure_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
-    """Return a built toolchain, downloading and building it first if needed (locked)."""
-    tc = toolchain(version)
-    if not tc.missing():
-        return tc
+def _built(tc: Toolchain, version: str, flags: list[str], log_name: str, what: str) -> Toolchain:
+    """Build ``tc`` under the cache's file lock unless another process already did."""
     if shutil.which("cmake") is None:
         raise ToolchainError("cmake not found", "apt-get install cmake g++ (or pip install cmake)")
     root = _root(version)
@@ -300,14 +297,23 @@ def ensure_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
         if not tc.missing():
             return tc
         _ensure_source(tc, root, version)
-        log_file = root / "build.log"
-        log.info("building llama.cpp %s tools into %s (a few minutes, once)", version,
+        log_file = root / log_name
+        log.info("building llama.cpp %s %s into %s (minutes, once)", version, what,
                  tc.bin_dir.parent)
-        _build(tc, list(CMAKE_FLAGS), log_file)
+        _build(tc, flags, log_file)
         if tc.missing():
-            raise ToolchainError(f"the build finished but these are missing: {tc.missing()}",
-                                 f"remove {root} and rerun; see {log_file}")
+            raise ToolchainError(f"the {what} build finished but these are missing: "
+                                 f"{tc.missing()}", f"remove {tc.bin_dir.parent} and rerun; "
+                                 f"see {log_file}")
     return tc
+
+
+def ensure_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
+    """Return a built toolchain, downloading and building it first if needed (locked)."""
+    tc = toolchain(version)
+    if not tc.missing():
+        return tc
+    return _built(tc, version, list(CMAKE_FLAGS), "build.log", "tools")
 
 
 def ensure_cuda_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION,
@@ -330,23 +336,9 @@ def ensure_cuda_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION,
     if eval_backend(nvcc, archs) != "cuda":
         log.info("an NVIDIA card (sm %s) but no nvcc: measuring on the CPU", ",".join(archs))
         return None
-    if shutil.which("cmake") is None:
-        raise ToolchainError("cmake not found", "apt-get install cmake g++ (or pip install cmake)")
-    root = _root(version)
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / ".lock")):
-        if not tc.missing():
-            return tc
-        _ensure_source(tc, root, version)
-        log_file = root / f"{tc.bin_dir.parent.name}.log"
-        log.info("building llama.cpp %s CUDA tools (sm %s) into %s (minutes, once)", version,
-                 ",".join(archs), tc.bin_dir.parent)
-        generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-        _build(tc, [*generator, *cuda_cmake_flags(archs, nvcc)], log_file)
-        if tc.missing():
-            raise ToolchainError(f"the CUDA build finished but these are missing: {tc.missing()}",
-                                 f"remove {tc.bin_dir.parent} and rerun; see {log_file}")
-    return tc
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    return _built(tc, version, [*generator, *cuda_cmake_flags(archs, nvcc)],
+                  f"{tc.bin_dir.parent.name}.log", f"CUDA tools (sm {','.join(archs)})")
 
 
 def best_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
