@@ -4,8 +4,11 @@ Runs on a GPU runner (one H100 + 16 cores, issue 10) what ``/quantize`` does by 
 model: convert, the 12 GGUF types with perplexity/KLD on the GPU (:mod:`runners.gguf.overlap`:
 the CPU quantizes type k+1 while the GPU measures type k) and each file's load-and-generate
 check, GPTQ and AWQ 4-bit with their evaluation and reload checks (on the GPU, at the same time
-as the GGUF stage). Beside it, in the same run, the bare sequence a user runs by hand:
-convert + 12 x ``llama-quantize``, one after another, every core, no measurement.
+as the GGUF stage). After it, in the same run, the bare sequence a user runs by hand:
+convert + 12 x ``llama-quantize``, one after another, every core, no measurement. The GGUF stage
+is the pipeline's GPU path (``runners.gguf.pipeline`` with a CUDA build: the same
+:func:`~runners.gguf.overlap.run_overlapped` lanes, ``llama-perplexity`` on the GPU, the
+llama-cpp-python load check) written out here so that each file can be deleted once measured.
 
 Prints every stage's wall time and peak RAM / VRAM / disk, then two ratios:
 
@@ -203,6 +206,19 @@ def by_hand(rec: Recorder, tc: Any, model: Path, f16: Path, outtype: str, types:
     return {"convert": convert_s, "quantize": quant_s, "per_type": times, "sizes": sizes}
 
 
+def preflight(rec: Recorder, eval_tc: Any, f16: Path, work: Path) -> None:
+    """Two windows of perplexity on the converted model with the measuring build (untimed)."""
+    from runners.gguf import llama_tools
+    from runners.texts import text_set
+
+    text = text_set("evaluation").write(work / "evaluation.txt")
+    run = llama_tools.perplexity_base(eval_tc, f16, text, work / "preflight.kld", 512, 2, 4,
+                                      work / "preflight.log")
+    (work / "preflight.kld").unlink(missing_ok=True)
+    rec.event(preflight=llama_tools.parse_base_ppl(run.output).ppl, seconds=round(run.seconds, 1),
+              backend=eval_tc.backend)
+
+
 def gguf_overlapped(rec: Recorder, tc: Any, eval_tc: Any, f16: Path, types: list[str],
                     work: Path, cores: int, ctx: int, chunks: int,
                     check_tokens: int) -> dict[str, Any]:
@@ -306,77 +322,6 @@ def _regions(path: Path) -> dict[str, float]:
         return {}
 
 
-def awq_probe(rec: Recorder, layers: int, work: Path, device: str,
-              keep_going: Callable[[], bool]) -> dict[str, Any]:
-    """AWQ with GPTQModel's defaults against quantbot's settings, and GPTQ, on an 8B-shaped
-    model cut to ``layers`` layers: where AWQ's time goes, like for like. Runs while the
-    toolchain builds (so its CPU is shared with the build: compare the three with each other,
-    not with the main run); a run still going 30 s after ``keep_going()`` turns false is
-    stopped, and none starts after."""
-    import subprocess
-
-    from bench import standin
-    from runners.gptq.types import QuantSpec
-    from runners.hfmodel.calibration import calibration_set
-    from runners.hfmodel.types import CalibrationSet
-
-    spec = standin.SPECS["llama-3.1-8b"]
-    cut = standin.StandinSpec(f"llama-3.1-8b-{layers}l", spec.model_type, spec.vocab_file,
-                              spec.template_file, {**spec.config, "num_hidden_layers": layers},
-                              spec.shaped_like, f"{layers} layers", spec.generation,
-                              spec.add_bos)
-    standin.SPECS[cut.name] = cut
-    folder = work / cut.name
-    if not (folder / "standin.json").is_file():
-        shutil.rmtree(folder, ignore_errors=True)
-        standin.write_standin(cut.name, folder, device=device)
-    from transformers import AutoTokenizer
-
-    cal: CalibrationSet = calibration_set(AutoTokenizer.from_pretrained(folder), 512, 128)
-    out: dict[str, Any] = {}
-    for label, method, defaults in (("awq-gptqmodel-defaults", "awq", "1"),
-                                    ("awq-quantbot", "awq", "0"), ("gptq-quantbot", "gptq", "0")):
-        qspec = QuantSpec.awq() if method == "awq" else QuantSpec.gptq()
-        dest = work / f"probe-{label}"
-        shutil.rmtree(dest, ignore_errors=True)
-        req = {"source": str(folder), "variant": asdict(qspec), "out_dir": str(dest),
-               "calibration": asdict(cal), "device": "cuda:0", "dtype": "auto",
-               "batch_size": 1, "side_dir": str(work / "probe-logs")}
-        rq, rs = work / f"probe-{label}.request.json", work / f"probe-{label}.result.json"
-        rq.write_text(json.dumps(req))
-        env = {**os.environ, "QUANTBOT_GPTQMODEL_DEFAULTS": defaults, "GPTQMODEL_OFFLINE": "1"}
-        if not keep_going():
-            out[label] = {"skipped": "the toolchain build had finished"}
-            rec.event(probe=label, **out[label])
-            continue
-        start = time.perf_counter()
-        log = (work / f"probe-{label}.log").open("w")
-        proc = subprocess.Popen([sys.executable, "-m", "runners.gptq.quantize", str(rq), str(rs)],
-                                env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT)
-        stopped_at = None
-        while proc.poll() is None:
-            time.sleep(1)
-            if stopped_at is None and not keep_going():
-                stopped_at = time.perf_counter()
-            if stopped_at is not None and time.perf_counter() - stopped_at > 30:
-                proc.kill()
-        proc.wait()
-        log.close()
-        wall = time.perf_counter() - start
-        if proc.returncode == 0:
-            res = json.loads(rs.read_text())
-            regions = json.loads((work / "probe-logs" / f"{dest.name}.regions.json").read_text())
-            out[label] = {"wall_s": round(wall, 1), "quant_s": res["seconds"],
-                          "peak_vram": res["peak_vram_bytes"], "regions_s": regions}
-        else:
-            tail = (work / f"probe-{label}.log").read_text(errors="replace")[-1200:]
-            out[label] = {"wall_s": round(wall, 1), "error": f"exit {proc.returncode}: {tail}"}
-        rec.event(probe=label, **out[label])
-        shutil.rmtree(dest, ignore_errors=True)
-    shutil.rmtree(folder, ignore_errors=True)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--standin", default="llama-3.1-8b")
@@ -385,11 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--types", default=",".join(DEFAULT_TYPES))
     ap.add_argument("--methods", default="gguf,gptq,awq")
     ap.add_argument("--skip-by-hand", action="store_true")
-    ap.add_argument("--reconvert", action="store_true",
-                    help="convert again for the measured set instead of sharing the by-hand f16")
-    ap.add_argument("--awq-probe", type=int, default=0, metavar="LAYERS",
-                    help="also compare AWQ settings on an 8B-shaped model of LAYERS layers, "
-                         "while the toolchain builds")
+    ap.add_argument("--wait-file", type=Path, default=None,
+                    help="after the setup, wait (at most --wait-max s) for this file: another "
+                         "benchmark sharing the setup's time (bench/awq_probe.py) is done")
+    ap.add_argument("--wait-max", type=float, default=120.0)
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--chunks", type=int, default=32)
     ap.add_argument("--check-tokens", type=int, default=16)
@@ -435,23 +379,34 @@ def main(argv: list[str] | None = None) -> int:
             args.standin, model, device="cuda" if cuda else "cpu",
             workers=8 if cuda else min(8, cores)))
         summary["standin_info"] = info
-    if args.awq_probe and cuda:
-        summary["awq_probe"] = awq_probe(rec, args.awq_probe, work, "cuda", builder.is_alive)
     builder.join()
+    if args.wait_file is not None:
+        deadline = time.perf_counter() + args.wait_max
+        while not args.wait_file.exists() and time.perf_counter() < deadline:
+            time.sleep(2)
+        rec.event(waited_for=str(args.wait_file), present=args.wait_file.exists())
     if "error" in tc_box:
         raise tc_box["error"]
     tc, eval_tc = tc_box["tc"]
-    rec.add("setup: toolchain + stand-in (+ probe)", time.perf_counter() - t0,
+    rec.add("setup: toolchain + stand-in", time.perf_counter() - t0,
             f"toolchain {tc.backend} at {tc.bin_dir}")
     outtype = "bf16"  # quantbot converts a bf16 source to bf16 (runners/gguf/pipeline.py)
     f16 = work / f"standin.{outtype.upper()}.gguf"
-    hand = None
-    if "gguf" in methods and not args.skip_by_hand:
-        f16.unlink(missing_ok=True)
-        hand = by_hand(rec, tc, model, f16, outtype, types, work, cores)
-        summary["by_hand"] = hand
+    convert_s = 0.0
+    if "gguf" in methods:
+        # The measured set's own conversion, then a preflight of the measuring build on it
+        # (untimed: a tool that fails on this model stops the run in seconds).
+        from runners.gguf import llama_tools
 
-    # The measured set: GGUF on CPU + GPU lanes, GPTQ/AWQ on the GPU at the same time.
+        f16.unlink(missing_ok=True)
+        s = time.perf_counter()
+        llama_tools.convert(tc, model, f16, outtype, work / "gguf.log")
+        convert_s = time.perf_counter() - s
+        rec.add("measured: convert", convert_s, f"--outtype {outtype}")
+        preflight(rec, eval_tc, f16, work)
+
+    # The measured set: GGUF on CPU + GPU lanes, GPTQ/AWQ on the GPU at the same time. It runs
+    # before the by-hand sequence so that a short lease yields the set's numbers first.
     gpu_results: dict[str, Any] = {}
     hf_methods = [m for m in methods if m in ("gptq", "awq")]
     rec.monitor.mark()
@@ -462,17 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         gpu_thread = threading.Thread(target=gpu_methods,
                                       args=(rec, model, hf_methods, work, gpu_results))
         gpu_thread.start()
-    convert_s = hand["convert"] if hand else 0.0
-    reconverted = False
     if "gguf" in methods:
-        if args.reconvert or not f16.exists():
-            reconverted = True
-            from runners.gguf import llama_tools
-
-            s = time.perf_counter()
-            llama_tools.convert(tc, model, f16, outtype, work / "gguf.log")
-            convert_s = time.perf_counter() - s
-            rec.event(measured_convert=round(convert_s, 1))
         summary["gguf"] = gguf_overlapped(rec, tc, eval_tc, f16, types, work, cores, args.ctx,
                                           args.chunks, args.check_tokens)
     if gpu_thread:
@@ -481,8 +426,15 @@ def main(argv: list[str] | None = None) -> int:
     rec.monitor.mark()
     set_peaks = rec.monitor.close("set")
     rec.add("measured: whole set (GGUF stage | GPTQ+AWQ on the GPU)", set_wall,
-            "GGUF and GPU methods at the same time", set_peaks)
+            "GGUF and GPU methods at the same time, after the convert", set_peaks)
     summary["gpu_methods"] = gpu_results
+    (args.out / "full_set.json").write_text(json.dumps(summary, indent=1, default=str))
+
+    hand = None
+    if "gguf" in methods and not args.skip_by_hand:
+        f16.unlink(missing_ok=True)
+        hand = by_hand(rec, tc, model, f16, outtype, types, work, cores)
+        summary["by_hand"] = hand
     summary["stages"] = [asdict(s) for s in rec.stages]
     summary["peaks"] = monitor.peak
     monitor.stop()
@@ -492,8 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         bare = hand["convert"] + hand["quantize"]
         g = summary["gguf"]
         gguf_stage = convert_s + g["wall"]
-        # With --reconvert the set's own convert ran inside its window already.
-        whole = set_wall if reconverted else convert_s + set_wall
+        whole = convert_s + set_wall
         summary["ratios"] = {
             "bare_by_hand_s": round(bare, 1),
             "gguf_stage_s": round(gguf_stage, 1),
@@ -503,8 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             "gguf_one_worker_s_derived": round(convert_s + g["serial_derived"], 1),
             "gguf_stage_vs_one_worker_derived": round(
                 gguf_stage / (convert_s + g["serial_derived"]), 3),
-            "note": ("convert ran twice (by hand, and in the set)" if reconverted else
-                     "convert measured once (by hand) and counted on every side") +
+            "note": "each side ran its own convert (the set first, then by hand)"
                     "; the one-worker figure is the sum of the overlapped run's step times "
                     "(quantize + measure + check), derived, not a separate run",
         }
@@ -534,8 +484,6 @@ def print_table(summary: dict[str, Any]) -> None:
         else:
             print(f"{m}: quantize {d['quant_s']} s, pipeline {d['wall_s']} s, "
                   f"{d['bytes'] / GIB:.2f} GiB, KLD {d['kld_mean']}, reload {d['check_kernel']}")
-    for label, d in summary.get("awq_probe", {}).items():
-        print(f"probe {label}: {d}")
     r = summary.get("ratios")
     if r:
         print("\n" + "\n".join(f"{k:36} {v}" for k, v in r.items()))

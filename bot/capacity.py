@@ -20,6 +20,8 @@ The rules, per method family (measured on an 8B Llama; see bench/README.md):
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.methods import METHODS, Method
@@ -41,6 +43,9 @@ class RunnerSpec:
     ram_bytes: int
     gpu_bytes: int = 0  # per GPU; 0: no GPU
     gpus: int = 0
+    #: Jobs the machine runs at once (runner agents registered on it with this label): a GPU
+    #: machine with 2 takes the GGUF job beside a GPTQ/AWQ one (runners/setup/README.md).
+    slots: int = 1
 
 
 #: A realistic self-hosted pair: a 16-core CPU box with 128 GiB RAM and 2 TB disk, and a GPU box
@@ -72,9 +77,10 @@ class Footprint:
 
 
 def footprint(m: Method, n_params: int, source_bytes: int | None, spec: MethodSpec | None = None,
-              vocab: int = DEFAULT_VOCAB) -> Footprint:
+              vocab: int = DEFAULT_VOCAB, runner: str | None = None) -> Footprint:
     """Estimated needs of method ``m`` on ``n_params`` weights (``source_bytes``: the download,
-    default 2 bytes a weight)."""
+    default 2 bytes a weight) on runner label ``runner`` (default: the method's own)."""
+    label = runner or m.runner
     source = source_bytes or 2 * n_params
     estimates = m.estimate(n_params, spec)
     outputs = sum(e.bytes for e in estimates)
@@ -83,9 +89,9 @@ def footprint(m: Method, n_params: int, source_bytes: int | None, spec: MethodSp
     intermediate = int(m.intermediate_bytes_per_weight * n_params)
     disk = source + intermediate + outputs + logits
     if m.baseline_on_gpu:
-        return Footprint(m.name, m.runner, source, intermediate, outputs, disk=disk,
+        return Footprint(m.name, label, source, intermediate, outputs, disk=disk,
                          ram=int(source * 1.1) + 4 * GIB, vram=2 * n_params + 4 * GIB)
-    return Footprint(m.name, m.runner, source, intermediate, outputs, disk=disk,
+    return Footprint(m.name, label, source, intermediate, outputs, disk=disk,
                      ram=int(largest * 1.1) + 2 * GIB, vram=0)
 
 
@@ -124,13 +130,90 @@ class Fit:
 
 
 def fits(methods: tuple[str, ...], n_params: int, source_bytes: int | None,
-         runners: dict[str, RunnerSpec]) -> list[Fit]:
-    """Each method's needs for this model and what its runner lacks."""
+         runners: dict[str, RunnerSpec], specs: Mapping[str, MethodSpec] | None = None,
+         vocab: int = DEFAULT_VOCAB) -> list[Fit]:
+    """Each method's needs for this model (with the requested ``specs``, else each method's
+    defaults) and what its runner lacks, on the label :func:`place` chooses."""
+    def need(name: str, label: str) -> Fit:
+        m = METHODS[name]
+        job = footprint(m, n_params, source_bytes, (specs or {}).get(name), vocab, label)
+        runner = runners.get(label)
+        return Fit(name, job, shortfalls(job, runner) if runner
+                   else [f"no {label} runner is configured"])
+
+    own = {name: need(name, METHODS[name].runner) for name in methods}
     out = []
     for name in methods:
-        m = METHODS[name]
-        need = footprint(m, n_params, source_bytes)
-        runner = runners.get(m.runner)
-        lacks = shortfalls(need, runner) if runner else [f"no {m.runner} runner is configured"]
-        out.append(Fit(name, need, lacks))
+        other = METHODS[name].also_on
+        if other is not None and other in runners:
+            moved = need(name, other)
+            beside = [f.need for n, f in own.items() if n != name and f.need.runner == other]
+            if place(moved.need, beside, runners[other]):
+                out.append(moved)
+                continue
+        out.append(own[name])
     return out
+
+
+def place(job: Footprint, beside: list[Footprint], runner: RunnerSpec) -> bool:
+    """Whether ``job`` goes to ``runner``'s label rather than its method's own (pure): the
+    machine holds it, has a free slot beside the ``beside`` jobs of that label, and holds it
+    together with the largest of them at once (the jobs share its disk and memory)."""
+    if shortfalls(job, runner) or len(beside) + 1 > runner.slots:
+        return False
+    if not beside:
+        return True
+    disk = job.disk + max(b.disk for b in beside)
+    ram = job.ram + max(b.ram for b in beside)
+    vram = job.vram + max(b.vram for b in beside)
+    return (disk <= runner.disk_bytes and ram <= runner.ram_bytes
+            and vram <= runner.gpu_bytes * max(runner.gpus, 0))
+
+
+@dataclass(frozen=True)
+class RunnerFix:
+    """The ``[runners.<label>]`` settings that would hold a job: only those that fall short
+    (None: enough already), in the keys ``bot/config.py`` reads."""
+
+    runner: str
+    disk: int | None = None
+    ram: int | None = None
+    gpu_memory: int | None = None  # per card, at ``gpus`` cards
+    gpus: int | None = None  # set only where the label has no GPU at all
+
+    @property
+    def settings(self) -> list[tuple[str, str]]:
+        """``(key, TOML value)`` pairs, sizes rounded up to whole GB so that they hold the job."""
+        sizes = [(k, v) for k, v in (("disk", self.disk), ("ram", self.ram),
+                                     ("gpu_memory", self.gpu_memory)) if v is not None]
+        pairs = [(k, f'"{math.ceil(v / 10**9)}GB"') for k, v in sizes]
+        return pairs + ([("gpus", str(self.gpus))] if self.gpus is not None else [])
+
+    def merge(self, other: RunnerFix) -> RunnerFix:
+        """One fix holding both jobs of the same runner label."""
+        def most(a: int | None, b: int | None) -> int | None:
+            return max(a, b) if a is not None and b is not None else a if b is None else b
+        return RunnerFix(self.runner, most(self.disk, other.disk), most(self.ram, other.ram),
+                         most(self.gpu_memory, other.gpu_memory), most(self.gpus, other.gpus))
+
+
+def runner_fix(need: Footprint, runner: RunnerSpec | None) -> RunnerFix:
+    """What the job's runner label must offer to hold ``need``: GPU memory per card at the
+    runner's GPU count, as :func:`shortfalls` counts every card of the machine."""
+    have = runner or RunnerSpec(disk_bytes=0, ram_bytes=0)
+    short_gpu = need.vram > have.gpu_bytes * max(have.gpus, 0)
+    cards = max(have.gpus, 1)
+    return RunnerFix(
+        need.runner,
+        disk=need.disk if need.disk > have.disk_bytes else None,
+        ram=need.ram if need.ram > have.ram_bytes else None,
+        gpu_memory=math.ceil(need.vram / cards) if short_gpu else None,
+        gpus=1 if short_gpu and have.gpus < 1 else None)
+
+
+def runner_fixes(fixes: list[RunnerFix]) -> list[RunnerFix]:
+    """One fix per runner label (the largest need of each setting), in first-seen order."""
+    merged: dict[str, RunnerFix] = {}
+    for fix in fixes:
+        merged[fix.runner] = merged[fix.runner].merge(fix) if fix.runner in merged else fix
+    return list(merged.values())

@@ -20,6 +20,13 @@ Example ``quantbot.toml`` (every key optional)::
 
     [quant]
     methods = ["gguf", "gptq"]    # default: every method quantbot has (bot/methods.py)
+
+    [runners.gpu]                 # each runner label's machine (bot/capacity.py has the defaults)
+    disk = "1TB"
+    ram = "125GiB"
+    gpu_memory = "80GB"           # per card
+    gpus = 1
+    slots = 2                     # runner agents on it: GGUF may run beside GPTQ/AWQ
 """
 
 from __future__ import annotations
@@ -145,7 +152,8 @@ def _coerce(section: str, cls: type, raw: dict[str, Any]) -> Any:
     return cls(**values)
 
 
-_RUNNER_KEYS = {"disk": "disk_bytes", "ram": "ram_bytes", "gpu_memory": "gpu_bytes", "gpus": "gpus"}
+_RUNNER_KEYS = {"disk": "disk_bytes", "ram": "ram_bytes", "gpu_memory": "gpu_bytes", "gpus": "gpus",
+                "slots": "slots"}
 
 
 def _runners(raw: Any) -> dict[str, RunnerSpec]:

@@ -1,7 +1,8 @@
 """What the method jobs hand to the report job: ``published.json`` (pure).
 
 ``plan.json`` (:class:`bot.plan.Plan`) says what to make; each method job publishes its own
-repository and records it in a :class:`Published`; the report job reads them all.
+repository and records it in a :class:`Published`; the report job reads them all, with each
+repository's ``quantbot.json`` beside them (:func:`published_records`).
 """
 
 from __future__ import annotations
@@ -44,3 +45,11 @@ def load_published(results: Path) -> list[Published]:
     except (OSError, ValueError, TypeError) as exc:
         raise QuantbotError(f"cannot read {path} ({exc})",
                             "run `quantbot run-job publish` on the results first") from exc
+
+
+def published_records(results: Path) -> list[tuple[Published, Path]]:
+    """Every published repository listed in a ``published.json`` under ``results`` (any depth:
+    the report job downloads one artifact folder per method job), with the folder holding its
+    ``quantbot.json``."""
+    found = sorted({f.parent for f in Path(results).glob(f"**/{PUBLISHED_FILE}")})
+    return [(p, folder / p.folder) for folder in found for p in load_published(folder)]

@@ -65,6 +65,15 @@ class Method:
     #: quantization_config.quant_method of originals released quantized whose weights its tool
     #: reads (llama.cpp's converter dequantizes FP8, MXFP4, compressed-tensors, ModelOpt).
     original_formats: tuple[str, ...] = ()
+    #: Another runner label its job can also run on, and gains from: GGUF measures on a GPU
+    #: runner's CUDA build (perplexity 25x faster) while its CPU cores quantize. The plan
+    #: decides (:func:`bot.capacity.place`).
+    also_on: str | None = None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every runner label its job can run on, its own first."""
+        return (self.runner, self.also_on) if self.also_on else (self.runner,)
 
     def repo_name(self, source_name: str) -> str:
         return f"{source_name}{self.repo_suffix}"
@@ -102,7 +111,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            ("gguf", "llama.cpp"), "converter", "gguf",
            ("llama.cpp", "llama-cpp-python", "LM Studio", "Ollama"),
            original_formats=("fp8", "mxfp4", "compressed-tensors", "modelopt"),
-           intermediate_bytes_per_weight=2.0),
+           intermediate_bytes_per_weight=2.0, also_on="gpu"),
     Method("gptq", "GPTQ", "-GPTQ", "gpu", GptqSpec, "runners.gptq.pipeline:run",
            ("gptqmodel", "optimum"), "gpu", "card_gptq.md.j2",
            ("variant", "bits", "group_size", "act_order", "damp", *_TRANSFORMERS_COLUMNS),

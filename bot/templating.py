@@ -2,8 +2,9 @@
 
 Sandboxed, because the data it renders carries untrusted text (model ids, licences, chat
 templates, error messages); undefined names are errors, not blanks. The filters that make
-untrusted text inert in Markdown (:mod:`bot.safetext`: ``code``, ``code_block``, ``plain``) are
-registered once, here.
+untrusted text inert in Markdown (:mod:`bot.safetext`: ``code``, ``code_block``, ``plain``) and
+those that write sizes and parameter counts in words (``size``, ``params``) are registered once,
+here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.safetext import code_block, code_span, plain
+from runners.units import human_bytes, human_params
 
 
 @cache
@@ -24,6 +26,8 @@ def environment() -> SandboxedEnvironment:
     env.filters["code"] = code_span
     env.filters["code_block"] = code_block
     env.filters["plain"] = plain
+    env.filters["size"] = human_bytes  # 4920000000 -> 4.92 GB (decimal, as the Hub shows sizes)
+    env.filters["params"] = human_params  # 8030261248 -> 8.03B
     return env
 
 

@@ -11,20 +11,26 @@ A branch's state is kept under the key ``"<repo>@<branch>"`` (``main``: the bare
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
+import math
 import re
+import struct
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+import huggingface_hub.constants
+import pytest
 import yaml
-from fakeserver import FakeServer, json_response
+from fakeserver import FakeServer, fresh, json_response, serving
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from runners.results import EvalSpec, Quality, QuantRun, SourceInfo, Variant
+from runners.results import EvalSpec, Quality, QuantRun, SourceInfo, Variant, load_run
 
 LFS_SUFFIXES = (".gguf", ".safetensors", ".bin")
 REPO = r"([\w.-]+/[\w.-]+)"
@@ -40,6 +46,70 @@ def front_matter(text: str) -> dict[str, Any] | None:
     """A card's YAML metadata, as the Hub reports it in ``cardData``."""
     match = re.match(r"---\n(.*?)\n---\n", text, re.DOTALL)
     return yaml.safe_load(match.group(1)) if match else None
+
+
+def safetensors_counts(files: dict[str, bytes]) -> dict[str, Any] | None:
+    """The ``safetensors`` field of model info, as the Hub derives it from the weights' headers:
+    parameters per dtype and their total (None: no safetensors file)."""
+    counts: dict[str, int] = {}
+    for path, data in sorted(files.items()):
+        if not path.endswith(".safetensors") or len(data) < 8:
+            continue
+        (length,) = struct.unpack("<Q", data[:8])
+        try:
+            header = json.loads(data[8:8 + length])
+        except ValueError:  # not a safetensors file after all: the Hub counts nothing of it
+            continue
+        for name, tensor in header.items():
+            if name != "__metadata__":
+                counts[tensor["dtype"]] = counts.get(tensor["dtype"], 0) + math.prod(tensor["shape"])
+    return {"parameters": counts, "total": sum(counts.values())} if counts else None
+
+
+_DTYPE_BYTES = {"BF16": 2, "F16": 2, "F32": 4, "I8": 1, "U8": 1}
+
+
+def safetensors_bytes(tensors: dict[str, tuple[str, list[int]]]) -> bytes:
+    """A valid safetensors file of zeros: ``{name: (dtype, shape)}``."""
+    header: dict[str, Any] = {}
+    offset = 0
+    for name, (dtype, shape) in tensors.items():
+        end = offset + math.prod(shape) * _DTYPE_BYTES[dtype]
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, end]}
+        offset = end
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + bytes(offset)
+
+
+def model_files(config: dict[str, Any], weights: bool = True) -> dict[str, bytes]:
+    """A model repository's files: ``config.json``, a small safetensors file (or, without
+    ``weights``, only a pickle ``pytorch_model.bin``) and a card naming a licence."""
+    files = {"config.json": json.dumps(config).encode(),
+             "README.md": b"---\nlicense: apache-2.0\n---\n# model\n"}
+    if weights:
+        files["model.safetensors"] = safetensors_bytes({
+            "model.embed_tokens.weight": ("BF16", [64, 16]), "lm_head.weight": ("BF16", [64, 16])})
+    else:
+        files["pytorch_model.bin"] = b"PK\x03\x04 pickle"
+    return files
+
+
+#: The keys of config.json the Hub's model info carries in its (reduced) ``config``.
+HUB_CONFIG_KEYS = ("architectures", "model_type", "auto_map", "quantization_config", "text_config")
+
+
+def hub_config(files: dict[str, bytes]) -> dict[str, Any] | None:
+    try:
+        raw = json.loads(files["config.json"]) if "config.json" in files else None
+    except ValueError:  # not JSON: the Hub shows no config
+        return None
+    if not isinstance(raw, dict):
+        return None
+    reduced = {k: raw[k] for k in HUB_CONFIG_KEYS if k in raw}
+    if isinstance(reduced.get("text_config"), dict):
+        reduced["text_config"] = {k: v for k, v in reduced["text_config"].items()
+                                  if k in ("architectures", "model_type")}
+    return reduced
 
 
 def git_blob_id(data: bytes) -> str:
@@ -91,6 +161,7 @@ class FakeHub(FakeServer):
         self.snapshots: dict[str, dict[str, bytes]] = {}  # commit id → files
         self.titles: dict[str, str] = {}  # commit id → title
         self.collections: dict[str, dict[str, Any]] = {}
+        self.meta: dict[str, dict[str, Any]] = {}  # repo id → model info fields set by the test
         r = self.route
         r("GET", "/api/models", self.list_models)
         r("POST", "/api/repos/create", self.create_repo)
@@ -127,6 +198,13 @@ class FakeHub(FakeServer):
             self._record(repo_id, "add files")
         self.commits.setdefault(repo_id, [])
         self.deleted.setdefault(repo_id, [])
+
+    def add_model(self, repo_id: str, files: dict[str, bytes], **meta: Any) -> str:
+        """A model repository holding ``files``, with model info fields ``meta`` (``gated``,
+        ``tags``, ``safetensors`` …) over what the files say; its commit sha."""
+        self.add_repo(repo_id, files)
+        self.meta[repo_id] = meta
+        return self.commit_sha(repo_id)
 
     def branches(self, repo_id: str) -> list[str]:
         """The repo's branch names, main first."""
@@ -174,11 +252,33 @@ class FakeHub(FakeServer):
         return json_response(page, headers=headers)
 
     # -- downloads (snapshot_download) ------------------------------------------------------
-    def commit_sha(self, repo_id: str, branch: str = "main") -> str:
-        """A branch's content hash: the commit id downloads see (changes with any edit)."""
-        files = self.repos[ref_key(repo_id, branch)]
+    @staticmethod
+    def content_sha(files: dict[str, bytes]) -> str:
         return hashlib.sha1(b"".join(p.encode() + files[p] for p in sorted(files)),
                             usedforsecurity=False).hexdigest()
+
+    def commit_sha(self, repo_id: str, branch: str = "main") -> str:
+        """A branch's content hash: the commit id downloads see (changes with any edit)."""
+        return self.content_sha(self.repos[ref_key(repo_id, branch)])
+
+    def files_at(self, repo_id: str, revision: str) -> tuple[str, dict[str, bytes]] | None:
+        """The commit sha and files a revision names: a branch or its current sha, a commit id
+        in a branch's history (served as that branch is now), or the sha of an earlier state
+        (served as it was then, as the Hub serves a pinned commit after a push)."""
+        key = self.key_for(repo_id, revision)
+        if key is not None:
+            return self._sha(repo_id, revision), self.repos[key]
+        for branch in self.branches(repo_id):
+            for oid in self.lineage[ref_key(repo_id, branch)]:
+                if self.content_sha(self.snapshots[oid]) == revision:
+                    return revision, self.snapshots[oid]
+        return None
+
+    def push(self, repo_id: str, files: dict[str, bytes]) -> str:
+        """Someone else commits ``files`` to ``main`` (not counted in ``commits``); the new sha."""
+        self.repos[repo_id] = {**self.repos[repo_id], **files}
+        self._record(repo_id, "upstream change")
+        return self.commit_sha(repo_id)
 
     def _sha(self, repo_id: str, revision: str) -> str:
         key = self.key_for(repo_id, revision) or repo_id
@@ -188,24 +288,40 @@ class FakeHub(FakeServer):
         revision = unquote(revision)
         if (missing := self._missing(repo_id, revision)) is not None:
             return missing
-        files = self.repos[self.key_for(repo_id, revision) or repo_id]
+        sha, files = self.files_at(repo_id, revision) or ("", {})
+        siblings: list[dict[str, Any]] = [{"rfilename": p} for p in sorted(files)]
+        if req.args.get("blobs", "").lower() == "true":  # files_metadata=True
+            for sibling in siblings:
+                data = files[sibling["rfilename"]]
+                sibling.update(size=len(data), blobId=git_blob_id(data))
+                if sibling["rfilename"].endswith(LFS_SUFFIXES):
+                    sibling["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(),
+                                      "size": len(data), "pointerSize": 134}
         info: dict[str, Any] = {"_id": uuid.uuid4().hex[:24], "id": repo_id, "private": False,
-                                "sha": self._sha(repo_id, revision),
-                                "siblings": [{"rfilename": p} for p in sorted(files)]}
+                                "sha": sha, "siblings": siblings,
+                                "gated": False, "disabled": False,
+                                "pipeline_tag": "text-generation", "library_name": "transformers",
+                                "tags": ["transformers", "safetensors", "text-generation"]}
         card = front_matter(files["README.md"].decode()) if "README.md" in files else None
         if card is not None:
             info["cardData"] = card
+        for key, value in (("safetensors", safetensors_counts(files)),
+                           ("config", hub_config(files))):
+            if value is not None:
+                info[key] = value
+        info.update(self.meta.get(repo_id, {}))
         return json_response(info)
 
     def resolve(self, req: Request, repo_id: str, revision: str, path: str) -> Response:
         revision = unquote(revision)
         if (missing := self._missing(repo_id, revision)) is not None:
             return missing
-        data = self.repos[self.key_for(repo_id, revision) or repo_id].get(path)
+        sha, files = self.files_at(repo_id, revision) or ("", {})
+        data = files.get(path)
         if data is None:
             return Response(json.dumps({"error": "Entry not found"}), 404,
                             {"X-Error-Code": "EntryNotFound"}, content_type="application/json")
-        headers = {"X-Repo-Commit": self._sha(repo_id, revision), "ETag": f'"{git_blob_id(data)}"',
+        headers = {"X-Repo-Commit": sha, "ETag": f'"{git_blob_id(data)}"',
                    "Content-Length": str(len(data))}
         return Response(data, 200, headers)  # werkzeug sends no body for HEAD
 
@@ -236,7 +352,7 @@ class FakeHub(FakeServer):
         if repo_id not in self.repos:
             return Response(json.dumps({"error": "Repository not found"}), 404,
                             {"X-Error-Code": "RepoNotFound"}, content_type="application/json")
-        if self.key_for(repo_id, revision) is None:
+        if self.files_at(repo_id, revision) is None:
             return Response(json.dumps({"error": f"Invalid rev id: {revision}"}), 404,
                             {"X-Error-Code": "RevisionNotFound"}, content_type="application/json")
         return None
@@ -287,7 +403,7 @@ class FakeHub(FakeServer):
         if (missing := self._missing(repo_id, revision)) is not None:
             return missing
         entries = []
-        for path, data in sorted(self.repos[self.key_for(repo_id, revision) or repo_id].items()):
+        for path, data in sorted((self.files_at(repo_id, revision) or ("", {}))[1].items()):
             entry: dict[str, Any] = {"type": "file", "oid": git_blob_id(data), "size": len(data),
                                      "path": path}
             if path.endswith(LFS_SUFFIXES):
@@ -405,6 +521,35 @@ class FakeHub(FakeServer):
         return json_response(self._collection_json(slug))
 
 
+def point_hub_at(monkeypatch: Any, endpoint: str) -> None:
+    """huggingface_hub reads its endpoint at import; the CLI and the publisher read HF_ENDPOINT."""
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+
+
+@pytest.fixture(scope="session")
+def hub_http() -> Iterator[HTTPServer]:
+    """The fake Hub's own server (pytest-httpserver's default one is the fake GitHub's)."""
+    with serving() as server:
+        yield server
+
+
+@pytest.fixture
+def model_hub(hub_http: HTTPServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeHub:
+    """A fresh fake Hub that huggingface_hub talks to, anonymously (no HF_TOKEN), online, without
+    telemetry or Xet, with a download cache of the test's own. Import ``hub_http`` beside it."""
+    fake = fresh(FakeHub, hub_http)
+    point_hub_at(monkeypatch, fake.base)
+    for name, value in (("HF_HUB_DISABLE_TELEMETRY", True), ("HF_HUB_DISABLE_XET", True),
+                        ("HF_HUB_OFFLINE", False),
+                        ("HF_HUB_CACHE", str(tmp_path / "hf-cache"))):
+        monkeypatch.setattr(huggingface_hub.constants, name, value)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    return fake
+
+
 class FastClock:
     """Stands in for the ``time`` module inside huggingface_hub's HTTP helper so that its
     (real, bounded) backoff does not slow the tests: ``sleep`` records instead of waiting."""
@@ -436,14 +581,21 @@ MAIN_FILES = ["config.json", "model.safetensors", "tokenizer.json"]
 BRANCHES = {"gptq-4bit-32g-actorder": 3, "gptq-8bit-128g-actorder": 4}
 
 
-def _variant(name: str, branch: str, files: list[str]) -> Variant:
-    return Variant(method="gptq", name=name, files=files, size_bytes=100, bits_per_weight=4.5,
+def _variant(name: str, branch: str, files: list[str], method: str = "gptq", size: int = 100,
+             kld: float = 0.01) -> Variant:
+    return Variant(method=method, name=name, files=files, size_bytes=size, bits_per_weight=4.5,
                    ram_bytes=200, peak_rss_bytes=200,
-                   quality=Quality(ppl=10.0, ppl_err=0.1, kld_mean=0.01), check_output=" hi",
-                   branch=branch)
+                   quality=Quality(ppl=10.0 + kld, ppl_err=0.1, kld_mean=kld, same_top_p=0.9),
+                   check_output=" hi", branch=branch)
 
 
-def gptq_folder(root: Path, source: str = "tiny/Tiny-1B") -> Path:
+def _source(source: str) -> SourceInfo:
+    return SourceInfo(repo_id=source, architecture="LlamaForCausalLM", license="mit",
+                      n_params=1000, context_length=128, dtype="bfloat16")
+
+
+def gptq_folder(root: Path, source: str = "tiny/Tiny-1B",
+                tools: dict[str, str] | None = None) -> Path:
     """A 3-variant GPTQ repository folder as `quantbot quantize` lays it out: the default variant
     at the root (main) with the card and record, the other two in ``.branches/<name>/``."""
     d = root / "Tiny-1B-GPTQ"
@@ -456,11 +608,50 @@ def gptq_folder(root: Path, source: str = "tiny/Tiny-1B") -> Path:
         for name in MAIN_FILES:
             (d / ".branches" / branch / name).write_bytes(name.encode() + bytes([fill]) * 200)
         variants.append(_variant(branch, branch, MAIN_FILES))
-    QuantRun(method="gptq",
-             source=SourceInfo(repo_id=source, architecture="LlamaForCausalLM", license="mit",
-                               n_params=1000, context_length=128, dtype="bfloat16"),
-             baseline=Quality(ppl=9.0, ppl_err=0.1),
+    QuantRun(method="gptq", source=_source(source), baseline=Quality(ppl=9.0, ppl_err=0.1),
              evaluation=EvalSpec("docs", "ab" * 32, 256, 128, 2, "transformers"),
-             variants=variants, tools={}, created="2026-01-01T00:00:00Z").save(d)
+             variants=variants, tools=tools or {}, created="2026-01-01T00:00:00Z").save(d)
     (d / "README.md").write_text(CARD.format(base=source, title="Tiny-1B GPTQ"))
     return d
+
+
+#: The three formats of :func:`release_jobs`: method → (repository, variant names).
+RELEASE = {"gguf": ("Tiny-1B-GGUF", ["Q4_K_M", "Q8_0"]),
+           "gptq": ("Tiny-1B-GPTQ", ["gptq-4bit-128g-actorder", *BRANCHES]),
+           "nf4": ("Tiny-1B-bnb-4bit", ["nf4-dq-bfloat16"])}
+
+
+def release_jobs(root: Path, owner: str = "qb", source: str = "tiny/Tiny-1B") -> dict[str, Path]:
+    """One /quantize of three formats as three method jobs leave it (``run-job make``): per
+    method, ``root/<method>/results/<owner>/<repo>/`` with the files, ``quantbot.json`` measured
+    on one text and the card rendered from that one record. Returns each job's results folder."""
+    from bot.cards.render import write_card
+
+    jobs = {m: root / m / "results" for m in RELEASE}
+    gguf = jobs["gguf"] / owner / RELEASE["gguf"][0]
+    gguf.mkdir(parents=True)
+    variants = []
+    for name, size, kld in (("Q4_K_M", 300, 0.03), ("Q8_0", 500, 0.002)):
+        (gguf / f"tiny-1b.{name}.gguf").write_bytes(b"GGUF" + bytes([size % 251]) * size)
+        variants.append(dataclasses.replace(
+            _variant(name, "main", [f"tiny-1b.{name}.gguf"], "gguf", size, kld),
+            params={"ram_ctx": 128}))
+    runs = {"gguf": (gguf, QuantRun(
+        method="gguf", source=_source(source), baseline=Quality(ppl=9.0, ppl_err=0.1),
+        evaluation=EvalSpec("docs", "ab" * 32, 256, 128, 2, "llama.cpp llama-perplexity"),
+        variants=variants, tools={"llama.cpp": "test"}, created="2026-01-01T00:00:00Z"))}
+    gptq = gptq_folder(jobs["gptq"] / owner, source, tools={"quantizer": "GPTQModel (test)"})
+    runs["gptq"] = (gptq, load_run(gptq))
+    nf4 = jobs["nf4"] / owner / RELEASE["nf4"][0]
+    nf4.mkdir(parents=True)
+    for name in MAIN_FILES:
+        (nf4 / name).write_bytes(name.encode() + b"\x09" * 150)
+    runs["nf4"] = (nf4, QuantRun(
+        method="nf4", source=_source(source), baseline=Quality(ppl=9.0, ppl_err=0.1),
+        evaluation=EvalSpec("docs", "ab" * 32, 256, 128, 2, "transformers"),
+        variants=[_variant("nf4-dq-bfloat16", "main", MAIN_FILES, "nf4", 150, 0.05)],
+        tools={"quantizer": "bitsandbytes (test)"}, created="2026-01-01T00:00:00Z"))
+    for folder, run in runs.values():
+        run.save(folder)
+        write_card(run, f"{owner}/{folder.name}", folder)
+    return jobs

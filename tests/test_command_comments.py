@@ -6,6 +6,7 @@ import json
 
 from click.testing import CliRunner
 from githubfake import REPO, comment_event, github, read_outputs, write_event  # noqa: F401
+from hubfake import hub_http, model_files, model_hub  # noqa: F401
 
 from bot.cli.command import command
 from bot.handover import Published, save_published
@@ -21,8 +22,10 @@ def plan(tmp_path, body, **kw):
     return read_outputs(tmp_path / "github_output")
 
 
-def test_quantize_acknowledges_and_writes_outputs(github, tmp_path):  # noqa: F811
+def test_quantize_acknowledges_and_writes_outputs(github, model_hub, tmp_path):  # noqa: F811
     github.permissions["alice"] = "admin"
+    sha = model_hub.add_model("TinyOrg/tiny-llama", model_files(
+        {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
     out = plan(tmp_path, "Thanks!\n/quantize gguf=Q4_K_M,Q8_0 gptq bits=8")
     assert out["run"] == "true"
     assert json.loads(out["matrix"]) == {"include": [
@@ -30,6 +33,7 @@ def test_quantize_acknowledges_and_writes_outputs(github, tmp_path):  # noqa: F8
         {"method": "gptq", "runner": "gpu", "extra": "gpu"}]}
     assert out["model"] == "TinyOrg/tiny-llama" and out["issue"] == "5"
     made = Plan.from_json(out["plan"])
+    assert made.revision == sha  # the commit the Hub named, which every job downloads
     assert made.request.specs["gguf"].types == ("Q4_K_M", "Q8_0")
     assert made.request.specs["gptq"].bits == (8,)
     assert github.reactions == [(4242, "eyes")]

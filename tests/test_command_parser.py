@@ -188,7 +188,12 @@ def test_plan_json_round_trip():
     assert Plan.from_json(plan.to_json()) == plan
     assert "\n" not in plan.to_json()
     data = json.loads(plan.to_json())
-    assert set(data) == {"model", "issue", "revision", "request"}
+    assert set(data) == {"model", "issue", "revision", "request", "placement"}
+    placed = Plan(model="org/model", issue=5, request=req, placement={"gguf": "gpu"})
+    assert Plan.from_json(placed.to_json()) == placed
+    assert [(j.method, j.runner) for j in placed.jobs][:2] == [("gguf", "gpu"), ("gptq", "gpu")]
+    with pytest.raises(QuantbotError, match="puts gptq on a 'cpu' runner"):
+        Plan(model="org/model", issue=5, request=req, placement={"gptq": "cpu"})
     assert data["request"] == {name: spec.to_dict() for name, spec in req.specs.items()}
     assert data["request"]["gguf"] == {"types": ["Q4_K_M"], "imatrix": True}
     assert data["request"]["gptq"]["group_size"] == [-1]

@@ -100,3 +100,45 @@ def test_several_evaluation_lanes_share_the_work():
         run_overlapped(["A"], lambda t: t, measure, lambda: None, eval_lanes=0)
     with pytest.raises(ValueError):
         run_overlapped(["A", "A"], lambda t: t, measure, lambda: None)
+
+
+@pytest.mark.slow
+def test_the_pipeline_overlaps_quantizing_and_measuring_when_a_gpu_measures(
+        tmp_path, tiny_model, toolchain, monkeypatch):
+    """The GPU path of the GGUF pipeline, run on the CPU: the measuring build is the CPU build
+    labelled ``cuda`` (what a GPU runner's CUDA build is to the pipeline), so the lanes, the
+    record of where each number was measured and the card all take that path."""
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    from runners.gguf import pipeline
+    from runners.results import load_run
+
+    measuring = dataclasses.replace(toolchain, backend="cuda")
+    monkeypatch.setattr(pipeline, "_measuring_toolchain", lambda tc, settings: measuring)
+    lanes_seen = []
+    real = pipeline.run_overlapped
+
+    def spy(*args, **kwargs):
+        result = real(*args, **kwargs)
+        lanes_seen.append(result)
+        return result
+
+    monkeypatch.setattr(pipeline, "run_overlapped", spy)
+    result = CliRunner().invoke(main, [
+        "quantize", str(tiny_model), "--repo-id", "tests/tiny-llama", "gguf=Q4_K_M,Q8_0",
+        "--ctx", "64", "--chunks", "4", "--out", str(tmp_path / "hub"),
+        "--work", str(tmp_path / "work")])
+    assert result.exit_code == 0, result.output
+    (lanes,) = lanes_seen
+    assert [s.name for s in lanes.steps if s.lane == "cpu"] == ["quantize Q4_K_M",
+                                                                "quantize Q8_0"]
+    assert {s.name for s in lanes.steps if s.lane == "eval"} == {
+        "baseline", "measure Q4_K_M", "measure Q8_0"}
+    run = load_run(tmp_path / "hub" / "quantbot" / "tiny-llama-GGUF")
+    assert [v.name for v in run.variants] == ["Q4_K_M", "Q8_0"]
+    assert all(v.params["measured_on"] == "cuda" and v.quality.kld_mean is not None
+               and v.check_output for v in run.variants)
+    assert run.evaluation.evaluator == "llama.cpp llama-perplexity (CUDA build)"

@@ -24,7 +24,7 @@ import urllib3.util.retry
 from click.testing import CliRunner, Result
 from fakeserver import fresh, serving
 from githubfake import FakeGitHub, comment_event, github, read_outputs, write_event  # noqa: F401
-from hubfake import FakeHub, FastClock, fast_hf_clock
+from hubfake import FakeHub, FastClock, fast_hf_clock, model_files
 from pytest_httpserver import HTTPServer
 
 from bot.cli import ActionsSafeFormatter, main
@@ -220,6 +220,8 @@ def no_job(outputs: dict[str, str]) -> None:
 
 
 PERMISSION = r"/collaborators/alice/permission$"
+#: The issue's model, as the fake Hub serves it to an accepted /quantize.
+TINY_CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
 COMMENTS = r"/issues/5/comments$"
 
 
@@ -253,11 +255,12 @@ def test_permission_404_is_a_refusal(github: FakeGitHub, fast: FastClock,  # noq
 
 @pytest.mark.parametrize(("status", "words"), [(403, "HTTP 403"), (404, "HTTP 404"),
                                                (503, "kept failing")])
-def test_comment_api_fails(github: FakeGitHub, fast: FastClock,  # noqa: F811
+def test_comment_api_fails(github: FakeGitHub, hub: FakeHub, fast: FastClock,  # noqa: F811
                            caplog: pytest.LogCaptureFixture, tmp_path: Path, status: int,
                            words: str) -> None:
     """No reply could be posted, so no job runs: nobody would hear of it."""
     github.permissions["alice"] = "write"
+    hub.add_model("TinyOrg/tiny-llama", model_files(TINY_CONFIG))
     github.fail("POST", COMMENTS, status, times=20)
     with caplog.at_level(logging.ERROR):
         result, outputs = plan(tmp_path)
@@ -267,11 +270,13 @@ def test_comment_api_fails(github: FakeGitHub, fast: FastClock,  # noqa: F811
     assert words in caplog.text
 
 
-def test_reaction_api_fails_but_the_reply_goes_out(github: FakeGitHub, fast: FastClock,  # noqa: F811
+def test_reaction_api_fails_but_the_reply_goes_out(github: FakeGitHub, hub: FakeHub,  # noqa: F811
+                                                   fast: FastClock,
                                                    caplog: pytest.LogCaptureFixture,
                                                    tmp_path: Path) -> None:
     """A reaction only decorates: the plan comment was posted, so the job runs."""
     github.permissions["alice"] = "write"
+    hub.add_model("TinyOrg/tiny-llama", model_files(TINY_CONFIG))
     github.fail("POST", r"/reactions$", 502, times=20)
     with caplog.at_level(logging.WARNING):
         result, outputs = plan(tmp_path)

@@ -1,6 +1,7 @@
 """``quantbot publish`` to a fake Hub on 127.0.0.1 through the real huggingface_hub client:
 one commit per branch, resume after a failure, size limit and splitting, token hygiene, branches
-of a transformers-family folder, and no release ever overwritten by another model's."""
+of a transformers-family folder, and no release ever overwritten by another model's; the
+card-only update and ``run-job cards``, which put every format of a release on each card."""
 
 from __future__ import annotations
 
@@ -13,10 +14,22 @@ import huggingface_hub.constants
 import pytest
 from click.testing import CliRunner
 from fakeserver import fresh, serving
-from hubfake import BRANCHES, CARD, MAIN_FILES, FakeHub, FastClock, fast_hf_clock, gptq_folder
+from hubfake import (
+    BRANCHES,
+    CARD,
+    MAIN_FILES,
+    RELEASE,
+    FakeHub,
+    FastClock,
+    fast_hf_clock,
+    gptq_folder,
+    release_jobs,
+)
 from pytest_httpserver import HTTPServer
+from workflowjobs import hand_over
 
 from bot.cli.publish import command as publish_command
+from bot.cli.run_job import command as run_job
 from bot.hub.client import hub_api
 from bot.publish.hub import HubPublisher
 from runners.errors import QuantbotError
@@ -372,3 +385,183 @@ def test_same_source_and_empty_repo_are_published(hub: FakeHub, folder: Path) ->
     hub.add_repo("qb/Other-GGUF", {"README.md": CARD.format(base="tiny/Tiny-1B", title="x")
                                    .encode()})
     assert publisher().publish(folder, "qb/Other-GGUF").uploaded == ALL
+
+
+# -- the card-only update: README.md and quality.png on every branch, nothing else ----------------
+CARD_FILES = ["README.md", "quality.png"]
+PNG = b"\x89PNG\r\n\x1a\n" + b"plot" * 50
+
+
+def card_folder(tmp_path: Path, published: Path, text: str = "new card",
+                plot: bytes | None = PNG) -> Path:
+    """The record of ``published`` with a card rendered again beside it (as `run-job cards`)."""
+    d = tmp_path / "cards" / published.name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "quantbot.json").write_bytes((published / "quantbot.json").read_bytes())
+    (d / "README.md").write_text(CARD.format(base="tiny/Tiny-1B", title=text))
+    if plot is not None:
+        (d / "quality.png").write_bytes(plot)
+    return d
+
+
+def _keys(repo_id: str) -> list[str]:
+    return [repo_id, *(f"{repo_id}@{b}" for b in BRANCHES)]
+
+
+def test_card_update_keeps_every_file_and_branch_in_one_commit_each(hub: FakeHub,
+                                                                   tmp_path: Path) -> None:
+    folder = gptq_folder(tmp_path)
+    publisher().publish(folder, GPTQ)
+    before = {k: dict(hub.repos[k]) for k in _keys(GPTQ)}
+    hub.requests.clear()
+    result = publisher().update_cards(card_folder(tmp_path, folder), GPTQ)
+    assert result.uploaded == [*CARD_FILES, *(f"{b}:{p}" for b in BRANCHES for p in CARD_FILES)]
+    assert result.skipped == [] and result.deleted == []
+    assert hub.branches(GPTQ) == ["main", *BRANCHES]
+    for key in _keys(GPTQ):
+        assert hub.commits[key][-1] == CARD_FILES and hub.deleted[key][-1] == []
+        assert len(hub.commits[key]) == 2  # the publish, then one card commit
+        assert hub.repos[key]["quality.png"] == PNG
+        assert "# new card" in hub.repos[key]["README.md"].decode()
+        kept = {p: d for p, d in hub.repos[key].items() if p not in CARD_FILES}
+        assert kept == {p: d for p, d in before[key].items() if p != "README.md"}
+    assert hub.count("POST", "/commit/") == 3 and hub.count("PUT", "/fake-lfs/") == 0
+    assert hub.count("POST", "/branch/") == 0 and hub.count("POST", "/api/repos/create") == 0
+
+
+def test_card_update_is_idempotent_and_commits_only_what_changed(hub: FakeHub,
+                                                                 tmp_path: Path) -> None:
+    folder = gptq_folder(tmp_path)
+    publisher().publish(folder, GPTQ)
+    cards = card_folder(tmp_path, folder)
+    publisher().update_cards(cards, GPTQ)
+    hub.requests.clear()
+    again = publisher().update_cards(cards, GPTQ)
+    assert again.uploaded == [] and len(again.skipped) == 6
+    assert hub.count("POST", "/commit/") == 0 and [len(hub.commits[k]) for k in _keys(GPTQ)] == [2] * 3
+    # refs, then one top-level listing per branch: nothing else
+    assert [m for m, _ in hub.requests] == ["GET"] * 4
+
+    card_folder(tmp_path, folder, text="newer card")  # the plot is the same
+    changed = publisher().update_cards(cards, GPTQ)
+    assert changed.uploaded == ["README.md", *(f"{b}:README.md" for b in BRANCHES)]
+    assert all(hub.commits[k][-1] == ["README.md"] for k in _keys(GPTQ))
+
+
+def test_card_update_without_a_plot_leaves_the_published_one(hub: FakeHub, tmp_path: Path) -> None:
+    """A card of one format shows no plot: only README.md is put, nothing is deleted."""
+    publisher().publish(gptq_folder(tmp_path), GPTQ)
+    folder = tmp_path / "Tiny-1B-GPTQ"
+    result = publisher().update_cards(card_folder(tmp_path / "a", folder, plot=None), GPTQ)
+    assert result.uploaded == ["README.md", *(f"{b}:README.md" for b in BRANCHES)]
+    assert all("quality.png" not in hub.repos[k] for k in _keys(GPTQ))
+
+
+def test_card_update_commit_answer_lost_commits_once(hub: FakeHub, tmp_path: Path) -> None:
+    folder = gptq_folder(tmp_path)
+    publisher().publish(folder, GPTQ)
+    hub.fail("POST", "/commit/main$", 502, after=True)  # committed, but the answer is lost
+    result = publisher().update_cards(card_folder(tmp_path, folder), GPTQ)
+    assert [len(hub.commits[k]) for k in _keys(GPTQ)] == [2, 2, 2]  # the retry found main done
+    assert result.skipped == CARD_FILES
+
+
+def test_card_update_refuses_a_missing_repository(hub: FakeHub, tmp_path: Path) -> None:
+    folder = gptq_folder(tmp_path)
+    with pytest.raises(QuantbotError, match=r"qb/Tiny-1B-GPTQ does not exist on the Hub.*"
+                                            r"Fix: publish the repository first"):
+        publisher().update_cards(card_folder(tmp_path, folder), GPTQ)
+    assert GPTQ not in hub.repos and hub.count("POST", "") == 0
+
+
+def test_card_update_refuses_a_repository_quantbot_did_not_publish(hub: FakeHub,
+                                                                    tmp_path: Path) -> None:
+    hub.add_repo(GPTQ, {"README.md": CARD.format(base="tiny/Tiny-1B", title="theirs").encode(),
+                        "model.safetensors": b"theirs"})
+    cards = card_folder(tmp_path, gptq_folder(tmp_path))
+    with pytest.raises(QuantbotError, match=r"\(branch main\) holds no quantbot.json: quantbot did "
+                                            r"not publish it.*Fix: "):
+        publisher().update_cards(cards, GPTQ)
+    assert hub.commits[GPTQ] == [] and b"theirs" in hub.repos[GPTQ]["README.md"]
+
+
+def test_card_update_refuses_another_run_or_a_missing_branch(hub: FakeHub, tmp_path: Path) -> None:
+    folder = gptq_folder(tmp_path)
+    publisher().publish(folder, GPTQ)
+    other = gptq_folder(tmp_path / "other", source="tiny/Tiny-1B", tools={"quantizer": "x"})
+    with pytest.raises(QuantbotError, match=r"holds another quantbot.json than the one this card"):
+        publisher().update_cards(card_folder(tmp_path / "o", other), GPTQ)
+    branch = next(iter(BRANCHES))
+    del hub.repos[f"{GPTQ}@{branch}"]
+    with pytest.raises(QuantbotError, match=rf"\(branch {branch}\) does not exist.*run-job publish"):
+        publisher().update_cards(card_folder(tmp_path, folder), GPTQ)
+    assert [len(hub.commits[k]) for k in _keys(GPTQ) if k in hub.repos] == [1, 1]  # untouched
+
+
+def test_card_update_needs_a_record_and_a_card(hub: FakeHub, tmp_path: Path) -> None:
+    cards = card_folder(tmp_path, gptq_folder(tmp_path))
+    (cards / "README.md").unlink()
+    with pytest.raises(QuantbotError, match=r"has no README.md.*quantbot card FOLDER"):
+        publisher().update_cards(cards, GPTQ)
+    (cards / "quantbot.json").unlink()
+    with pytest.raises(QuantbotError, match=r"has no quantbot.json"):
+        publisher().update_cards(cards, GPTQ)
+    assert hub.requests == []
+
+
+def test_run_job_cards_puts_every_format_on_every_card_of_a_release(hub: FakeHub,
+                                                                    tmp_path: Path) -> None:
+    """A three-format /quantize on GitHub: each method job publishes its own repository, whose
+    card knows one format, and hands over its records as the workflow does; the report job's
+    `run-job cards` renders every card again from those records alone, with the table of all
+    formats and the plot, the very cards one local run of the three makes, and commits only
+    README.md and quality.png, one commit per branch, once."""
+    from bot.pipeline import write_release_cards
+
+    jobs = release_jobs(tmp_path / "jobs")
+    report = tmp_path / "report"
+    for method, results in jobs.items():
+        ok = CliRunner().invoke(run_job, ["publish", "--results", str(results)])
+        assert ok.exit_code == 0, ok.output
+        hand_over(results.parent, report, method)
+    repos = {m: f"qb/{name}" for m, (name, _) in RELEASE.items()}
+    keys = [repos["gguf"], *_keys(repos["gptq"]), repos["nf4"]]
+    assert not any(b"## Every format" in hub.repos[k]["README.md"] for k in keys)
+    before = {k: dict(hub.repos[k]) for k in keys}
+
+    ok = CliRunner().invoke(run_job, ["cards", "--results", str(report)])
+    assert ok.exit_code == 0, (ok.output, ok.exception)
+    local = [(repos[m], results / repos[m]) for m, results in jobs.items()]
+    write_release_cards(local)  # what `quantbot quantize ... gguf gptq nf4` renders in one run
+    for key in keys:
+        card = hub.repos[key]["README.md"].decode()
+        assert "## Every format of this release" in card
+        assert "![KL divergence against file size for every variant of this release]" \
+               "(quality.png)" in card
+        for method, (_, variants) in RELEASE.items():
+            label = {"gguf": "GGUF", "gptq": "GPTQ", "nf4": "NF4"}[method]
+            assert all(f"| {label} | [{v}](" in card for v in variants), (label, card)
+            assert f"[{repos[method]}](https://huggingface.co/{repos[method]})" in card
+        assert hub.repos[key]["quality.png"].startswith(b"\x89PNG\r\n")
+        repo_id = key.split("@")[0]
+        folder = dict(local)[repo_id]
+        assert card == (folder / "README.md").read_text()
+        assert hub.repos[key]["quality.png"] == (folder / "quality.png").read_bytes()
+        assert hub.commits[key][-1] == CARD_FILES and len(hub.commits[key]) == 2
+        assert {p: d for p, d in hub.repos[key].items() if p not in CARD_FILES} == {
+            p: d for p, d in before[key].items() if p != "README.md"}
+    assert hub.branches(repos["gptq"]) == ["main", *BRANCHES]
+
+    again = CliRunner().invoke(run_job, ["cards", "--results", str(report)])
+    assert again.exit_code == 0 and again.output.count("unchanged") == 3, again.output
+    assert all(len(hub.commits[k]) == 2 for k in keys)
+
+
+def test_run_job_cards_of_one_format_changes_nothing(hub: FakeHub, tmp_path: Path) -> None:
+    results = release_jobs(tmp_path / "jobs")["gptq"]
+    CliRunner().invoke(run_job, ["publish", "--results", str(results)])
+    hand_over(results.parent, tmp_path / "report", "gptq")
+    hub.requests.clear()
+    ok = CliRunner().invoke(run_job, ["cards", "--results", str(tmp_path / "report")])
+    assert ok.exit_code == 0 and "the only format of its release" in ok.output
+    assert hub.requests == []

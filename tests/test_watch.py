@@ -124,10 +124,12 @@ def test_dry_run_lists_candidates_and_reasons(hub: FakeHub, gh: FakeGitHub,
     assert "already tracked: qwen/Qwen3-4B -> #1 (closed)" in out
     for repo_id, why in EXPECTED_SKIPS.items():
         assert f"skipped {repo_id}: {why}" in out
-    # one listing + our repos on the Hub; one issue listing on GitHub; no writes anywhere
+    # one listing + our repos on the Hub, then config.json (its MoE shape) of the one candidate
+    # without an issue; one issue listing on GitHub; no writes anywhere
     assert hub.requests[0][0] == "GET" and "expand=safetensors" in hub.requests[0][1]
     assert "sort=trendingScore" in hub.requests[0][1] and "limit=20" in hub.requests[0][1]
-    assert [m for m, _ in hub.requests] == ["GET", "GET"]
+    assert [m for m, _ in hub.requests] == ["GET", "GET", "HEAD"]
+    assert hub.requests[2][1] == "/meta/Llama-3-8B/resolve/main/config.json"
     assert hub.count("GET", r"^/api/models\?.*author=qb") == 1
     assert [m for m, _ in gh.requests] == ["GET"]
     assert "state=all" in gh.requests[0][1] and "labels=candidate" in gh.requests[0][1]
@@ -156,8 +158,9 @@ def test_opens_once_across_runs(hub: FakeHub, gh: FakeGitHub) -> None:
     issue = gh.issues[1]
     assert [label["name"] for label in issue["labels"]] == ["candidate", *METHODS]
     assert marker("meta/Llama-3-8B") in issue["body"]
-    # requests for one poll of 9 models, 2 new: Hub 2; GitHub list + 2 creates + re-list
-    assert len(hub.requests) == 2
+    # requests for one poll of 9 models, 2 new: Hub 2 + each new one's config.json (absent
+    # here: the fake lists them only); GitHub list + 2 creates + re-list
+    assert len(hub.requests) == 4
     assert [m for m, _ in gh.requests] == ["GET", "POST", "POST", "GET"]
 
     gh.requests.clear()

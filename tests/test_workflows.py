@@ -112,7 +112,8 @@ def test_quantize_runs_on_new_comments_and_is_named_per_issue():
 def test_one_job_per_method_on_its_runner_and_only_the_publish_step_sees_the_token():
     """The workflow knows no method: the plan's matrix (from the registry) names each job's
     method, runner label and extra; the job checks the runner, makes, then publishes from the
-    same runner, and only that step holds HF_TOKEN."""
+    same runner, and only that step holds HF_TOKEN (the report job's cards step is the one other,
+    see below)."""
     jobs = _jobs("quantize-jobs.yml")
     make = jobs["make"]
     assert make["strategy"]["matrix"] == "${{ fromJSON(inputs.matrix) }}"
@@ -125,10 +126,28 @@ def test_one_job_per_method_on_its_runner_and_only_the_publish_step_sees_the_tok
     for i, step in enumerate(make["steps"]):
         assert ("secrets." in yaml.safe_dump(step)) == (i == publish), step.get("name")
     for name, job in jobs.items():
-        if name != "make":
+        if name not in ("make", "report"):
             assert "secrets." not in yaml.safe_dump(job), name
     artifacts = [s for s in make["steps"] if "upload-artifact" in s.get("uses", "")]
     assert [a["with"]["path"] for a in artifacts] == ["${{ runner.temp }}/report/"]
+
+
+def test_the_report_job_puts_every_card_on_the_hub_with_the_token_in_that_step_only():
+    """The method jobs' cards each know one format; the report job renders them all again from
+    the downloaded records and commits only the card files (`run-job cards`), after the download
+    and before the issue comment. Only that step holds HF_TOKEN, and it holds no GitHub token."""
+    report = _jobs("quantize-jobs.yml")["report"]
+    steps = report["steps"]
+    download = next(i for i, s in enumerate(steps) if "download-artifact" in s.get("uses", ""))
+    cards = next(i for i, s in enumerate(steps) if "run-job cards" in s.get("run", ""))
+    comment = next(i for i, s in enumerate(steps) if "command report" in s.get("run", ""))
+    assert download < cards < comment
+    assert steps[download]["with"]["path"] == "${{ runner.temp }}/report"
+    assert '--results "$RUNNER_TEMP/report"' in steps[cards]["run"]
+    assert steps[cards]["env"] == {"HF_TOKEN": "${{ secrets.HF_TOKEN }}"}
+    for i, step in enumerate(steps):
+        assert ("secrets." in yaml.safe_dump(step)) == (i == cards), step.get("name")
+    assert report["permissions"] == {"contents": "read", "issues": "write"}  # no more for cards
 
 
 def test_the_plan_matrix_fits_the_workflow():

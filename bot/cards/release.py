@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.cards import PLOT_FILE
 from bot.cards.plot import PlotPoint
 from bot.cards.quality import recommended
 from bot.methods import METHODS
 from runners.results import QuantRun, Variant
 from runners.units import human_bytes
 
-PLOT_FILE = "quality.png"
 HUB = "https://huggingface.co"
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from bot.cards import CARD_FILE
 from bot.cards.data import CardData, build_card_data
 from bot.cards.plot import draw_quality_plot
 from bot.cards.release import Release, plot_points
 from bot.templating import render
 from runners.results import QuantRun
 
-README = "README.md"
+README = CARD_FILE
 
 
 def render_card(card: CardData) -> str:

@@ -18,15 +18,18 @@ from bot.chatops.commands import Command, Kind, command_line, parse
 from bot.chatops.event import CommentEvent
 from bot.chatops.messages import (
     cancel_comment,
+    declined_comment,
     error_comment,
     plan_comment,
     refusal_comment,
     status_comment,
 )
 from bot.chatops.target import model_of_issue
+from bot.config import Config
 from bot.github.runs import cancel_active, issue_runs
 from bot.handover import run_title
-from bot.plan import Plan
+from bot.hub.model import ModelUnavailable
+from bot.plan import ModelFacts, Plan, assess
 from bot.request import ParseError
 from runners.errors import QuantbotError
 
@@ -45,6 +48,9 @@ class Context:
     hub_owner: str
     run_url: str | None
     this_run: int | None
+    config: Config
+    #: What the Hub says of a model at its current commit (bot.hub.model.read_model).
+    read_model: Callable[[str], ModelFacts]
 
 
 @dataclass(frozen=True)
@@ -69,14 +75,27 @@ def on_cancel(ctx: Context) -> Reply:
 
 
 def on_quantize(ctx: Context) -> Reply:
+    """Pin the model's current commit, size every requested job against the runners, and plan
+    the methods that fit; refuse, with the numbers, when none does. A Hub that cannot be asked
+    raises (the command line tells the author to comment again), a missing model is answered."""
     assert ctx.command.request is not None
+    author, line = ctx.event.author, ctx.command.line
     try:
         by_bot = ctx.event.issue_author.lower() == ctx.bot_login.lower()
-        plan = Plan(model=model_of_issue(ctx.event.issue_title, ctx.event.issue_body, by_bot),
-                    issue=ctx.event.issue_number, request=ctx.command.request)
+        model = model_of_issue(ctx.event.issue_title, ctx.event.issue_body, by_bot)
     except QuantbotError as exc:
-        return Reply(error_comment(ctx.event.author, exc, ctx.command.line), "confused")
-    return Reply(plan_comment(plan, ctx.event.author, ctx.hub_owner, ctx.run_url), "eyes", plan)
+        return Reply(error_comment(author, exc, line), "confused")
+    try:
+        facts = ctx.read_model(model)
+    except ModelUnavailable as exc:
+        return Reply(error_comment(author, exc, line), "confused")
+    assessment = assess(facts, ctx.command.request, ctx.config.filters, ctx.config.runners)
+    plan = assessment.plan(ctx.event.issue_number)
+    if plan is None:
+        why = assessment.refusal.reason if assessment.refusal else "no requested method fits"
+        log.info("declined /quantize of %s: %s", model, why)
+        return Reply(declined_comment(assessment, author, line), "-1")
+    return Reply(plan_comment(plan, author, ctx.hub_owner, ctx.run_url, assessment), "eyes", plan)
 
 
 HANDLERS: dict[Kind, Callable[[Context], Reply]] = {

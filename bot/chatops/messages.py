@@ -6,10 +6,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bot.capacity import Fit, RunnerFix, RunnerSpec, runner_fixes
 from bot.cards.data import CardData, build_card_data
 from bot.handover import Published
 from bot.methods import METHODS
-from bot.plan import Plan
+from bot.moe import Experts
+from bot.plan import Assessment, Declined, ModelFacts, Plan
 from bot.request import ParseError, usage
 from bot.templating import render as render_template
 from runners.errors import QuantbotError
@@ -52,10 +54,68 @@ def plan_rows(plan: Plan, hub_owner: str | None) -> list[MethodRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class NeedRow:
+    """One job's peak needs beside what its runner has (None: no such runner configured)."""
+
+    label: str
+    fit: Fit
+    disk: int | None
+    ram: int | None
+    gpu: int | None  # every card of the runner together
+
+
+def need_rows(fits: list[Fit], runners: Mapping[str, RunnerSpec]) -> list[NeedRow]:
+    rows = []
+    for fit in fits:
+        runner = runners.get(fit.need.runner)
+        rows.append(NeedRow(METHODS[fit.method].label, fit,
+                            runner.disk_bytes if runner else None,
+                            runner.ram_bytes if runner else None,
+                            runner.gpu_bytes * runner.gpus if runner else None))
+    return rows
+
+
+@dataclass(frozen=True)
+class AssessmentView:
+    """What the plan and the declined comments show of an assessment: the model's size, every
+    sized job's needs against its runner, the methods left out and the runner settings that
+    would hold them."""
+
+    facts: ModelFacts
+    experts: Experts | None
+    tree_url: str  # the pinned commit's files on the Hub
+    needs: list[NeedRow]
+    declined: list[tuple[str, Declined]]  # (method label, why)
+    fixes: list[RunnerFix]
+
+
+def assessment_view(assessment: Assessment) -> AssessmentView:
+    facts = assessment.facts
+    order = list(METHODS)
+    sized = sorted([*assessment.accepted,
+                    *(d.fit for d in assessment.declined if d.fit is not None)],
+                   key=lambda f: order.index(f.method))
+    return AssessmentView(
+        facts=facts, experts=facts.experts,
+        tree_url=f"{hub_url(facts.repo_id)}/tree/{facts.revision}",
+        needs=need_rows(sized, assessment.runners),
+        declined=[(METHODS[d.method].label, d) for d in assessment.declined],
+        fixes=runner_fixes([d.fix for d in assessment.declined if d.fix is not None]))
+
+
 def plan_comment(plan: Plan, author: str, hub_owner: str | None = None,
-                 run: str | None = None) -> str:
+                 run: str | None = None, assessment: Assessment | None = None) -> str:
+    """The answer to an accepted /quantize: the commit, the model's size, each job's needs."""
+    shown = assessment_view(assessment) if assessment is not None else None
     return render("plan", plan=plan, author=author, rows=plan_rows(plan, hub_owner),
-                  hub_url=hub_url(plan.model), run=run)
+                  hub_url=hub_url(plan.model), run=run, a=shown)
+
+
+def declined_comment(assessment: Assessment, author: str, command: str) -> str:
+    """The answer to a /quantize of which nothing can be made, with the reason or the numbers."""
+    return render("declined", author=author, command=command, refusal=assessment.refusal,
+                  hub_url=hub_url(assessment.facts.repo_id), a=assessment_view(assessment))
 
 
 def refusal_comment(author: str, reason: str, command: str) -> str:

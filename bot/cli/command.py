@@ -29,7 +29,7 @@ from bot.chatops.outputs import write_outputs
 from bot.chatops.target import model_of_issue
 from bot.github.client import connect
 from bot.github.comments import IssueThread, github_error
-from bot.handover import PUBLISHED_FILE, QUANTIZE_WORKFLOW, load_published
+from bot.handover import QUANTIZE_WORKFLOW, published_records
 from runners.errors import QuantbotError
 from runners.results import load_run
 
@@ -92,8 +92,11 @@ def plan_cmd(event_path: Path, bot_login: str, owner: str | None, workflow: str)
 def _plan(event: CommentEvent, bot_login: str, owner: str | None,
           workflow: str) -> dict[str, str]:
     from bot.config import load_config
+    from bot.hub.client import hub_api
+    from bot.hub.model import read_model
 
-    route = read(event, bot_login, load_config().quant.methods)
+    config = load_config()
+    route = read(event, bot_login, config.quant.methods)
     if route is None:
         return {}
     thread = _thread(event)
@@ -101,11 +104,13 @@ def _plan(event: CommentEvent, bot_login: str, owner: str | None,
     def context(cmd: Command) -> Context:
         return Context(event=event, command=cmd, bot_login=bot_login, repo=thread.repo,
                        workflow=workflow,
-                       hub_owner=hub_owner(owner), run_url=run_url(), this_run=_this_run())
+                       hub_owner=hub_owner(owner), run_url=run_url(), this_run=_this_run(),
+                       config=config,
+                       read_model=lambda repo_id: read_model(hub_api(), repo_id, config.hub))
 
     try:
         reply = answer(event, route, thread.repo, context)
-    except QuantbotError as exc:  # GitHub failed us (permission, runs) or the config is broken
+    except QuantbotError as exc:  # GitHub or the Hub failed us, or the config is broken
         _reply_failure(thread, event, route.line, exc)
         raise
     except (GithubException, requests.RequestException) as exc:
@@ -148,9 +153,7 @@ def _reply_failure(thread: IssueThread, event: CommentEvent, line: str,
 def report_cmd(event_path: Path, results: Path) -> None:
     """Post the final comment: every published repository with its card's table."""
     event = load_event(event_path)
-    reports = [repo_report(p, load_run(folder / p.folder))
-               for folder in sorted({f.parent for f in results.glob(f"**/{PUBLISHED_FILE}")})
-               for p in load_published(folder)]
+    reports = [repo_report(p, load_run(record)) for p, record in published_records(results)]
     if not reports:
         raise QuantbotError(f"{results} lists no published repository",
                             "run `quantbot run-job make` (it publishes) first")

@@ -3,25 +3,32 @@
     quantbot run-job plan --model OWNER/NAME --comment "/quantize gguf=Q4_K_M" -o plan.json
     quantbot run-job make --plan plan.json --method gguf --out results/
     quantbot run-job publish --plan plan.json --results results/ [--hub-dir hub/]
+    quantbot run-job cards --results report/ [--hub-dir hub/]
 
 Each method job makes its repository folder (files, ``quantbot.json``, ``README.md``) in
 ``OUT/<owner>/<repo>/`` and then, in a later step that alone holds the Hub token, publishes it
 from the same runner and lists it in ``published.json`` for ``quantbot command report``. Large
-files therefore never pass through workflow artifacts.
+files therefore never pass through workflow artifacts. A method job knows only its own
+measurements, so the report job, which has every job's records, renders each card again with the
+table and plot of every format (``run-job cards``) and commits only the card files.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 
+from bot.cards import CARD_FILES
 from bot.chatops.commands import Kind, parse
 from bot.cli.command import hub_owner
-from bot.handover import Published, save_published
+from bot.handover import Published, published_records, save_published
 from bot.methods import METHODS, method
-from bot.pipeline import make_repository
+from bot.pipeline import make_repository, write_release_cards
 from bot.plan import Plan
 from bot.publish.base import Publisher
 from bot.publish.local import LocalHub
@@ -82,8 +89,11 @@ def make_cmd(plan_path: Path, method_name: str, out: Path, source: str | None, o
     if method_name not in plan.request.specs:
         raise QuantbotError(f"the plan has no {method_name} method", "run the jobs the plan lists")
     m = method(method_name)
+    from bot.config import load_config
+
     model = load_source(source or plan.model, repo_id=plan.model if source else None,
-                        revision=None if source else plan.revision)
+                        revision=None if source else plan.revision,
+                        allow_remote_code=load_config().filters.allow_remote_code)
     settings = RunSettings(work_dir=work or cache_dir() / "work", ctx=ctx, chunks=chunks,
                            device=device)
     repo_id, staging = make_repository(model, m, plan.request, settings, hub_owner(owner))
@@ -133,3 +143,61 @@ def publish_cmd(results: Path, plan_path: Path | None, hub_dir: Path | None) -> 
                                    method=run.method, folder=f"{folder.parent.name}/{folder.name}"))
         click.echo(f"published {result.repo_id}: {result.location}")
     save_published(results, published)
+
+
+def stage_records(records: list[tuple[Published, Path]], work: Path) -> list[tuple[str, Path]]:
+    """``(repo id, WORK/<repo id>/)`` holding a copy of each record, in the registry's method
+    order (as one local run lists them), ready for the cards to be rendered beside it."""
+    order = {name: i for i, name in enumerate(METHODS)}
+    repo_ids = [p.repo_id for p, _ in records]
+    if len(set(repo_ids)) != len(repo_ids):
+        raise QuantbotError(f"the report lists a repository twice ({', '.join(sorted(repo_ids))})",
+                            "pass the report artifacts of one /quantize run")
+    staged = []
+    records = sorted(records, key=lambda r: (order.get(r[0].method, len(order)), r[0].repo_id))
+    for p, record in records:
+        if not (record / RUN_FILE).is_file():
+            raise QuantbotError(f"the report has no {RUN_FILE} for {p.repo_id} (in {record})",
+                                "upload each method job's quantbot.json beside its published.json "
+                                "(quantize-jobs.yml does)")
+        folder = Path(work) / p.repo_id
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in (*CARD_FILES, RUN_FILE):  # never write into a file linked elsewhere
+            (folder / name).unlink(missing_ok=True)
+        shutil.copyfile(record / RUN_FILE, folder / RUN_FILE)
+        staged.append((p.repo_id, folder))
+    return staged
+
+
+@command.command("cards")
+@click.option("--results", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              required=True, help="The method jobs' reports: each published.json with the "
+                                  "quantbot.json of its repositories (any depth).")
+@click.option("--hub-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Update this local hub folder instead of the Hugging Face Hub.")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to render the cards in (default: a temporary one, removed after).")
+def cards_cmd(results: Path, hub_dir: Path | None, work: Path | None) -> None:
+    """Render every published card of one release again with the table and plot of all its
+    formats, and commit only the card files (README.md, quality.png) to each repository."""
+    records = published_records(results)
+    if not records:
+        raise QuantbotError(f"{results} lists no published repository",
+                            "run `quantbot run-job publish` and pass its published.json")
+    if len(records) == 1:
+        click.echo(f"{records[0][0].repo_id}: the only format of its release; its card is whole")
+        return
+    scratch = nullcontext(str(work)) if work else tempfile.TemporaryDirectory(
+        prefix="quantbot-cards-")
+    with scratch as base:
+        staged = stage_records(records, Path(base))
+        try:
+            write_release_cards(staged)
+        except ValueError as exc:
+            raise QuantbotError(f"the report's records share no scale ({exc})",
+                                "pass the report artifacts of one /quantize run") from exc
+        publisher = _publisher(hub_dir)
+        for repo_id, folder in staged:
+            result = publisher.update_cards(folder, repo_id)
+            changed = ", ".join(result.uploaded) or "unchanged"
+            click.echo(f"card of {repo_id}: {changed} ({result.location})")

@@ -51,13 +51,13 @@ def planned(c: ModelCandidate, cfg: Config) -> list[PlannedMethod]:
 
 
 def render_issue(c: ModelCandidate, cfg: Config) -> IssueText:
-    """The candidate issue: model link, size, architecture, licence, estimated quant sizes and
-    the ``/quantize`` commands; labels = the candidate label + one per planned method."""
+    """The candidate issue: model link, size (a mixture of experts' total against active
+    parameters), architecture, licence, estimated quant sizes and the ``/quantize`` commands;
+    labels = the candidate label + one per planned method."""
     methods = planned(c, cfg)
     left_out = [METHODS[name].label for name in cfg.quant.methods if name not in c.methods]
-    body = render("issue_candidate.md.j2", marker=marker(c.repo_id), c=c,
-                  params=human_params(c.params), hub_url=HUB_URL, methods=methods,
-                  left_out=left_out if c.methods else [])
+    body = render("issue_candidate.md.j2", marker=marker(c.repo_id), c=c, hub_url=HUB_URL,
+                  methods=methods, left_out=left_out if c.methods else [])
     title = f"Quantize {c.repo_id} ({human_params(c.params)}, {c.architecture})"
     offered = [m.name for m in methods]
     labels = (cfg.github.candidate_label,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from bot.capacity import DEFAULT_RUNNERS, Fit, RunnerSpec, fits
 from bot.config import FilterConfig
 from bot.methods import METHODS
+from bot.moe import Experts
 from runners.support.registry import Support, support
 from runners.units import human_params
 
@@ -60,6 +61,7 @@ class ModelCandidate:
     multimodal: bool = False
     fits: tuple[Fit, ...] = ()  # every configured method's needs and what its runner lacks
     quant_method: str | None = None  # an original released in a quantized format (fp8, mxfp4)
+    experts: Experts | None = None  # a mixture of experts' total against active parameters
 
     @property
     def name(self) -> str:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
 from bot.config import Config
 from bot.github.issue_text import HUB_URL, IssueText, render_issue
 from bot.github.issues import IssueTracker, TrackedIssue
-from bot.hub.filters import Context, Decision, Skipped, decide
+from bot.hub.filters import Context, Decision, ModelCandidate, Skipped, decide
+from bot.hub.model import read_config
 from bot.hub.upstream import UpstreamChange, upstream_changes
 from bot.hub.watcher import HubWatcher
 from bot.marker import marker
+from bot.moe import experts
 from bot.templating import render
 
 log = logging.getLogger(__name__)
@@ -32,11 +35,20 @@ class PollReport:
     reminded: list[int] = field(default_factory=list)  # issues told of an upstream change
 
 
+def with_experts(c: ModelCandidate, watcher: HubWatcher, cfg: Config) -> ModelCandidate:
+    """The candidate with its MoE total against active parameters, from its config.json (the
+    listing's config lacks the expert fields); unchanged for a dense model or an unreadable
+    config, so one model's config never stops a poll."""
+    found = experts(read_config(watcher.api, c.repo_id, None, cfg.hub), c.params)
+    return dataclasses.replace(c, experts=found) if found else c
+
+
 def poll(cfg: Config, watcher: HubWatcher, tracker: IssueTracker | None, *,
          dry_run: bool = False) -> PollReport:
     """List trending models and our repos (Hub), decide, then dedupe against GitHub and open.
 
-    Requests: Hub ``GET /api/models`` (trending, expanded) + ``GET /api/models?author=NS``;
+    Requests: Hub ``GET /api/models`` (trending, expanded) + ``GET /api/models?author=NS``, then
+    ``config.json`` of each candidate without an issue yet (its MoE shape: a HEAD and a GET);
     GitHub one issue listing, then per new candidate one ``POST …/issues``, and one more listing
     afterwards if anything was opened (the race check). A dry run stops before any write; without
     a tracker (no repository configured) it cannot say which candidates already have an issue.
@@ -48,20 +60,20 @@ def poll(cfg: Config, watcher: HubWatcher, tracker: IssueTracker | None, *,
                   runners=cfg.runners, pipeline_tag=cfg.hub.pipeline_tag)
     decided = decide(models, cfg.filters, ctx)
     decision = Decision(decided.candidates, (*malformed, *decided.skipped))
-    texts = [render_issue(c, cfg) for c in decision.candidates]
     report = PollReport(decision=decision, dry_run=dry_run, github_checked=tracker is not None,
                         upstream=changes)
     if tracker is None:
-        report.to_open = texts
+        report.to_open = [render_issue(with_experts(c, watcher, cfg), cfg)
+                          for c in decision.candidates]
         return report
 
     found = tracker.tracked()
     fresh: list[IssueText] = []
-    for text in texts:
-        if text.model_id in found:
-            report.already_tracked.append(found[text.model_id][0])
+    for c in decision.candidates:
+        if c.repo_id in found:
+            report.already_tracked.append(found[c.repo_id][0])
         else:
-            fresh.append(text)
+            fresh.append(render_issue(with_experts(c, watcher, cfg), cfg))
     report.to_open = fresh
     if dry_run:
         return report

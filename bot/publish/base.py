@@ -11,6 +11,11 @@ existing repository, a publisher compares the ``base_model`` of the published ca
 folder's source (:func:`check_same_source`). Colliding releases are named once, here
 (:func:`collision_repo_id`): the later one is published as ``<owner>/<source owner>_<name>``,
 e.g. ``quantbot/b_Name-GGUF`` for ``b/Name`` when ``quantbot/Name-GGUF`` holds ``a/Name``.
+
+Publishing makes each branch hold exactly the folder's files. A card-only update
+(:meth:`Publisher.update_cards`) is the one other change: the card files (:func:`card_set`) go on
+every branch the record names of a repository that already holds that very record, and nothing
+else is touched; :func:`check_card_update` says when a repository must not get them.
 """
 
 from __future__ import annotations
@@ -18,15 +23,17 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
 import yaml
 
+from bot.cards import CARD_FILE, CARD_FILES
 from runners.errors import QuantbotError
-from runners.results import BRANCHES_DIR, MAIN_BRANCH, RUN_FILE, load_run
+from runners.results import BRANCHES_DIR, MAIN_BRANCH, RUN_FILE, QuantRun, load_run
 
-CARD = "README.md"
+CARD = CARD_FILE
 #: A branch name the Hub and git both accept, and that reads as a variant name.
 _BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -49,6 +56,11 @@ class Publisher(Protocol):
     """Publishes a complete repository folder all-or-nothing per branch; a rerun resumes."""
 
     def publish(self, folder: Path, repo_id: str) -> PublishResult: ...
+
+    def update_cards(self, folder: Path, repo_id: str) -> PublishResult:
+        """Put ``folder``'s card files (:func:`card_set`) on every branch of the published
+        ``repo_id``, one commit a branch where they changed, and touch no other file."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,15 @@ def _repository_files(folder: Path, main: list[LocalFile]) -> list[LocalFile]:
         return [f for f in main if f.path == CARD]
     on_main = {p for v in load_run(folder).variants if v.branch == MAIN_BRANCH for p in v.files}
     return [f for f in main if f.path not in on_main]
+
+
+def _record(folder: Path) -> QuantRun:
+    """The folder's ``quantbot.json``, or the error saying it is no quantbot record."""
+    try:
+        return load_run(folder)
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise QuantbotError(f"{folder / RUN_FILE} is not a quantbot record ({exc})",
+                            "publish a folder made by `quantbot quantize`") from exc
 
 
 def branch_trees(folder: Path) -> dict[str, list[LocalFile]]:
@@ -133,11 +154,7 @@ def folder_source(folder: Path) -> str | None:
     """The source model a finished folder was made from: its record, else its card."""
     folder = Path(folder)
     if (folder / RUN_FILE).is_file():
-        try:
-            return load_run(folder).source.repo_id
-        except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
-            raise QuantbotError(f"{folder / RUN_FILE} is not a quantbot record ({exc})",
-                                "publish a folder made by `quantbot quantize`") from exc
+        return _record(folder).source.repo_id
     card = folder / CARD
     return card_base_model(card.read_text(encoding="utf-8")) if card.is_file() else None
 
@@ -167,3 +184,71 @@ def check_same_source(repo_id: str, published: str | None, source: str | None,
         fix = "publish a folder made by `quantbot quantize`, or choose another --repo-id"
     raise QuantbotError(f"{repo_id} already holds {held}; this is {made}, and a repository is "
                         "never overwritten by another model", fix)
+
+
+# -- the card-only update -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CardSet:
+    """What a card-only update puts in a published repository: the card files, on the branches
+    the record names (``main`` first), and the record the repository must already hold, so that
+    a card never describes files other than those beside it."""
+
+    files: list[LocalFile]  # README.md, and quality.png where the card shows the plot
+    record: LocalFile  # quantbot.json
+    branches: list[str]
+
+
+def card_set(folder: Path) -> CardSet:
+    """The card files of a folder holding ``quantbot.json`` and its rendered card (a finished
+    repository folder, or the record alone with the card rendered again beside it)."""
+    folder = Path(folder)
+    if not (folder / RUN_FILE).is_file():
+        raise QuantbotError(f"{folder} has no {RUN_FILE}",
+                            "render the cards from the records of published repositories "
+                            "(`quantbot run-job cards`)")
+    if not (folder / CARD).is_file():
+        raise QuantbotError(f"{folder} has no {CARD} (model card)",
+                            f"render it first from {RUN_FILE} (`quantbot card FOLDER`)")
+    run = _record(folder)
+    files = [LocalFile(name, folder / name, (folder / name).stat().st_size)
+             for name in CARD_FILES if (folder / name).is_file()]
+    record = folder / RUN_FILE
+    others = sorted({v.branch for v in run.variants} - {MAIN_BRANCH})
+    return CardSet(files=files, record=LocalFile(RUN_FILE, record, record.stat().st_size),
+                   branches=[MAIN_BRANCH, *others])
+
+
+class Held(Enum):
+    """What one branch of a published repository holds in place of the folder's record."""
+
+    NO_BRANCH = "no branch"
+    NO_RECORD = "no record"
+    OTHER_RECORD = "another record"
+    SAME_RECORD = "the same record"
+
+
+def check_card_update(repo_id: str, exists: bool, held: dict[str, Held], where: str) -> None:
+    """Refuse a card-only update, before any change, unless the repository exists and each
+    branch to update holds the very record the card was rendered from (so quantbot published
+    it, and the card describes the files beside it)."""
+    if not exists:
+        raise QuantbotError(f"{repo_id} does not exist on {where}, so it has no card to update",
+                            "publish the repository first (`quantbot run-job publish` or "
+                            "`quantbot publish FOLDER`); it carries its card")
+    for branch, state in held.items():
+        at = f"{repo_id} (branch {branch})"
+        if state is Held.NO_BRANCH:
+            raise QuantbotError(f"{at} does not exist, yet the record lists a variant there",
+                                "publish the whole repository folder again (`quantbot run-job "
+                                "publish`), then update the cards")
+        if state is Held.NO_RECORD:
+            raise QuantbotError(f"{at} holds no {RUN_FILE}: quantbot did not publish it, and "
+                                "a card-only update changes only quantbot's repositories",
+                                "publish it with `quantbot publish FOLDER` (which carries its "
+                                "card), or choose the repository quantbot published")
+        if state is Held.OTHER_RECORD:
+            raise QuantbotError(f"{at} holds another {RUN_FILE} than the one this card was "
+                                "rendered from, so the card would describe other files",
+                                "render the cards from the records that repository holds (the "
+                                "report artifacts of the run that published it), or publish "
+                                "this run first")

@@ -10,14 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
+from huggingface_hub.errors import RepositoryNotFoundError
 
 from bot.hub.client import hub_api
 from bot.hub.retry import with_retries
 from bot.methods import source_name_of
 from bot.publish.base import (
+    CardSet,
+    Held,
     LocalFile,
     PublishResult,
     branch_trees,
+    card_set,
+    check_card_update,
     check_same_source,
     first_base_model,
     folder_source,
@@ -25,7 +30,7 @@ from bot.publish.base import (
     shown_path,
 )
 from runners.errors import QuantbotError
-from runners.results import MAIN_BRANCH
+from runners.results import MAIN_BRANCH, RUN_FILE
 from runners.settings import HUB_MAX_FILE_BYTES
 from runners.units import human_bytes
 
@@ -65,6 +70,10 @@ def unchanged(local: LocalFile, remote: RemoteFile | None) -> bool:
     return sha256 == remote.sha256 if remote.sha256 else blob == remote.blob_id
 
 
+def _check_repo_id(repo_id: str) -> None:
+    owner, _, name = repo_id.partition("/")
+    if not owner or not name or "/" in name:
+        raise QuantbotError(f"bad repository id {repo_id!r}", "use OWNER/NAME")
 
 
 class HubPublisher:
@@ -92,6 +101,10 @@ class HubPublisher:
     ``POST …/preupload/B``, ``POST R.git/info/lfs/objects/batch`` + one ``PUT`` per new LFS object
     (+ verify), ``POST /api/models/R/commit/B``. Optional collection: ``POST /api/collections``
     and ``POST /api/collections/SLUG/items``.
+
+    :meth:`update_cards` changes only the card files of a published repository: ``GET …/refs``,
+    then per branch ``GET …/tree/B`` (top level) and, where a card file changed, one commit of
+    additions only.
     """
 
     def __init__(self, api: HfApi | None = None, *, private: bool = False,
@@ -105,6 +118,11 @@ class HubPublisher:
         self.retries = retries
         self.retry_wait_s = retry_wait_s
         self.sleep = sleep
+
+    def _require_token(self) -> None:
+        if not (self.api.token or get_token()):
+            raise QuantbotError("no Hugging Face token",
+                                "set HF_TOKEN or run `hf auth login` with a write token")
 
     # -- before any request: the folder must be publishable as a whole -----------------------
     def prepare(self, folder: Path) -> dict[str, list[LocalFile]]:
@@ -126,9 +144,9 @@ class HubPublisher:
         return trees
 
     # -- requests ------------------------------------------------------------------------------
-    def _remote(self, repo_id: str, branch: str) -> dict[str, RemoteFile]:
+    def _remote(self, repo_id: str, branch: str, recursive: bool = True) -> dict[str, RemoteFile]:
         remote: dict[str, RemoteFile] = {}
-        for entry in self.api.list_repo_tree(repo_id, recursive=True, revision=branch):
+        for entry in self.api.list_repo_tree(repo_id, recursive=recursive, revision=branch):
             size = getattr(entry, "size", None)
             if size is None:  # a folder
                 continue
@@ -193,6 +211,60 @@ class HubPublisher:
         return PublishResult(repo_id=repo_id, location=f"{self.api.endpoint}/{repo_id}",
                              uploaded=uploaded, skipped=skipped, deleted=deleted)
 
+    @staticmethod
+    def _held(cards: CardSet, remote: dict[str, RemoteFile] | None) -> Held:
+        if remote is None:
+            return Held.NO_BRANCH
+        if RUN_FILE not in remote:
+            return Held.NO_RECORD
+        return Held.SAME_RECORD if unchanged(cards.record, remote[RUN_FILE]) else Held.OTHER_RECORD
+
+    def _update_cards_once(self, cards: CardSet, repo_id: str) -> PublishResult:
+        exists = True
+        try:
+            have = {b.name for b in self.api.list_repo_refs(repo_id).branches}
+        except RepositoryNotFoundError:
+            exists, have = False, set()
+        # The card files and the record lie at the top level: no need to list whole branches.
+        remotes = {b: self._remote(repo_id, b, recursive=False)
+                   for b in cards.branches if b in have}
+        check_card_update(repo_id, exists,
+                          {b: self._held(cards, remotes.get(b)) for b in cards.branches},
+                          where="the Hub (or the token cannot see it)")
+        uploaded: list[str] = []
+        skipped: list[str] = []
+        for branch, remote in remotes.items():
+            todo = [f for f in cards.files if not unchanged(f, remote.get(f.path))]
+            skipped += (shown_path(branch, f.path) for f in cards.files if f not in todo)
+            if todo:
+                self.api.create_commit(
+                    repo_id, revision=branch,
+                    operations=[CommitOperationAdd(path_in_repo=f.path, path_or_fileobj=str(f.abs))
+                                for f in todo],
+                    commit_message=f"Update the model card ({len(todo)} file(s)) with quantbot")
+                uploaded += (shown_path(branch, f.path) for f in todo)
+        return PublishResult(repo_id=repo_id, location=f"{self.api.endpoint}/{repo_id}",
+                             uploaded=uploaded, skipped=skipped)
+
+    def update_cards(self, folder: Path, repo_id: str) -> PublishResult:
+        """Put ``folder``'s card files on every branch its record names, in one commit of
+        additions per branch where they changed, so that the card of a repository published on
+        its own can show every format of its release; model files and other branches are never
+        touched, and a rerun with the same card commits nothing.
+
+        Refused before any change where the repository does not exist or a branch does not hold
+        the very ``quantbot.json`` the card was rendered from (:func:`check_card_update`).
+        """
+        _check_repo_id(repo_id)
+        cards = card_set(folder)
+        self._require_token()
+        result = with_retries(lambda: self._update_cards_once(cards, repo_id),
+                              action=f"update the card of {repo_id}", retries=self.retries,
+                              wait_s=self.retry_wait_s, sleep=self.sleep)
+        log.info("%s: card files updated on %d branch(es): %d uploaded, %d unchanged", repo_id,
+                 len(cards.branches), len(result.uploaded), len(result.skipped))
+        return result
+
     def _add_to_collection(self, repo_id: str) -> None:
         owner, name = repo_id.split("/", 1)
         title = f"{source_name_of(name)} quantized"[:60]
@@ -214,14 +286,10 @@ class HubPublisher:
         skipped; ``main`` is committed first.
         """
         folder = Path(folder)
-        owner, _, name = repo_id.partition("/")
-        if not owner or not name or "/" in name:
-            raise QuantbotError(f"bad repository id {repo_id!r}", "use OWNER/NAME")
+        _check_repo_id(repo_id)
         trees = self.prepare(folder)
         source = folder_source(folder)
-        if not (self.api.token or get_token()):
-            raise QuantbotError("no Hugging Face token",
-                                "set HF_TOKEN or run `hf auth login` with a write token")
+        self._require_token()
         result = with_retries(lambda: self._publish_once(trees, repo_id, source),
                               action=f"publish {repo_id}", retries=self.retries,
                               wait_s=self.retry_wait_s, sleep=self.sleep)

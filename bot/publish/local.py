@@ -10,6 +10,7 @@ local hub's repository folder publishes again as it is (``quantbot publish ROOT/
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 import shutil
@@ -17,16 +18,20 @@ import uuid
 from pathlib import Path
 
 from bot.publish.base import (
+    CardSet,
+    Held,
     LocalFile,
     PublishResult,
     branch_trees,
     card_base_model,
+    card_set,
+    check_card_update,
     check_same_source,
     folder_source,
     shown_path,
 )
 from runners.errors import QuantbotError
-from runners.results import branch_dir
+from runners.results import RUN_FILE, branch_dir
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,10 @@ class LocalHub:
     As :class:`bot.publish.hub.HubPublisher`, it refuses to replace a repository whose card
     names another ``base_model`` than the folder's source, with the fix to publish it as
     ``<owner>/<source owner>_<name>`` (:func:`bot.publish.base.collision_repo_id`).
+
+    :meth:`update_cards` swaps the repository in the same way with only its card files replaced
+    (on ``main`` and in each ``.branches/<branch>/`` the record names), every other file linked
+    as it was: one change for all branches, none when the cards are already there.
     """
 
     def __init__(self, root: Path) -> None:
@@ -100,3 +109,41 @@ class LocalHub:
         log.info("published %s to %s (%d branch(es), %d files)", repo_id, dest, len(trees),
                  len(uploaded))
         return PublishResult(repo_id=repo_id, location=str(dest), uploaded=uploaded)
+
+    @staticmethod
+    def _held(cards: CardSet, branch: Path) -> Held:
+        if not branch.is_dir():
+            return Held.NO_BRANCH
+        record = branch / RUN_FILE
+        if not record.is_file():
+            return Held.NO_RECORD
+        same = filecmp.cmp(record, cards.record.abs, shallow=False)
+        return Held.SAME_RECORD if same else Held.OTHER_RECORD
+
+    def update_cards(self, folder: Path, repo_id: str) -> PublishResult:
+        """Replace only the card files of the published ``ROOT/repo_id`` on every branch the
+        folder's record names (:func:`bot.publish.base.card_set`); a rerun with the same card
+        changes nothing. Refused, before any change, as the Hub publisher refuses."""
+        cards = card_set(folder)
+        dest = self.repo_path(repo_id)
+        check_card_update(repo_id, dest.is_dir(),
+                          {b: self._held(cards, branch_dir(dest, b)) for b in cards.branches},
+                          where=str(self.root))
+        uploaded: list[str] = []
+        skipped: list[str] = []
+        for branch in cards.branches:
+            for f in cards.files:
+                held = branch_dir(dest, branch) / f.path
+                same = held.is_file() and filecmp.cmp(held, f.abs, shallow=False)
+                (skipped if same else uploaded).append(shown_path(branch, f.path))
+        if uploaded:
+            trees = branch_trees(dest)
+            names = {f.path for f in cards.files}
+            for branch in cards.branches:
+                kept = [f for f in trees[branch] if f.path not in names]
+                trees[branch] = sorted([*kept, *cards.files], key=lambda f: f.path)
+            _swap_in(trees, dest)
+        log.info("%s: card files updated in %s on %d branch(es): %d written, %d unchanged",
+                 repo_id, dest, len(cards.branches), len(uploaded), len(skipped))
+        return PublishResult(repo_id=repo_id, location=str(dest), uploaded=uploaded,
+                             skipped=skipped)

@@ -93,10 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     resource.setrlimit(resource.RLIMIT_CPU, (TIMEOUT_S, TIMEOUT_S))
     model, request = Path(args[0]), json.loads(Path(args[1]).read_text())
-    from gguf import GGUFReader
+    from runners.gguf.header import read_header
 
-    field = GGUFReader(model).fields.get("tokenizer.chat_template")
-    template = field.contents() if field is not None else None
+    template = read_header(model).fields.get("tokenizer.chat_template")
+    if not isinstance(template, str):
+        template = None
     expected = request["sha256"]
     if expected is None:
         embedded = "none in the source" if not template else "different"

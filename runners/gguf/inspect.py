@@ -1,10 +1,12 @@
-"""Reading GGUF files with the ``gguf`` package: tensor types, bits per weight, memory to run."""
+"""Reading GGUF files (their headers): tensor types, bits per weight, memory to run."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from runners.gguf.header import read_header
 
 #: Context length the RAM estimate assumes (capped by the model's own context length).
 RAM_ESTIMATE_CTX = 4096
@@ -40,24 +42,17 @@ class GgufSummary:
 
 def summarize(parts: list[Path]) -> GgufSummary:
     """Summarize a GGUF file given as its list of parts (one path when not split)."""
-    from gguf import GGUFReader
-
     types: Counter[str] = Counter()
     n_params = tensor_bytes = 0
     fields: dict[str, object] = {}
     for part in parts:
-        reader = GGUFReader(part)
-        for name, fld in reader.fields.items():
-            if not fld.types or name in fields:
-                continue
-            try:
-                fields[name] = fld.contents()
-            except (ValueError, IndexError, TypeError):
-                continue
-        for tensor in reader.tensors:
-            types[tensor.tensor_type.name] += 1
-            n_params += int(tensor.n_elements)
-            tensor_bytes += int(tensor.n_bytes)
+        header = read_header(part)
+        for name, value in header.fields.items():
+            fields.setdefault(name, value)
+        for tensor in header.tensors:
+            types[tensor.type_name] += 1
+            n_params += tensor.n_elements
+            tensor_bytes += tensor.n_bytes
     arch = str(fields.get("general.architecture", "llama"))
 
     def num(key: str, default: int = 0) -> int:

@@ -63,12 +63,20 @@ def projectors(source: SourceModel) -> list[Projector]:
             for outtype, tag in PROJECTOR_TYPES]
 
 
+@dataclass(frozen=True)
+class PairCheck:
+    """What the text model generated after the image, and how many embeddings the image gave."""
+
+    text: str
+    n_tokens: int
+    image_tokens: int
+
+
 def check_pair(tc: Toolchain, model: Path, mmproj: Path, prompt: str = DEFAULT_PROMPT,
-               tokens: int = 8) -> dict[str, object]:
+               tokens: int = 8) -> PairCheck:
     """Load ``model`` with ``mmproj`` in a fresh process, feed an image, generate greedily.
 
-    Returns ``{"text", "n_tokens", "image_tokens"}``; raises if loading, encoding or generation
-    fails or the image produced no embeddings.
+    Raises if loading, encoding or generation fails or the image produced no embeddings.
     """
     try:
         run = run_tool([sys.executable, "-m", "runners.gguf.mmproj", model, mmproj,
@@ -77,31 +85,45 @@ def check_pair(tc: Toolchain, model: Path, mmproj: Path, prompt: str = DEFAULT_P
         raise QuantbotError(f"{model.name} with {mmproj.name} failed to load or run an image in "
                             f"llama-cpp-python (mtmd): {exc.problem}",
                             "do not publish the projector; see the error") from exc
-    result = json.loads(run.output.strip().splitlines()[-1])
-    if result["image_tokens"] < 1 or result["n_tokens"] < 1:
-        raise QuantbotError(f"{mmproj.name}: the image gave {result['image_tokens']} embeddings and "
-                            f"{result['n_tokens']} generated tokens", "do not publish the projector")
+    data = json.loads(run.output.strip().splitlines()[-1])
+    result = PairCheck(str(data["text"]), int(data["n_tokens"]), int(data["image_tokens"]))
+    if result.image_tokens < 1 or result.n_tokens < 1:
+        raise QuantbotError(f"{mmproj.name}: the image gave {result.image_tokens} embeddings and "
+                            f"{result.n_tokens} generated tokens", "do not publish the projector")
     return result
 
 
-def make_projectors(tc: Toolchain, source: SourceModel, repo_dir: Path, work: Path,
-                    check_model: Path, tokens: int, log_file: Path | None = None,
-                    ) -> list[ExtraFile]:
-    """Convert (or reuse) each projector into ``repo_dir`` and check it with ``check_model``."""
-    made: list[ExtraFile] = []
+def convert_projectors(tc: Toolchain, source: SourceModel, repo_dir: Path, work: Path,
+                       log_file: Path | None = None) -> list[Path]:
+    """Convert (or reuse) each projector of ``source`` into ``repo_dir``.
+
+    Independent of the text model's files, so the pipeline runs it beside the text conversion
+    (both single-threaded Python) rather than after it.
+    """
+    made: list[Path] = []
     for proj in projectors(source):
         dest = repo_dir / proj.name
         if not dest.exists():
             tmp = work / f"{proj.name}.partial"
             llama_tools.convert_mmproj(tc, source.path, tmp, proj.outtype, log_file)
             shutil.move(tmp, dest)
+        made.append(dest)
+    return made
+
+
+def check_projectors(tc: Toolchain, source: SourceModel, repo_dir: Path, check_model: Path,
+                     tokens: int) -> list[ExtraFile]:
+    """Check each converted projector with ``check_model``; their records for the run."""
+    made: list[ExtraFile] = []
+    for proj in projectors(source):
+        dest = repo_dir / proj.name
         result = check_pair(tc, check_model, dest, tokens=tokens)
         log.info("%s: loaded with %s, %d image embeddings, generated %r", proj.name,
-                 check_model.name, result["image_tokens"], result["text"])
+                 check_model.name, result.image_tokens, result.text)
         made.append(ExtraFile(kind="mmproj", name=proj.name, dtype=proj.tag,
-                              size_bytes=dest.stat().st_size, check_output=str(result["text"]),
+                              size_bytes=dest.stat().st_size, check_output=result.text,
                               params={"checked_with": check_model.name,
-                                      "image_tokens": result["image_tokens"]}))
+                                      "image_tokens": result.image_tokens}))
     return made
 
 
@@ -129,7 +151,8 @@ def _run(model: str, mmproj: str, prompt: str, n_tokens: int) -> dict[str, objec
     params.warmup = False
     ctx = mtmd.mtmd_init_from_file(mmproj.encode(), llm.model, params)
     if not ctx:
-        raise RuntimeError(f"mtmd_init_from_file could not load {mmproj} for {model}")
+        raise RuntimeError(f"mtmd_init_from_file could not load {Path(mmproj).name} for "
+                           f"{Path(model).name}")
     chunks = None
     bitmap = None
     try:

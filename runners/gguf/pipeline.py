@@ -29,8 +29,9 @@ from runners.gguf import llama_tools, mmproj
 from runners.gguf.chat_check import check_chat_template
 from runners.gguf.check import check_gguf
 from runners.gguf.inspect import summarize
+from runners.gguf.overlap import plan_lanes, run_overlapped
 from runners.gguf.spec import GgufSpec
-from runners.llamacpp import Toolchain, ensure_toolchain
+from runners.llamacpp import Toolchain, ensure_cuda_toolchain, ensure_toolchain
 from runners.proc import ToolFailed
 from runners.results import EvalSpec, ExtraFile, Quality, QuantRun, Variant
 from runners.settings import RunSettings
@@ -124,32 +125,62 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
     outtype = _outtype(source)
     steps = 2 + 3 * len(opts.types) + int(opts.spec.imatrix) + int(bool(mmproj.projectors(source)))
     progress = _Progress(steps)
+    side = ThreadPoolExecutor(max_workers=1)  # projectors convert beside the text model
     try:
+        projector_future = side.submit(mmproj.convert_projectors, tc, source, repo_dir, work,
+                                       log_file)
         base = work / f"{source.info.name}.{outtype.upper()}.gguf"
         if not base.exists():
             tmp = base.with_suffix(".partial")
             _convert_text(tc, source, tmp, outtype, log_file)
             tmp.rename(base)
         progress.done(f"converted to {outtype}")
-        jobs, threads = plan_workers(len(opts.types) + 1, base.stat().st_size)
-        jobs, threads = settings.jobs or jobs, settings.threads or threads
-        log.info("gguf: %d types on %d workers x %d threads", len(opts.types), jobs, threads)
         ctx = min(settings.ctx, source.info.context_length or settings.ctx)
-        imatrix_file, calibration = _imatrix(tc, base, work, ctx, opts, jobs * threads, log_file,
-                                             progress)
-        eval_text = text_set("evaluation")
-        eval_file = eval_text.write(work / "evaluation.txt")
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            base_future = pool.submit(_baseline, tc, base, eval_file, work, ctx, settings.chunks,
-                                      threads, log_file, progress)
-            futures = [pool.submit(_one_type, tc, source, base, qtype, repo_dir, work,
-                                   base_future, imatrix_file, threads, opts, log_file, progress)
-                       for qtype in opts.types]
-            baseline, chunks, n_ctx, _ = base_future.result()
-            variants = [f.result() for f in futures]
-        extra_files = mmproj.make_projectors(tc, source, repo_dir, work,
-                                             repo_dir / variants[0].files[0],
-                                             settings.check_tokens, log_file)
+        eval_tc = _measuring_toolchain(tc, settings)
+        if eval_tc.backend == "cuda":
+            quantize_threads, eval_threads = plan_lanes(settings.threads or os.cpu_count() or 1,
+                                                        "cuda")
+            log.info("gguf: %d types quantized on the CPU (%d threads), measured on the GPU "
+                     "meanwhile", len(opts.types), quantize_threads)
+            imatrix_file, calibration = _imatrix(eval_tc, base, work, ctx, opts, eval_threads,
+                                                 log_file, progress)
+            eval_text = text_set("evaluation")
+            eval_file = eval_text.write(work / "evaluation.txt")
+            lanes = run_overlapped(
+                opts.types,
+                quantize=lambda qtype: _quantized(tc, source, base, qtype, repo_dir,
+                                                  imatrix_file, quantize_threads, opts, log_file,
+                                                  progress),
+                measure=lambda qtype, parts, base_run, _lane: _measured(
+                    eval_tc, tc, qtype, parts, base_run[3], imatrix_file, eval_threads, opts,
+                    log_file, progress),
+                baseline=lambda: _baseline(eval_tc, base, eval_file, work, ctx, settings.chunks,
+                                           eval_threads, log_file, progress))
+            baseline, chunks, n_ctx, _ = lanes.baseline
+            variants = [lanes.results[t] for t in opts.types]
+            log.info("gguf: stage %.0f s, of which %.0f s of measurement hidden behind "
+                     "quantization", lanes.wall_seconds, lanes.hidden_seconds())
+        else:
+            jobs, threads = plan_workers(len(opts.types) + 1, base.stat().st_size)
+            jobs, threads = settings.jobs or jobs, settings.threads or threads
+            log.info("gguf: %d types on %d workers x %d threads", len(opts.types), jobs, threads)
+            imatrix_file, calibration = _imatrix(tc, base, work, ctx, opts, jobs * threads,
+                                                 log_file, progress)
+            eval_text = text_set("evaluation")
+            eval_file = eval_text.write(work / "evaluation.txt")
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                base_future = pool.submit(_baseline, tc, base, eval_file, work, ctx,
+                                          settings.chunks, threads, log_file, progress)
+                futures = [pool.submit(_one_type, tc, source, base, qtype, repo_dir,
+                                       base_future, imatrix_file, threads, opts, log_file,
+                                       progress)
+                           for qtype in opts.types]
+                baseline, chunks, n_ctx, _ = base_future.result()
+                variants = [f.result() for f in futures]
+        projector_future.result()
+        extra_files = mmproj.check_projectors(tc, source, repo_dir,
+                                              repo_dir / variants[0].files[0],
+                                              settings.check_tokens)
         if extra_files:
             progress.done("projectors made and checked")
         if imatrix_file is not None:
@@ -157,12 +188,15 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
         chat = check_chat_template(tc, repo_dir / variants[0].files[0], source.info.chat_template,
                                    source.info.bos_token, source.info.eos_token)
     finally:
+        side.shutdown(wait=True)
         progress.close()
     return QuantRun(
         method="gguf", source=source.info, baseline=baseline,
         evaluation=EvalSpec(text_name=f"{eval_text.name}, evaluation split",
                             text_sha256=eval_text.sha256, n_tokens=chunks * n_ctx, ctx=n_ctx,
-                            chunks=chunks, evaluator="llama.cpp llama-perplexity"),
+                            chunks=chunks,
+                            evaluator=f"llama.cpp llama-perplexity ({eval_tc.backend.upper()} "
+                                      "build)"),
         variants=variants,
         tools={"llama.cpp": f"vendored in llama-cpp-python {tc.version}",
                "converter": "convert_hf_to_gguf.py", "quantizer": "llama-quantize",
@@ -267,15 +301,44 @@ def _baseline(tc: Toolchain, base: Path, eval_file: Path, work: Path, ctx: int, 
     return llama_tools.parse_base_ppl(output), chunks, n_ctx, logits
 
 
+def _measuring_toolchain(tc: Toolchain, settings: RunSettings) -> Toolchain:
+    """Where perplexity, KLD and the imatrix run: the CUDA build of the same tree when a card is
+    there and the settings allow it (``--device auto`` or ``cuda``), else ``tc`` (the CPU)."""
+    if settings.device == "cpu":
+        return tc
+    cuda = ensure_cuda_toolchain(tc.version)
+    if cuda is None and settings.device.startswith("cuda"):
+        raise QuantbotError("--device cuda, but no NVIDIA card with nvcc was found for "
+                            "llama.cpp's CUDA build", "use --device auto or cpu")
+    return cuda or tc
+
+
 def _one_type(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_dir: Path,
-              work: Path, base_future: Future, imatrix_file: Path | None, threads: int,
+              base_future: Future, imatrix_file: Path | None, threads: int,
               opts: _Job, log_file: Path, progress: _Progress) -> Variant:
-    name = _publish_name(source, qtype)
-    parts = _quantized_parts(tc, base, qtype, name, repo_dir, imatrix_file, threads, opts,
-                             log_file)
-    progress.done(f"{qtype} quantized")
+    """One type on the CPU pool: quantize, then measure and check once the baseline is done."""
+    parts = _quantized(tc, source, base, qtype, repo_dir, imatrix_file, threads, opts, log_file,
+                       progress)
     logits = base_future.result()[3]  # this run's reference, never another window's
-    run = llama_tools.perplexity_kld(tc, parts[0], logits, threads, log_file)
+    return _measured(tc, tc, qtype, parts, logits, imatrix_file, threads, opts, log_file,
+                     progress)
+
+
+def _quantized(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_dir: Path,
+               imatrix_file: Path | None, threads: int, opts: _Job, log_file: Path,
+               progress: _Progress) -> list[Path]:
+    parts = _quantized_parts(tc, base, qtype, _publish_name(source, qtype), repo_dir,
+                             imatrix_file, threads, opts, log_file)
+    progress.done(f"{qtype} quantized")
+    return parts
+
+
+def _measured(eval_tc: Toolchain, tc: Toolchain, qtype: str, parts: list[Path], logits: Path,
+              imatrix_file: Path | None, threads: int, opts: _Job, log_file: Path,
+              progress: _Progress) -> Variant:
+    """Perplexity/KLD with ``eval_tc`` (CPU or CUDA build), then the load-and-generate check in
+    llama-cpp-python (its CPU library, as most users run it)."""
+    run = llama_tools.perplexity_kld(eval_tc, parts[0], logits, threads, log_file)
     quality = llama_tools.parse_kld(run.output)
     progress.done(f"{qtype} measured")
     text = check_gguf(tc, parts[0], tokens=opts.settings.check_tokens)
@@ -287,7 +350,7 @@ def _one_type(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_d
         bits_per_weight=round(summary.bits_per_weight, 3), ram_bytes=ram,
         peak_rss_bytes=run.peak_rss_bytes, quality=quality, check_output=text,
         params={"tensor_types": summary.tensor_types, "ram_ctx": ram_ctx,
-                "imatrix": imatrix_file is not None},
+                "imatrix": imatrix_file is not None, "measured_on": eval_tc.backend},
     )
 
 

@@ -13,6 +13,7 @@ that each variant starts clean and its peak resident memory is the process's own
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from runners.errors import QuantbotError
+from runners.gptq import awq_speed
 from runners.gptq.types import QuantSpec
 from runners.hfmodel.folder import copy_tokenizer_files, quantization_config, require_files
 from runners.hfmodel.pipeline import serve_quantizer
@@ -50,17 +52,41 @@ SIDE_FILES = ("quant_log.csv",)
 #: same tokens).
 #:
 #: Measured with these settings on one H100 (bench/full_set.py, the Llama-3.1-8B-shaped
-#: stand-in, 35 x 512 calibration tokens): GPTQ 93.6 s, AWQ 395.6 s, so AWQ is still 4.2x GPTQ
-#: and the 2x goal is not reached. What remains is fixed inside GPTQModel 7.6 (not settable):
-#: per scaling group and candidate scale, the weights are restored from a float32 host copy
-#: (about 16 GB over PCIe per 8B layer), and the clip search materialises
-#: [256 x 512 x in_features] products for 10 grid points per 256 output rows (about 4.5 TB of
-#: memory traffic per 8B layer). Both are estimates from the code; the region timer that
-#: bench/full_set.py now records will say which.
+#: stand-in, 35 x 512 calibration tokens): GPTQ 93.6 s, AWQ 395.6 s, so AWQ was 4.2x GPTQ and
+#: the 2x goal not reached. What remained is fixed inside GPTQModel 7.6 (not settable), so
+#: quantbot patches three AWQProcessor methods for AWQ on exactly GPTQModel 7.6.0
+#: (:mod:`runners.gptq.awq_speed`; any other version runs unpatched with a warning):
+#:
+#: - ``clip-bmm``: the clip search materialised [256 x 512 x in_features] products for each of
+#:   10 grid points per 256 output rows (about 4.5 TB of memory traffic per 8B layer, an
+#:   estimate from the code); ours computes the same products as batched matmuls.
+#: - ``restore-gpu``: per scaling group and candidate scale, the weights were restored from a
+#:   float32 host copy (about 16 GB over PCIe per 8B layer); the copy now stays on the GPU.
+#: - ``feat-gpu``: the captured activations are moved to the layer's GPU once, not used from
+#:   host memory (a no-op on the CPU).
+#:
+#: And, on CUDA, ``offload_to_disk=False`` for GPTQ and AWQ when the source's weights fit in
+#: :data:`OFFLOAD_OFF_RAM_FRACTION` of the machine's memory (:func:`offload_fits`). GPTQModel's
+#: default (True) builds the model as a meta-device shell backed by the checkpoint and writes
+#: every finished module to a temporary folder, read back at save; off, it loads the whole
+#: model into CPU RAM at once (its loader.py), so a 70B model (141 GB in bf16) keeps the
+#: default on a 128 GiB runner and an 8B one (16 GB) does not. The weights are the same either
+#: way (bench/awq_probe.py on the CPU: bit-identical checkpoints for GPTQ and for AWQ).
+#:
+#: Measured on the CPU so far, not yet on a GPU (bench/awq_probe.py, 2 cores, the
+#: pydocs-llama-mini demo model): AWQ 96.7 s unpatched against 33.1 s with offload off and the
+#: three patches, KLD 0.000284 against 0.000281; the clip search is the largest part there
+#: (awq-noclip: 9.8 s). Shared cores make single CPU timings vary by tens of percent (the
+#: no-op feat-gpu alone took 64.1 s). ``QUANTBOT_GPTQMODEL_DEFAULTS=1`` (:data:`DEFAULTS_ENV`)
+#: runs GPTQModel's own settings and code instead, for comparison.
 CUDA_TOKENS_PER_FORWARD = 16384
-#: Set to 1 to run GPTQModel's own defaults instead (batch as given, chunked AWQ activations):
-#: what ``bench/full_set.py --awq-probe`` compares against.
+#: Set to 1 to run GPTQModel's own defaults instead (batch as given, chunked AWQ activations,
+#: disk offload, no AWQ patches): what ``bench/full_set.py --awq-probe`` compares against.
 DEFAULTS_ENV = "QUANTBOT_GPTQMODEL_DEFAULTS"
+#: GPTQModel keeps the whole model in CPU RAM with ``offload_to_disk=False``: allowed where the
+#: source's weight files take at most this share of the machine's memory, leaving the rest for
+#: the worker's own use (CUDA context, captured inputs, packing, save) and anything beside it.
+OFFLOAD_OFF_RAM_FRACTION = 0.5
 
 
 def prepare_env(env: dict[str, str] | None = None, cpus: int | None = None) -> dict[str, str]:
@@ -90,9 +116,38 @@ def forward_batch(requested: int, on_cuda: bool, seq_len: int) -> int:
     return max(1, requested)
 
 
-def quantize_config_kwargs(spec: QuantSpec, on_cuda: bool,
-                           tool_defaults: bool = False) -> dict[str, Any]:
-    """Arguments for ``gptqmodel.QuantizeConfig`` (pure; enum values as strings)."""
+def weights_bytes(source: Path) -> int:
+    """Bytes of the model's weight files in ``source`` (an upper bound on its bf16 size)."""
+    return sum(p.stat().st_size for pattern in ("*.safetensors", "*.bin", "*.pt")
+               for p in source.glob(pattern) if p.is_file())
+
+
+def machine_ram_bytes() -> int | None:
+    """This machine's memory as the process may use it: the smaller of the physical memory and
+    the cgroup limit; None where neither can be read. An under-count only keeps disk offload."""
+    found = []
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        found.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(ValueError, OSError):
+            found.append(int(Path(limit).read_text().strip()))  # "max": no limit, skipped
+    found = [n for n in found if n > 0]
+    return min(found) if found else None
+
+
+def offload_fits(weights: int | None, ram: int | None) -> bool:
+    """Whether GPTQModel may hold the whole model in RAM (pure): both sizes known and the
+    weights within :data:`OFFLOAD_OFF_RAM_FRACTION` of ``ram``."""
+    return bool(weights and ram and weights <= OFFLOAD_OFF_RAM_FRACTION * ram)
+
+
+def quantize_config_kwargs(spec: QuantSpec, on_cuda: bool, tool_defaults: bool = False,
+                           weights: int | None = None, ram: int | None = None) -> dict[str, Any]:
+    """Arguments for ``gptqmodel.QuantizeConfig`` (pure; enum values as strings).
+
+    ``weights`` and ``ram`` (bytes; :func:`weights_bytes`, :func:`machine_ram_bytes`) decide
+    ``offload_to_disk`` on CUDA (:func:`offload_fits`); unknown, GPTQModel's default stays.
+    """
     common: dict[str, Any] = {
         "bits": spec.bits,
         "group_size": spec.group_size,
@@ -101,6 +156,10 @@ def quantize_config_kwargs(spec: QuantSpec, on_cuda: bool,
         # (76 s on 2 cores). CUDA: pack on the GPU.
         "pack_impl": "gpu" if on_cuda else "original",
     }
+    if on_cuda and not tool_defaults and offload_fits(weights, ram):
+        # Same weights, no per-module writes to a temporary folder and back (see the comment
+        # above CUDA_TOKENS_PER_FORWARD); the CPU keeps GPTQModel's default.
+        common["offload_to_disk"] = False
     if spec.method == "gptq":
         return {**common, "method": "gptq", "format": "gptq", "desc_act": spec.desc_act,
                 "damp_percent": spec.damp_percent}
@@ -176,8 +235,10 @@ def quantize(source: Path, spec: QuantSpec, out_dir: Path, calibration: Calibrat
         raise QuantbotError(f"{out_dir} is not empty", "remove it or choose another folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     tool_defaults = os.environ.get(DEFAULTS_ENV) == "1"
-    kwargs = quantize_config_kwargs(spec, on_cuda, tool_defaults)
+    kwargs = quantize_config_kwargs(spec, on_cuda, tool_defaults, weights_bytes(source),
+                                    machine_ram_bytes())
     config = QuantizeConfig(**kwargs)
+    patches = awq_speed.patches_for(spec.method, gptqmodel_version, tool_defaults)
     load_kwargs: dict[str, Any] = {"device": qdevice}
     if dtype != "auto":
         load_kwargs["dtype"] = getattr(torch, dtype)
@@ -191,8 +252,11 @@ def quantize(source: Path, spec: QuantSpec, out_dir: Path, calibration: Calibrat
     backend = BACKEND.AWQ_TORCH if spec.method == "awq" else BACKEND.AUTO
     seq_len = max((len(b) for b in calibration.blocks), default=0)
     batch = batch_size if tool_defaults else forward_batch(batch_size, on_cuda, seq_len)
-    log.info("calibration: %d samples, %d per forward", len(calibration.blocks), batch)
-    model.quantize(calibration.as_samples(), batch_size=batch, backend=backend)
+    log.info("calibration: %d samples, %d per forward; offload_to_disk %s; patches: %s",
+             len(calibration.blocks), batch, kwargs.get("offload_to_disk", "default"),
+             ", ".join(patches) or "none")
+    with awq_speed.patched(patches):
+        model.quantize(calibration.as_samples(), batch_size=batch, backend=backend)
     regions = {}
     timer = getattr(model, "quant_region_timer", None)
     for name, stat in (getattr(timer, "_stats", None) or {}).items():  # best effort: private

@@ -1,6 +1,7 @@
 """Reload a saved folder with transformers alone, in a fresh process, and generate.
 
-This is how a downstream user loads a GPTQ/AWQ repository (``AutoModelForCausalLM``; transformers
+This is how a downstream user loads a GPTQ/AWQ repository (``AutoModelForCausalLM``, or
+``AutoModelForImageTextToText`` for a vision model; transformers
 itself picks the kernels through gptqmodel/optimum), so a variant that fails here is not
 published. The same fresh process optionally measures the model (:mod:`runners.hfmodel.evaluate`),
 which keeps its peak memory free of the quantizer's.
@@ -15,7 +16,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,19 +70,35 @@ def _measurement(data: dict[str, Any] | None) -> Measurement | None:
     return Measurement(**{**data, "quality": Quality(**data["quality"])})
 
 
-def count_quantized(model: Any) -> tuple[int, int]:
-    """``(quantized, plain)`` linear layers inside the decoder blocks."""
+@dataclass(frozen=True)
+class LinearCount:
+    """The linear layers of the language model's decoder blocks, as loaded."""
+
+    quantized: int
+    plain: int
+    kernel: str  # class of the first quantized layer ("" when none is)
+
+
+def count_quantized(model: Any) -> LinearCount:
+    """Count the decoder blocks' linear layers, quantized and plain.
+
+    Only the language model's blocks count: a vision tower (and a projector) stays 16-bit by
+    design, in GPTQModel as in transformers' bitsandbytes path.
+    """
     import torch
 
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model
     quantized = plain = 0
-    for name, module in model.named_modules():
-        if ".layers." not in name or list(module.children()):
+    kernel = ""
+    for name, module in decoder.named_modules():
+        if not (name.startswith("layers.") or ".layers." in name) or list(module.children()):
             continue
         if type(module) is torch.nn.Linear:
             plain += 1
         elif hasattr(module, "qweight") or isinstance(module, torch.nn.Linear):
             quantized += 1  # GPTQ/AWQ kernels carry qweight; bitsandbytes' Linear4bit subclasses
-    return quantized, plain
+            kernel = kernel or type(module).__name__
+    return LinearCount(quantized, plain, kernel)
 
 
 def _pick_device(requested: str) -> str:
@@ -97,9 +114,11 @@ def _worker(request: dict[str, Any]) -> dict[str, Any]:
     import resource
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import transformers
+    from transformers import AutoTokenizer
 
     from runners.hfmodel import evaluate
+    from runners.hfmodel.folder import auto_class_name
 
     folder = Path(request["folder"])
     device = _pick_device(request["device"])
@@ -118,14 +137,15 @@ def _worker(request: dict[str, Any]) -> dict[str, Any]:
 
         cls = AwqConfig if qc.get("quant_method") == "awq" else GPTQConfig
         kwargs["quantization_config"] = cls.from_dict({**qc, "backend": backend})
-    model = AutoModelForCausalLM.from_pretrained(folder, device_map=device, dtype="auto",
-                                                 **kwargs)
+    auto_class = getattr(transformers, auto_class_name(config))
+    model = auto_class.from_pretrained(folder, device_map=device, dtype="auto", **kwargs)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    quantized, plain = count_quantized(model)
-    if request["quantized"] and (quantized == 0 or plain > 0):
+    linears = count_quantized(model)
+    if request["quantized"] and (linears.quantized == 0 or linears.plain > 0):
         raise QuantbotError(
-            f"transformers loaded {quantized} quantized and {plain} plain linear layers",
+            f"transformers loaded {linears.quantized} quantized and {linears.plain} plain linear "
+            "layers in the decoder blocks",
             "the checkpoint's quantization_config did not take effect; check the folder")
     inputs = tokenizer(request["prompt"], return_tensors="pt").to(model.device)
     with torch.inference_mode():
@@ -149,9 +169,8 @@ def _worker(request: dict[str, Any]) -> dict[str, Any]:
     cuda = torch.cuda.is_available() and device.startswith("cuda")
     return {
         "folder": str(folder), "text": text, "new_tokens": len(new),
-        "quantized_modules": quantized,
-        "load_class": type(next(m for n, m in model.named_modules()
-                                if n.endswith("q_proj"))).__name__,
+        "quantized_modules": linears.quantized,
+        "load_class": linears.kernel or "Linear",
         "dtype": str(model.dtype).removeprefix("torch."), "device": str(model.device),
         "seconds": round(time.perf_counter() - start, 3),
         "peak_vram_bytes": int(torch.cuda.max_memory_allocated()) if cuda else 0,

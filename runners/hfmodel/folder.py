@@ -15,6 +15,17 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
                    "chat_template.json", "generation_config.json")
 
 
+#: The transformers auto class a user loads a model with: vision models through the
+#: image-text-to-text class, which keeps the vision tower (the causal-LM class of Qwen3.5, for
+#: one, is its text model alone; Mistral 3 has none).
+CAUSAL_LM, IMAGE_TEXT_TO_TEXT = "AutoModelForCausalLM", "AutoModelForImageTextToText"
+
+
+def auto_class_name(config: dict[str, Any]) -> str:
+    """The auto class for a model's ``config.json`` (pure)."""
+    return IMAGE_TEXT_TO_TEXT if "vision_config" in config else CAUSAL_LM
+
+
 def copy_tokenizer_files(source: Path, out_dir: Path) -> None:
     for name in TOKENIZER_FILES:
         if (source / name).is_file() and not (out_dir / name).exists():

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from runners.errors import QuantbotError
-from runners.hfmodel.folder import copy_tokenizer_files, quantization_config, require_files
+from runners.hfmodel.folder import (
+    auto_class_name,
+    copy_tokenizer_files,
+    quantization_config,
+    require_files,
+)
 from runners.hfmodel.pipeline import serve_quantizer
 from runners.hfmodel.types import QuantOutcome
 from runners.nf4.spec import Nf4Variant
@@ -71,7 +76,8 @@ def quantize(source: Path, variant: Nf4Variant, out_dir: Path, device: str = "au
     """Quantize ``source`` into ``out_dir`` (created; must be empty)."""
     import bitsandbytes
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    import transformers
+    from transformers import BitsAndBytesConfig
 
     on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     target = ("cuda:0" if device == "auto" else device) if on_cuda else "cpu"
@@ -85,7 +91,8 @@ def quantize(source: Path, variant: Nf4Variant, out_dir: Path, device: str = "au
         torch.cuda.reset_peak_memory_stats()
     log.info("quantizing %s -> %s (%s) on %s", source, out_dir, variant.name, target)
     start = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(
+    auto_class = getattr(transformers, auto_class_name(config))
+    model = auto_class.from_pretrained(
         source, quantization_config=BitsAndBytesConfig(**kwargs), device_map=target,
         dtype=getattr(torch, variant.compute_dtype))
     model.save_pretrained(out_dir, max_shard_size=max_shard_size)
