@@ -193,8 +193,6 @@ class Timers:
                 for m in TIMED if m in self.total}
 
 
-_MISSING = object()
-
 
 @contextlib.contextmanager
 def applied(variant: Variant, timers: Timers | None) -> Iterator[dict[str, Any]]:
@@ -210,12 +208,9 @@ def applied(variant: Variant, timers: Timers | None) -> Iterator[dict[str, Any]]
     from runners.gptq import awq_speed
     from runners.gptq import quantize as rq
 
-    saved: list[tuple[Any, str, Any]] = []
+    swaps = awq_speed.AttributeSwaps()
+    put = swaps.put
     used: dict[str, Any] = {}
-
-    def put(owner: Any, name: str, value: Any) -> None:
-        saved.append((owner, name, vars(owner).get(name, _MISSING)))
-        setattr(owner, name, value)
 
     def late(self: Any, method: str) -> Callable:
         return lambda *a, **k: getattr(type(self), method)(self, *a, **k)
@@ -255,11 +250,7 @@ def applied(variant: Variant, timers: Timers | None) -> Iterator[dict[str, Any]]
             os.environ.pop(rq.DEFAULTS_ENV, None)
         yield used
     finally:
-        for owner, name, value in reversed(saved):
-            if value is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, value)
+        swaps.restore()
         if env_saved is None:
             os.environ.pop(rq.DEFAULTS_ENV, None)
         else:

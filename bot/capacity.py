@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.methods import METHODS, Method
 from runners.spec import MethodSpec
@@ -159,15 +159,12 @@ def place(job: Footprint, beside: list[Footprint], runner: RunnerSpec) -> bool:
     """Whether ``job`` goes to ``runner``'s label rather than its method's own (pure): the
     machine holds it, has a free slot beside the ``beside`` jobs of that label, and holds it
     together with the largest of them at once (the jobs share its disk and memory)."""
-    if shortfalls(job, runner) or len(beside) + 1 > runner.slots:
+    if len(beside) + 1 > runner.slots:
         return False
-    if not beside:
-        return True
-    disk = job.disk + max(b.disk for b in beside)
-    ram = job.ram + max(b.ram for b in beside)
-    vram = job.vram + max(b.vram for b in beside)
-    return (disk <= runner.disk_bytes and ram <= runner.ram_bytes
-            and vram <= runner.gpu_bytes * max(runner.gpus, 0))
+    together = replace(job, disk=job.disk + max((b.disk for b in beside), default=0),
+                       ram=job.ram + max((b.ram for b in beside), default=0),
+                       vram=job.vram + max((b.vram for b in beside), default=0))
+    return not shortfalls(together, runner)
 
 
 @dataclass(frozen=True)

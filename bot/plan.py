@@ -40,6 +40,11 @@ from runners.source import is_repo_id
 _SHA = re.compile(r"[0-9a-f]{40}")
 
 
+def is_commit_sha(text: str) -> bool:
+    """A full 40-character lowercase git commit SHA (what every job pins its download to)."""
+    return bool(_SHA.fullmatch(text))
+
+
 @dataclass(frozen=True)
 class Job:
     """One method of a plan on the runner label it needs."""
@@ -67,7 +72,7 @@ class Plan:
             if name not in self.request.specs or label not in METHODS[name].labels:
                 raise QuantbotError(f"the plan puts {name} on a {label!r} runner",
                                     "pass the plan.json written by `quantbot command plan`")
-        if self.revision is not None and not _SHA.fullmatch(self.revision):
+        if self.revision is not None and not is_commit_sha(self.revision):
             raise QuantbotError(f"bad revision {self.revision!r}",
                                 "pin the source to a full 40-character commit sha")
 

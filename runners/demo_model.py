@@ -14,15 +14,12 @@ import hashlib
 import json
 import logging
 import math
-import shutil
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from filelock import FileLock
 from tqdm import tqdm
 
-from runners.paths import cache_dir
+from runners.paths import build_once, cache_dir
 from runners.texts import text_set
 
 log = logging.getLogger(__name__)
@@ -168,29 +165,20 @@ def build_demo_model(recipe: DemoRecipe | None = None, root: Path | None = None)
     recipe = recipe or DemoRecipe()
     root = root or cache_dir() / "models"
     dest = root / f"pydocs-llama-mini-{recipe.key()}"
-    if (dest / "config.json").is_file():
-        return dest
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / f".{dest.name}.lock")):
-        if (dest / "config.json").is_file():
-            return dest
-        tmp = root / f".{dest.name}.{uuid.uuid4().hex[:8]}.partial"
-        tmp.mkdir()
-        try:
-            torch.set_num_threads(max(1, torch.get_num_threads()))
-            log.info("making the demo model (once; cached in %s)", dest)
-            text = text_set("train").text
-            _train_tokenizer(recipe, text, tmp)
-            tokens = _token_stream(tmp / "tokenizer.model", text)
-            loss = _train_model(recipe, tokens, tmp)
-            _save_tokenizer_config(tmp)
-            (tmp / "README.md").write_text(CARD.format(
-                vocab=recipe.vocab_size, layers=recipe.num_hidden_layers,
-                hidden=recipe.hidden_size, steps=recipe.steps))
-            (tmp / "quantbot-recipe.json").write_text(json.dumps(
-                {**asdict(recipe), "final_train_loss": round(loss, 4),
-                 "train_tokens": len(tokens)}, indent=2))
-            tmp.rename(dest)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+
+    def make(tmp: Path) -> None:
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        log.info("making the demo model (once; cached in %s)", dest)
+        text = text_set("train").text
+        _train_tokenizer(recipe, text, tmp)
+        tokens = _token_stream(tmp / "tokenizer.model", text)
+        loss = _train_model(recipe, tokens, tmp)
+        _save_tokenizer_config(tmp)
+        (tmp / "README.md").write_text(CARD.format(
+            vocab=recipe.vocab_size, layers=recipe.num_hidden_layers,
+            hidden=recipe.hidden_size, steps=recipe.steps))
+        (tmp / "quantbot-recipe.json").write_text(json.dumps(
+            {**asdict(recipe), "final_train_loss": round(loss, 4),
+             "train_tokens": len(tokens)}, indent=2))
+
+    return build_once(dest, make, ready=lambda d: (d / "config.json").is_file())

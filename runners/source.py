@@ -11,8 +11,9 @@ import json
 import logging
 import re
 import struct
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 from runners.errors import QuantbotError
@@ -32,6 +33,13 @@ _DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.txt", "*.
                       "*.tiktoken", "LICENSE*"]
 _PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth"]
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def pickle_only(files: Iterable[str]) -> bool:
+    """A repository's file names hold pickle weights and no safetensors (pure)."""
+    names = list(files)
+    return not any(f.endswith(".safetensors") for f in names) and any(
+        fnmatch(f, pat) for f in names for pat in _PICKLE_PATTERNS)
 
 
 @dataclass(frozen=True)
@@ -228,7 +236,6 @@ def _download(repo_id: str, revision: str | None, allow_pickle: bool) -> Path:
     Each safetensors file is checked (size against the Hub's listing, header) before use; a bad
     one is downloaded again once.
     """
-    from fnmatch import fnmatch
 
     import httpx2
     from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
@@ -243,8 +250,7 @@ def _download(repo_id: str, revision: str | None, allow_pickle: bool) -> Path:
         else:
             api = HfApi()
             files = [s.rfilename for s in api.model_info(repo_id, revision=revision).siblings or []]
-            if not any(f.endswith(".safetensors") for f in files) and not allow_pickle and any(
-                    fnmatch(f, pat) for f in files for pat in _PICKLE_PATTERNS):
+            if not allow_pickle and pickle_only(files):
                 raise _pickle_refusal(repo_id)
             path = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
             commit = path.name  # the snapshot folder is named by the commit every file came from

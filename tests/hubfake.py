@@ -529,6 +529,15 @@ def point_hub_at(monkeypatch: Any, endpoint: str) -> None:
     monkeypatch.setenv("HF_ENDPOINT", endpoint)
 
 
+def isolate_hub_client(monkeypatch: Any, cache: Path) -> None:
+    """huggingface_hub online, anonymous (no HF_TOKEN), without telemetry or Xet, downloading
+    into ``cache``."""
+    for name, value in (("HF_HUB_DISABLE_TELEMETRY", True), ("HF_HUB_DISABLE_XET", True),
+                        ("HF_HUB_OFFLINE", False), ("HF_HUB_CACHE", str(cache))):
+        monkeypatch.setattr(huggingface_hub.constants, name, value)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+
+
 @pytest.fixture(scope="session")
 def hub_http() -> Iterator[HTTPServer]:
     """The fake Hub's own server (pytest-httpserver's default one is the fake GitHub's)."""
@@ -542,11 +551,7 @@ def model_hub(hub_http: HTTPServer, monkeypatch: pytest.MonkeyPatch, tmp_path: P
     telemetry or Xet, with a download cache of the test's own. Import ``hub_http`` beside it."""
     fake = fresh(FakeHub, hub_http)
     point_hub_at(monkeypatch, fake.base)
-    for name, value in (("HF_HUB_DISABLE_TELEMETRY", True), ("HF_HUB_DISABLE_XET", True),
-                        ("HF_HUB_OFFLINE", False),
-                        ("HF_HUB_CACHE", str(tmp_path / "hf-cache"))):
-        monkeypatch.setattr(huggingface_hub.constants, name, value)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
+    isolate_hub_client(monkeypatch, tmp_path / "hf-cache")
     return fake
 
 

@@ -27,9 +27,9 @@ import huggingface_hub.file_download
 import pytest
 from fakeserver import fresh, serving
 from gguf import GGUFReader
-from hubfake import FakeHub, git_blob_id
+from hubfake import FakeHub, git_blob_id, point_hub_at
 from pytest_httpserver import HTTPServer
-from test_hostile_network import error_line, point_hub_at, run
+from test_hostile_network import error_line, run
 from werkzeug import Request, Response
 
 from bot.cli import disk_full

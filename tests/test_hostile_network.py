@@ -24,7 +24,14 @@ import urllib3.util.retry
 from click.testing import CliRunner, Result
 from fakeserver import fresh, serving
 from githubfake import FakeGitHub, comment_event, github, read_outputs, write_event  # noqa: F401
-from hubfake import FakeHub, FastClock, fast_hf_clock, model_files
+from hubfake import (
+    FakeHub,
+    FastClock,
+    fast_hf_clock,
+    isolate_hub_client,
+    model_files,
+    point_hub_at,
+)
 from pytest_httpserver import HTTPServer
 
 from bot.cli import ActionsSafeFormatter, main
@@ -42,14 +49,6 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def point_hub_at(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
-    """huggingface_hub reads its endpoint at import; the CLI and the publisher read HF_ENDPOINT."""
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)
-    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                        endpoint + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setenv("HF_ENDPOINT", endpoint)
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +71,7 @@ def fast(monkeypatch: pytest.MonkeyPatch) -> FastClock:
 
 @pytest.fixture
 def hf_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.delenv("HF_TOKEN", raising=False)
+    isolate_hub_client(monkeypatch, tmp_path / "hf-cache")
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
 
 

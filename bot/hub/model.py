@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,14 @@ from huggingface_hub.hf_api import ModelInfo
 from bot.config import HubConfig
 from bot.hub.retry import with_retries
 from bot.hub.watcher import listed_model
-from bot.plan import ModelFacts
+from bot.plan import ModelFacts, is_commit_sha
 from runners.errors import QuantbotError
+from runners.source import pickle_only
 
 log = logging.getLogger(__name__)
 
-_SHA = re.compile(r"[0-9a-f]{40}")
 #: A config.json past this is not read: real ones are a few kB, and the text is a stranger's.
 MAX_CONFIG_BYTES = 4 * 10**6
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
 
 
 class ModelUnavailable(QuantbotError):
@@ -95,7 +93,7 @@ def read_model(api: HfApi, repo_id: str, hub: HubConfig) -> ModelFacts:
     info = with_retries(lambda: _info(api, repo_id), action=f"read the model info of {repo_id}",
                         retries=hub.retries, wait_s=hub.retry_wait_s)
     revision = info.sha
-    if not isinstance(revision, str) or not _SHA.fullmatch(revision):
+    if not isinstance(revision, str) or not is_commit_sha(revision):
         raise QuantbotError(f"the Hub named no commit for {repo_id} (sha {str(revision)[:60]!r})",
                             "comment the command again later; nothing was run")
     try:
@@ -108,7 +106,6 @@ def read_model(api: HfApi, repo_id: str, hub: HubConfig) -> ModelFacts:
     weight_bytes = listed.source_bytes
     if weight_bytes is None and weights and all(isinstance(s, int) for s in weights):
         weight_bytes = sum(s for s in weights if s is not None)
-    pickle_only = not weights and any(name.endswith(_PICKLE_SUFFIXES) for name in siblings)
     config = {}
     if "config.json" in siblings:
         config = with_retries(lambda: _config(api, repo_id, revision, siblings["config.json"]),
@@ -117,4 +114,4 @@ def read_model(api: HfApi, repo_id: str, hub: HubConfig) -> ModelFacts:
     log.info("%s at %s: %s parameters, %s weight bytes", repo_id, revision[:12], listed.params,
              weight_bytes)
     return ModelFacts(listed=listed, revision=revision, config=config, weight_bytes=weight_bytes,
-                      pickle_only=pickle_only)
+                      pickle_only=pickle_only(siblings))

@@ -137,37 +137,38 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
         progress.done(f"converted to {outtype}")
         ctx = min(settings.ctx, source.info.context_length or settings.ctx)
         eval_tc = _measuring_toolchain(tc, settings)
-        if eval_tc.backend == "cuda":
-            quantize_threads, eval_threads = plan_lanes(settings.threads or os.cpu_count() or 1,
-                                                        "cuda")
+        on_gpu = eval_tc.backend == "cuda"
+        if on_gpu:
+            quantize_threads, threads = plan_lanes(settings.threads or os.cpu_count() or 1,
+                                                   "cuda")
+            imatrix_threads = threads
             log.info("gguf: %d types quantized on the CPU (%d threads), measured on the GPU "
                      "meanwhile", len(opts.types), quantize_threads)
-            imatrix_file, calibration = _imatrix(eval_tc, base, work, ctx, opts, eval_threads,
-                                                 log_file, progress)
-            eval_text = text_set("evaluation")
-            eval_file = eval_text.write(work / "evaluation.txt")
+        else:
+            jobs, threads = plan_workers(len(opts.types) + 1, base.stat().st_size)
+            jobs, threads = settings.jobs or jobs, settings.threads or threads
+            imatrix_threads = jobs * threads
+            log.info("gguf: %d types on %d workers x %d threads", len(opts.types), jobs, threads)
+        imatrix_file, calibration = _imatrix(eval_tc, base, work, ctx, opts, imatrix_threads,
+                                             log_file, progress)
+        eval_text = text_set("evaluation")
+        eval_file = eval_text.write(work / "evaluation.txt")
+        if on_gpu:
             lanes = run_overlapped(
                 opts.types,
                 quantize=lambda qtype: _quantized(tc, source, base, qtype, repo_dir,
                                                   imatrix_file, quantize_threads, opts, log_file,
                                                   progress),
                 measure=lambda qtype, parts, base_run, _lane: _measured(
-                    eval_tc, tc, qtype, parts, base_run[3], imatrix_file, eval_threads, opts,
+                    eval_tc, tc, qtype, parts, base_run[3], imatrix_file, threads, opts,
                     log_file, progress),
                 baseline=lambda: _baseline(eval_tc, base, eval_file, work, ctx, settings.chunks,
-                                           eval_threads, log_file, progress))
+                                           threads, log_file, progress))
             baseline, chunks, n_ctx, _ = lanes.baseline
             variants = [lanes.results[t] for t in opts.types]
             log.info("gguf: stage %.0f s, of which %.0f s of measurement hidden behind "
                      "quantization", lanes.wall_seconds, lanes.hidden_seconds())
         else:
-            jobs, threads = plan_workers(len(opts.types) + 1, base.stat().st_size)
-            jobs, threads = settings.jobs or jobs, settings.threads or threads
-            log.info("gguf: %d types on %d workers x %d threads", len(opts.types), jobs, threads)
-            imatrix_file, calibration = _imatrix(tc, base, work, ctx, opts, jobs * threads,
-                                                 log_file, progress)
-            eval_text = text_set("evaluation")
-            eval_file = eval_text.write(work / "evaluation.txt")
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 base_future = pool.submit(_baseline, tc, base, eval_file, work, ctx,
                                           settings.chunks, threads, log_file, progress)

@@ -246,6 +246,26 @@ def patches_for(method: str, gptqmodel_version: str, tool_defaults: bool = False
 _MISSING = object()
 
 
+class AttributeSwaps:
+    """Attributes replaced for a while and put back as they were (removed if they were not set
+    on that owner itself), in reverse order."""
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def put(self, owner: Any, attr: str, value: Any) -> None:
+        self._saved.append((owner, attr, vars(owner).get(attr, _MISSING)))
+        setattr(owner, attr, value)
+
+    def restore(self) -> None:
+        for owner, attr, value in reversed(self._saved):
+            if value is _MISSING:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, value)
+        self._saved.clear()
+
+
 @contextlib.contextmanager
 def patched(names: Iterable[str]) -> Iterator[tuple[str, ...]]:
     """``AWQProcessor`` with the named :data:`PATCHES` in place (and, for ``restore-gpu``,
@@ -257,23 +277,14 @@ def patched(names: Iterable[str]) -> Iterator[tuple[str, ...]]:
     import torch
     from gptqmodel.looper.awq_processor import AWQProcessor
 
-    saved: list[tuple[Any, str, Any]] = []
-
-    def put(owner: Any, attr: str, value: Any) -> None:
-        saved.append((owner, attr, vars(owner).get(attr, _MISSING)))
-        setattr(owner, attr, value)
-
+    swaps = AttributeSwaps()
     try:
         for name in names:
             method, make = PATCHES[name]
-            put(AWQProcessor, method, make(getattr(AWQProcessor, method)))
+            swaps.put(AWQProcessor, method, make(getattr(AWQProcessor, method)))
         if "restore-gpu" in names:
-            put(torch.Tensor, "cpu", _cpu_unless_kept(torch.Tensor.cpu))
+            swaps.put(torch.Tensor, "cpu", _cpu_unless_kept(torch.Tensor.cpu))
         log.info("GPTQModel AWQ patches: %s", ", ".join(names))
         yield names
     finally:
-        for owner, attr, value in reversed(saved):
-            if value is _MISSING:
-                delattr(owner, attr)
-            else:
-                setattr(owner, attr, value)
+        swaps.restore()

@@ -17,15 +17,11 @@ import copy
 import hashlib
 import json
 import logging
-import shutil
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
-from runners.paths import cache_dir
+from runners.paths import build_once, cache_dir
 from runners.standins.zoo import StandIn
 
 log = logging.getLogger(__name__)
@@ -82,24 +78,6 @@ def standin_key(standin: StandIn, models_dir: Path) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _locked_build(dest: Path, make: Any) -> Path:
-    """Run ``make(tmp)`` once under a file lock and move its result to ``dest`` atomically."""
-    if dest.is_dir():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(dest.parent / f".{dest.name}.lock")):
-        if dest.is_dir():
-            return dest
-        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.partial"
-        tmp.mkdir()
-        try:
-            make(tmp)
-            tmp.rename(dest)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
 def shared_tokenizer(vocab: str, root: Path | None = None, models_dir: Path | None = None) -> Path:
     """The fast tokenizer of ``ggml-vocab-<vocab>.gguf``, converted once and cached.
 
@@ -120,7 +98,7 @@ def shared_tokenizer(vocab: str, root: Path | None = None, models_dir: Path | No
         tok = PreTrainedTokenizerFast.from_pretrained(str(models_dir), gguf_file=gguf_file.name)
         tok.save_pretrained(tmp)
 
-    return _locked_build(dest, make)
+    return build_once(dest, make)
 
 
 def _tokenizer(standin: StandIn, models_dir: Path, root: Path) -> Any:
@@ -229,4 +207,4 @@ def build_standin(standin: StandIn, root: Path | None = None) -> Path:
             {**asdict(standin), "n_params": n_params, "vocab_size": len(tok), **_versions()},
             indent=2, default=str))
 
-    return _locked_build(dest, make)
+    return build_once(dest, make)
