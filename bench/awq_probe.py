@@ -18,7 +18,8 @@ thing:
   so the per-channel means, the in-place scaling and the clip search's inputs stay there
   instead of running on the CPU), ``clip-bmm`` (the clip search computes the same per-group
   products with batched matrix multiplies instead of materialising
-  ``[rows x tokens x in_features]`` element-wise products).
+  ``[rows x tokens x in_features]`` element-wise products), ``pack-vectorized`` (the AWQ
+  layer's integer weights in row blocks instead of one input column at a time; bit-identical).
 
 Everything runs in this one process, one variant after another (the bf16 baseline first, so
 CUDA and cuBLAS are warm for all); each variant prints and records:
@@ -104,6 +105,9 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
                  "the model fits in RAM, all runners.gptq.awq_speed patches"),
     Variant("awq-unpatched", patches=(),
             note="quantbot's AWQ settings without the patches (GPTQModel's AWQ code)"),
+    Variant("awq-loop-pack", patches=("clip-bmm", "feat-gpu", "restore-gpu"),
+            expect="bit-identical",
+            note="every patch but pack-vectorized: GPTQModel's per-column AWQ packer"),
     Variant("awq-restore-gpu", patches=("restore-gpu",), expect="bit-identical",
             note="only restore-gpu: the scale search's float32 weight copy stays on the GPU"),
     Variant("awq-clip-bmm", patches=("clip-bmm",), expect="equivalent (float rounding order only)",
@@ -138,7 +142,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
                  "no patches (slow: minutes at 1B)"),
 )}
 #: In priority order: when --budget-s runs out, the last ones are skipped.
-DEFAULT_VARIANTS = ("gptq", "awq", "awq-unpatched", "awq-clip-bmm", "awq-restore-gpu",
+DEFAULT_VARIANTS = ("gptq", "awq", "awq-loop-pack", "awq-unpatched", "awq-clip-bmm",
+                    "awq-restore-gpu",
                     "awq-feat-gpu", "awq-offload-on", "gptq-offload-on", "awq-noclip")
 
 

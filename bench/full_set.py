@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +178,9 @@ def toolchains(rec: Recorder) -> tuple[Any, Any]:
 
 
 def by_hand(rec: Recorder, tc: Any, model: Path, f16: Path, outtype: str, types: list[str],
-            work: Path, threads: int) -> dict[str, Any]:
-    """convert + llama-quantize per type, serial, every core, nothing else."""
+            work: Path, threads: int, keep: str | None = None) -> dict[str, Any]:
+    """convert + llama-quantize per type, serial, every core, nothing else; every file but
+    ``keep``'s is deleted once written (untimed)."""
     from runners.gguf import llama_tools
 
     log_file = work / "by-hand.log"
@@ -198,7 +199,8 @@ def by_hand(rec: Recorder, tc: Any, model: Path, f16: Path, outtype: str, types:
         llama_tools.quantize(tc, f16, out, qtype, threads, None, log_file)
         times[qtype] = round(time.perf_counter() - s, 2)
         sizes[qtype] = out.stat().st_size
-        out.unlink()  # the disk holds no 12 files beside source and f16 (timing excludes this)
+        if qtype != keep:
+            out.unlink()  # the disk holds no 12 files beside source and f16 (untimed)
         rec.event(by_hand=qtype, seconds=times[qtype], bytes=sizes[qtype])
     quant_s = time.perf_counter() - q0
     rec.add("by hand: 12 x llama-quantize", quant_s, f"{threads} threads each, serial",
@@ -219,10 +221,60 @@ def preflight(rec: Recorder, eval_tc: Any, f16: Path, work: Path) -> None:
               backend=eval_tc.backend)
 
 
+#: The type whose by-hand file the CPU-only sample measures (the card's usual recommendation).
+CPU_SAMPLE_TYPE = "Q4_K_M"
+
+
+def cpu_only(rec: Recorder, tc: Any, f16: Path, quantized: Path, work: Path, cores: int,
+             ctx: int, chunks: int, check_tokens: int) -> dict[str, Any]:
+    """The CPU-only runner's measuring steps on this machine's cores, the GPU hidden
+    (``CUDA_VISIBLE_DEVICES=""``: the CUDA build's tools then run on the CPU, the code a CPU build
+    runs): the unquantized perplexity that writes the reference logits and one file's KLD, on
+    ``chunks`` windows with every core, and that file's load check (one thread, as on a CPU
+    runner). A whole CPU-only set at the full window count is derived from these rates and this
+    run's by-hand quantization times, and labelled so."""
+    from runners.gguf import llama_tools
+    from runners.gguf.check import check_gguf
+    from runners.texts import text_set
+
+    cpu_tc = replace(tc, backend="cpu")
+    text = text_set("evaluation").write(work / "evaluation.txt")
+    logits = work / "cpu-reference.kld"
+    log_file = work / "cpu-only.log"
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    try:
+        rec.monitor.mark()
+        base = llama_tools.perplexity_base(cpu_tc, f16, text, logits, ctx, chunks, cores,
+                                           log_file)
+        rec.add(f"CPU only: bf16 perplexity + reference logits, {chunks} windows", base.seconds,
+                f"{cores} threads, GPU hidden")
+        kld = llama_tools.perplexity_kld(cpu_tc, quantized, logits, cores, log_file)
+        rec.add(f"CPU only: {CPU_SAMPLE_TYPE} PPL/KLD, {chunks} windows", kld.seconds,
+                f"{cores} threads, GPU hidden")
+        start = time.perf_counter()
+        check_gguf(cpu_tc, quantized, tokens=check_tokens)
+        check_s = time.perf_counter() - start
+        rec.add(f"CPU only: {CPU_SAMPLE_TYPE} load check", check_s, "one thread, GPU hidden")
+    finally:
+        if hidden is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = hidden
+        logits.unlink(missing_ok=True)
+    n_chunks, _ = llama_tools.parse_chunks(base.output)
+    return {"chunks": n_chunks, "threads": cores, "type": CPU_SAMPLE_TYPE,
+            "base_s": round(base.seconds, 2), "kld_s": round(kld.seconds, 2),
+            "check_s": round(check_s, 2),
+            "base_s_per_chunk": round(base.seconds / n_chunks, 3),
+            "kld_s_per_chunk": round(kld.seconds / n_chunks, 3)}
+
+
 def gguf_overlapped(rec: Recorder, tc: Any, eval_tc: Any, f16: Path, types: list[str],
                     work: Path, cores: int, ctx: int, chunks: int,
                     check_tokens: int) -> dict[str, Any]:
     """The GGUF stage as quantbot runs it on a GPU machine (runners.gguf.overlap)."""
+    from runners.errors import QuantbotError
     from runners.gguf import llama_tools
     from runners.gguf.check import check_gguf
     from runners.gguf.overlap import measure_baseline, measure_kld, plan_lanes, run_overlapped
@@ -241,14 +293,27 @@ def gguf_overlapped(rec: Recorder, tc: Any, eval_tc: Any, f16: Path, types: list
                           "quantize_peak_rss": run.peak_rss_bytes}
         return out
 
+    check_tc = [eval_tc]  # the pipeline's choice: the measuring build (all layers on the GPU)
+
+    def checked(path: Path) -> str:
+        try:
+            return check_gguf(check_tc[0], path, tokens=check_tokens)
+        except QuantbotError as exc:
+            if check_tc[0].backend != "cuda":
+                raise
+            rec.event(check_fallback=str(exc)[:1500])  # the bench goes on with the CPU check
+            check_tc[0] = replace(eval_tc, backend="cpu")
+            return check_gguf(check_tc[0], path, tokens=check_tokens)
+
     def measure(qtype: str, path: Path, base: Any, lane: int) -> dict[str, Any]:
         m = measure_kld(eval_tc, path, base.logits, ethreads, log_file)
         s = time.perf_counter()
-        text_out = check_gguf(tc, path, tokens=check_tokens)
+        text_out = checked(path)
         check_s = time.perf_counter() - s
         path.unlink()  # measured and checked; the disk cannot hold all 12
         d = {**details[qtype], "measure_s": m.seconds, "check_s": round(check_s, 2),
-             "backend": m.backend, "measure_peak_rss": m.peak_rss_bytes,
+             "backend": m.backend, "checked_on": check_tc[0].backend,
+             "measure_peak_rss": m.peak_rss_bytes,
              "ppl": m.quality.ppl, "kld_mean": m.quality.kld_mean, "kld_p99": m.quality.kld_p99,
              "same_top_p": m.quality.same_top_p, "check_text": text_out}
         rec.event(gguf=qtype, **{k: v for k, v in d.items() if k != "check_text"})
@@ -337,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--chunks", type=int, default=32)
     ap.add_argument("--check-tokens", type=int, default=16)
+    ap.add_argument("--cpu-chunks", type=int, default=4,
+                    help="windows of the CPU-only sample after the by-hand sequence (0: none)")
     args = ap.parse_args(argv)
 
     import torch
@@ -364,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def build() -> None:
         try:
-            tc_box["tc"] = toolchains(rec)
+            tc_box["tc"] = toolchains(rec) if "gguf" in methods else (None, None)
         except BaseException as exc:
             tc_box["error"] = exc
 
@@ -389,24 +456,14 @@ def main(argv: list[str] | None = None) -> int:
         raise tc_box["error"]
     tc, eval_tc = tc_box["tc"]
     rec.add("setup: toolchain + stand-in", time.perf_counter() - t0,
-            f"toolchain {tc.backend} at {tc.bin_dir}")
+            f"toolchain {tc.backend} at {tc.bin_dir}" if tc else "no GGUF: no toolchain")
     outtype = "bf16"  # quantbot converts a bf16 source to bf16 (runners/gguf/pipeline.py)
     f16 = work / f"standin.{outtype.upper()}.gguf"
-    convert_s = 0.0
-    if "gguf" in methods:
-        # The measured set's own conversion, then a preflight of the measuring build on it
-        # (untimed: a tool that fails on this model stops the run in seconds).
-        from runners.gguf import llama_tools
 
-        f16.unlink(missing_ok=True)
-        s = time.perf_counter()
-        llama_tools.convert(tc, model, f16, outtype, work / "gguf.log")
-        convert_s = time.perf_counter() - s
-        rec.add("measured: convert", convert_s, f"--outtype {outtype}")
-        preflight(rec, eval_tc, f16, work)
-
-    # The measured set: GGUF on CPU + GPU lanes, GPTQ/AWQ on the GPU at the same time. It runs
-    # before the by-hand sequence so that a short lease yields the set's numbers first.
+    # The measured set: GPTQ/AWQ on the GPU from the start (as their job starts beside the GGUF
+    # job on one runner), GGUF: convert, a preflight of the measuring build (two windows; a
+    # tool that fails on this model stops the run in seconds), then the CPU + GPU lanes. It
+    # runs before the by-hand sequence so that a short lease yields the set's numbers first.
     gpu_results: dict[str, Any] = {}
     hf_methods = [m for m in methods if m in ("gptq", "awq")]
     rec.monitor.mark()
@@ -417,24 +474,39 @@ def main(argv: list[str] | None = None) -> int:
         gpu_thread = threading.Thread(target=gpu_methods,
                                       args=(rec, model, hf_methods, work, gpu_results))
         gpu_thread.start()
+    convert_s = gguf_s = 0.0
     if "gguf" in methods:
+        from runners.gguf import llama_tools
+
+        f16.unlink(missing_ok=True)
+        s = time.perf_counter()
+        llama_tools.convert(tc, model, f16, outtype, work / "gguf.log")
+        convert_s = time.perf_counter() - s
+        rec.add("measured: convert", convert_s, f"--outtype {outtype}")
+        preflight(rec, eval_tc, f16, work)
         summary["gguf"] = gguf_overlapped(rec, tc, eval_tc, f16, types, work, cores, args.ctx,
                                           args.chunks, args.check_tokens)
+        gguf_s = time.perf_counter() - set_start
     if gpu_thread:
         gpu_thread.join()
     set_wall = time.perf_counter() - set_start
     rec.monitor.mark()
     set_peaks = rec.monitor.close("set")
     rec.add("measured: whole set (GGUF stage | GPTQ+AWQ on the GPU)", set_wall,
-            "GGUF and GPU methods at the same time, after the convert", set_peaks)
+            "GPU methods from the start; GGUF: convert, preflight, CPU + GPU lanes", set_peaks)
     summary["gpu_methods"] = gpu_results
     (args.out / "full_set.json").write_text(json.dumps(summary, indent=1, default=str))
 
     hand = None
     if "gguf" in methods and not args.skip_by_hand:
         f16.unlink(missing_ok=True)
-        hand = by_hand(rec, tc, model, f16, outtype, types, work, cores)
+        keep = CPU_SAMPLE_TYPE if CPU_SAMPLE_TYPE in types and args.cpu_chunks else None
+        hand = by_hand(rec, tc, model, f16, outtype, types, work, cores, keep=keep)
         summary["by_hand"] = hand
+        (args.out / "full_set.json").write_text(json.dumps(summary, indent=1, default=str))
+        if keep:
+            summary["cpu_only"] = cpu_only(rec, tc, f16, work / f"hand.{keep}.gguf", work,
+                                           cores, args.ctx, args.cpu_chunks, args.check_tokens)
     summary["stages"] = [asdict(s) for s in rec.stages]
     summary["peaks"] = monitor.peak
     monitor.stop()
@@ -443,8 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     if hand and "gguf" in summary:
         bare = hand["convert"] + hand["quantize"]
         g = summary["gguf"]
-        gguf_stage = convert_s + g["wall"]
-        whole = convert_s + set_wall
+        gguf_stage = gguf_s
+        whole = set_wall
         summary["ratios"] = {
             "bare_by_hand_s": round(bare, 1),
             "gguf_stage_s": round(gguf_stage, 1),
@@ -454,10 +526,19 @@ def main(argv: list[str] | None = None) -> int:
             "gguf_one_worker_s_derived": round(convert_s + g["serial_derived"], 1),
             "gguf_stage_vs_one_worker_derived": round(
                 gguf_stage / (convert_s + g["serial_derived"]), 3),
-            "note": "each side ran its own convert (the set first, then by hand)"
-                    "; the one-worker figure is the sum of the overlapped run's step times "
-                    "(quantize + measure + check), derived, not a separate run",
+            "note": "each side ran its own convert (the set first, then by hand); the GGUF "
+                    "stage includes its convert and preflight; the one-worker figure is the "
+                    "sum of the overlapped run's step times (quantize + measure + check), "
+                    "derived, not a separate run",
         }
+    cpu = summary.get("cpu_only")
+    if cpu and hand:
+        cpu["gguf_set_s_derived"] = round(
+            hand["convert"] + hand["quantize"] + cpu["base_s_per_chunk"] * args.chunks
+            + len(types) * (cpu["kld_s_per_chunk"] * args.chunks + cpu["check_s"]), 1)
+        cpu["note"] = (f"derived: this run's by-hand convert + quantize, then at {args.chunks} "
+                       f"windows the measured per-window rates (every type at {cpu['type']}'s) "
+                       "and checks one after another, all on the CPU")
     (args.out / "full_set.json").write_text(json.dumps(summary, indent=1, default=str))
     print_table(summary)
     return 0
@@ -484,6 +565,9 @@ def print_table(summary: dict[str, Any]) -> None:
         else:
             print(f"{m}: quantize {d['quant_s']} s, pipeline {d['wall_s']} s, "
                   f"{d['bytes'] / GIB:.2f} GiB, KLD {d['kld_mean']}, reload {d['check_kernel']}")
+    cpu = summary.get("cpu_only")
+    if cpu:
+        print("\nCPU only (GPU hidden): " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
     r = summary.get("ratios")
     if r:
         print("\n" + "\n".join(f"{k:36} {v}" for k, v in r.items()))

@@ -126,7 +126,8 @@ def test_restore_gpu_keeps_only_the_weight_copies_on_the_device():
 
 def test_patches_apply_to_awq_on_the_pinned_gptqmodel_only(caplog: pytest.LogCaptureFixture):
     pinned = awq_speed.GPTQMODEL_VERSION
-    assert set(awq_speed.patches_for("awq", pinned)) == {"clip-bmm", "feat-gpu", "restore-gpu"}
+    assert set(awq_speed.patches_for("awq", pinned)) == {"clip-bmm", "feat-gpu", "restore-gpu",
+                                                        "pack-vectorized"}
     assert awq_speed.patches_for("gptq", pinned) == ()
     assert awq_speed.patches_for("awq", pinned, tool_defaults=True) == ()
     with caplog.at_level(logging.WARNING, logger=awq_speed.__name__):
@@ -203,6 +204,46 @@ def test_awq_with_and_without_the_patches_scores_the_same(
     assert stats["unpatched"] == {}
     assert stats["patched"]["clip-bmm: calls"] > 0  # the clip search that ran was ours
     assert stats["patched"]["restore-gpu: calls"] > 0 and stats["patched"]["feat-gpu: calls"] > 0
+    assert stats["patched"]["pack-vectorized: calls"] > 0
     assert tensors["patched"].keys() == tensors["unpatched"].keys()
     assert kld["unpatched"] > 0
     assert abs(kld["patched"] - kld["unpatched"]) <= 0.10 * kld["unpatched"]
+
+
+def _awq_layer(in_features: int, out_features: int, group_size: int, bias: bool):
+    from gptqmodel.nn_modules.qlinear.torch_awq import AwqTorchLinear
+
+    return AwqTorchLinear(bits=4, group_size=group_size, sym=False, desc_act=False,
+                          in_features=in_features, out_features=out_features, bias=bias)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize("in_f,out_f,gs,bias", [(384, 256, 128, False), (512, 96, 64, True),
+                                                (4608, 64, 128, False)])
+def test_pack_vectorized_writes_gptqmodels_exact_tensors(in_f: int, out_f: int, gs: int,
+                                                         bias: bool, dtype: str):
+    """The vectorized packer gives the bit-identical ``qweight``, ``qzeros``, ``scales`` and
+    ``bias`` of GPTQModel's column loop, for AWQ's real scale/zero inputs (float scales, integer
+    zeros, weights inside the grid) and across more than one :data:`PACK_ROWS` block."""
+    import torch
+    from gptqmodel.nn_modules.qlinear.torch_awq import AwqTorchLinear
+
+    gen = torch.Generator().manual_seed(in_f + out_f + gs)
+    groups = in_f // gs
+    scales = (torch.rand(out_f, groups, generator=gen) * 0.02 + 1e-3).to(getattr(torch, dtype))
+    zeros = torch.randint(0, 16, (out_f, groups), generator=gen).to(scales.dtype)
+    codes = torch.randint(0, 16, (out_f, in_f), generator=gen).to(scales.dtype)
+    expand = torch.arange(in_f) // gs
+    weight = (codes - zeros[:, expand]) * scales[:, expand]
+    weight += torch.randn(out_f, in_f, generator=gen).to(scales.dtype) * scales[:, expand] * 0.3
+    linear = torch.nn.Linear(in_f, out_f, bias=bias, dtype=scales.dtype)
+    linear.weight.data.copy_(weight)
+    before = awq_speed.STATS["pack-vectorized: calls"]
+    ours, theirs = _awq_layer(in_f, out_f, gs, bias), _awq_layer(in_f, out_f, gs, bias)
+    AwqTorchLinear.pack(theirs, linear, scales, zeros)
+    awq_speed._pack_vectorized(AwqTorchLinear.pack)(ours, linear, scales, zeros)
+    assert awq_speed.STATS["pack-vectorized: calls"] == before + 1
+    for name in ("qweight", "qzeros", "scales", *(("bias",) if bias else ())):
+        assert getattr(ours, name).dtype == getattr(theirs, name).dtype, name
+        assert torch.equal(getattr(ours, name), getattr(theirs, name)), name
+    assert (ours.bias is None) == (not bias)

@@ -139,6 +139,6 @@ def test_the_pipeline_overlaps_quantizing_and_measuring_when_a_gpu_measures(
         "baseline", "measure Q4_K_M", "measure Q8_0"}
     run = load_run(tmp_path / "hub" / "quantbot" / "tiny-llama-GGUF")
     assert [v.name for v in run.variants] == ["Q4_K_M", "Q8_0"]
-    assert all(v.params["measured_on"] == "cuda" and v.quality.kld_mean is not None
-               and v.check_output for v in run.variants)
+    assert all(v.params["measured_on"] == "cuda" and v.params["checked_on"] == "cuda"
+               and v.quality.kld_mean is not None and v.check_output for v in run.variants)
     assert run.evaluation.evaluator == "llama.cpp llama-perplexity (CUDA build)"

@@ -160,7 +160,7 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                                                   imatrix_file, quantize_threads, opts, log_file,
                                                   progress),
                 measure=lambda qtype, parts, base_run, _lane: _measured(
-                    eval_tc, tc, qtype, parts, base_run[3], imatrix_file, threads, opts,
+                    eval_tc, qtype, parts, base_run[3], imatrix_file, threads, opts,
                     log_file, progress),
                 baseline=lambda: _baseline(eval_tc, base, eval_file, work, ctx, settings.chunks,
                                            threads, log_file, progress))
@@ -321,7 +321,7 @@ def _one_type(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_d
     parts = _quantized(tc, source, base, qtype, repo_dir, imatrix_file, threads, opts, log_file,
                        progress)
     logits = base_future.result()[3]  # this run's reference, never another window's
-    return _measured(tc, tc, qtype, parts, logits, imatrix_file, threads, opts, log_file,
+    return _measured(tc, qtype, parts, logits, imatrix_file, threads, opts, log_file,
                      progress)
 
 
@@ -334,15 +334,15 @@ def _quantized(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_
     return parts
 
 
-def _measured(eval_tc: Toolchain, tc: Toolchain, qtype: str, parts: list[Path], logits: Path,
+def _measured(eval_tc: Toolchain, qtype: str, parts: list[Path], logits: Path,
               imatrix_file: Path | None, threads: int, opts: _Job, log_file: Path,
               progress: _Progress) -> Variant:
     """Perplexity/KLD with ``eval_tc`` (CPU or CUDA build), then the load-and-generate check in
-    llama-cpp-python (its CPU library, as most users run it)."""
+    llama-cpp-python with the same build (on the GPU for the CUDA one: see runners.gguf.check)."""
     run = llama_tools.perplexity_kld(eval_tc, parts[0], logits, threads, log_file)
     quality = llama_tools.parse_kld(run.output)
     progress.done(f"{qtype} measured")
-    text = check_gguf(tc, parts[0], tokens=opts.settings.check_tokens)
+    text = check_gguf(eval_tc, parts[0], tokens=opts.settings.check_tokens)
     progress.done(f"{qtype} checked")
     summary = summarize(parts)
     ram, ram_ctx = summary.ram_estimate()
@@ -351,7 +351,8 @@ def _measured(eval_tc: Toolchain, tc: Toolchain, qtype: str, parts: list[Path], 
         bits_per_weight=round(summary.bits_per_weight, 3), ram_bytes=ram,
         peak_rss_bytes=run.peak_rss_bytes, quality=quality, check_output=text,
         params={"tensor_types": summary.tensor_types, "ram_ctx": ram_ctx,
-                "imatrix": imatrix_file is not None, "measured_on": eval_tc.backend},
+                "imatrix": imatrix_file is not None, "measured_on": eval_tc.backend,
+                "checked_on": eval_tc.backend},
     )
 
 

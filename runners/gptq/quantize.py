@@ -54,7 +54,7 @@ SIDE_FILES = ("quant_log.csv",)
 #: Measured with these settings on one H100 (bench/full_set.py, the Llama-3.1-8B-shaped
 #: stand-in, 35 x 512 calibration tokens): GPTQ 93.6 s, AWQ 395.6 s, so AWQ was 4.2x GPTQ and
 #: the 2x goal not reached. What remained is fixed inside GPTQModel 7.6 (not settable), so
-#: quantbot patches three AWQProcessor methods for AWQ on exactly GPTQModel 7.6.0
+#: quantbot patches GPTQModel's AWQ code on exactly GPTQModel 7.6.0
 #: (:mod:`runners.gptq.awq_speed`; any other version runs unpatched with a warning):
 #:
 #: - ``clip-bmm``: the clip search materialised [256 x 512 x in_features] products for each of
@@ -64,6 +64,11 @@ SIDE_FILES = ("quant_log.csv",)
 #:   float32 host copy (about 16 GB over PCIe per 8B layer); the copy now stays on the GPU.
 #: - ``feat-gpu``: the captured activations are moved to the layer's GPU once, not used from
 #:   host memory (a no-op on the CPU).
+#: - ``pack-vectorized``: the AWQ layer's packer computed its integer weights one input column
+#:   at a time on the CPU (2,121 thread-seconds for the 8B); now in row blocks, bit-identical.
+#:
+#: With all four, the same H100 run (bench/README.md, third run) gave GPTQ 61.1 s and AWQ
+#: 117.0 s (1.92x), both beside the GGUF quantizer, at the second run's KLD.
 #:
 #: And, on CUDA, ``offload_to_disk=False`` for GPTQ and AWQ when the source's weights fit in
 #: :data:`OFFLOAD_OFF_RAM_FRACTION` of the machine's memory (:func:`offload_fits`). GPTQModel's
@@ -73,15 +78,13 @@ SIDE_FILES = ("quant_log.csv",)
 #: default on a 128 GiB runner and an 8B one (16 GB) does not. The weights are the same either
 #: way (bench/awq_probe.py on the CPU: bit-identical checkpoints for GPTQ and for AWQ).
 #:
-#: Measured on the CPU so far, not yet on a GPU (bench/awq_probe.py, 2 cores, the
-#: pydocs-llama-mini demo model): AWQ 96.7 s unpatched against 33.1 s with offload off and the
-#: three patches, KLD 0.000284 against 0.000281; the clip search is the largest part there
-#: (awq-noclip: 9.8 s). Shared cores make single CPU timings vary by tens of percent (the
-#: no-op feat-gpu alone took 64.1 s). ``QUANTBOT_GPTQMODEL_DEFAULTS=1`` (:data:`DEFAULTS_ENV`)
-#: runs GPTQModel's own settings and code instead, for comparison.
+#: On the CPU (bench/awq_probe.py, 2 cores, the pydocs-llama-mini demo model): AWQ 96.7 s
+#: unpatched against 33.1 s with offload off and the first three patches, KLD 0.000284 against
+#: 0.000281. ``QUANTBOT_GPTQMODEL_DEFAULTS=1`` (:data:`DEFAULTS_ENV`) runs GPTQModel's own
+#: settings and code instead, for comparison.
 CUDA_TOKENS_PER_FORWARD = 16384
 #: Set to 1 to run GPTQModel's own defaults instead (batch as given, chunked AWQ activations,
-#: disk offload, no AWQ patches): what ``bench/full_set.py --awq-probe`` compares against.
+#: disk offload, no AWQ patches): what ``bench/awq_probe.py`` compares against.
 DEFAULTS_ENV = "QUANTBOT_GPTQMODEL_DEFAULTS"
 #: GPTQModel keeps the whole model in CPU RAM with ``offload_to_disk=False``: allowed where the
 #: source's weight files take at most this share of the machine's memory, leaving the rest for
