@@ -203,17 +203,15 @@ def by_hand(rec: Recorder, tc: Any, model: Path, f16: Path, outtype: str, types:
             out.unlink()  # the disk holds no 12 files beside source and f16 (untimed)
         rec.event(by_hand=qtype, seconds=times[qtype], bytes=sizes[qtype])
     quant_s = time.perf_counter() - q0
-    rec.add("by hand: 12 x llama-quantize", quant_s, f"{threads} threads each, serial",
+    rec.add(f"by hand: {len(types)} x llama-quantize", quant_s, f"{threads} threads each, serial",
             per_type=times, sizes=sizes)
     return {"convert": convert_s, "quantize": quant_s, "per_type": times, "sizes": sizes}
 
 
-def preflight(rec: Recorder, eval_tc: Any, f16: Path, work: Path) -> None:
-    """Two windows of perplexity on the converted model with the measuring build (untimed)."""
+def preflight(rec: Recorder, eval_tc: Any, f16: Path, text: Path, work: Path) -> None:
+    """Two windows of perplexity on the converted model with the measuring build."""
     from runners.gguf import llama_tools
-    from runners.texts import text_set
 
-    text = text_set("evaluation").write(work / "evaluation.txt")
     run = llama_tools.perplexity_base(eval_tc, f16, text, work / "preflight.kld", 512, 2, 4,
                                       work / "preflight.log")
     (work / "preflight.kld").unlink(missing_ok=True)
@@ -225,8 +223,8 @@ def preflight(rec: Recorder, eval_tc: Any, f16: Path, work: Path) -> None:
 CPU_SAMPLE_TYPE = "Q4_K_M"
 
 
-def cpu_only(rec: Recorder, tc: Any, f16: Path, quantized: Path, work: Path, cores: int,
-             ctx: int, chunks: int, check_tokens: int) -> dict[str, Any]:
+def cpu_only(rec: Recorder, tc: Any, f16: Path, quantized: Path, text: Path, work: Path,
+             cores: int, ctx: int, chunks: int, check_tokens: int) -> dict[str, Any]:
     """The CPU-only runner's measuring steps on this machine's cores, the GPU hidden
     (``CUDA_VISIBLE_DEVICES=""``: the CUDA build's tools then run on the CPU, the code a CPU build
     runs): the unquantized perplexity that writes the reference logits and one file's KLD, on
@@ -235,10 +233,8 @@ def cpu_only(rec: Recorder, tc: Any, f16: Path, quantized: Path, work: Path, cor
     run's by-hand quantization times, and labelled so."""
     from runners.gguf import llama_tools
     from runners.gguf.check import check_gguf
-    from runners.texts import text_set
 
     cpu_tc = replace(tc, backend="cpu")
-    text = text_set("evaluation").write(work / "evaluation.txt")
     logits = work / "cpu-reference.kld"
     log_file = work / "cpu-only.log"
     hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -271,18 +267,16 @@ def cpu_only(rec: Recorder, tc: Any, f16: Path, quantized: Path, work: Path, cor
 
 
 def gguf_overlapped(rec: Recorder, tc: Any, eval_tc: Any, f16: Path, types: list[str],
-                    work: Path, cores: int, ctx: int, chunks: int,
+                    text: Path, work: Path, cores: int, ctx: int, chunks: int,
                     check_tokens: int) -> dict[str, Any]:
     """The GGUF stage as quantbot runs it on a GPU machine (runners.gguf.overlap)."""
     from runners.errors import QuantbotError
     from runners.gguf import llama_tools
     from runners.gguf.check import check_gguf
-    from runners.gguf.overlap import measure_baseline, measure_kld, plan_lanes, run_overlapped
-    from runners.texts import text_set
+    from runners.gguf.overlap import plan_lanes, run_overlapped
 
     qthreads, ethreads = plan_lanes(cores, eval_tc.backend)
     log_file = work / "gguf.log"
-    text = text_set("evaluation").write(work / "evaluation.txt")
     logits = work / f"reference-c{ctx}-n{chunks}.kld"
     details: dict[str, dict[str, Any]] = {}
 
@@ -306,35 +300,36 @@ def gguf_overlapped(rec: Recorder, tc: Any, eval_tc: Any, f16: Path, types: list
             return check_gguf(check_tc[0], path, tokens=check_tokens)
 
     def measure(qtype: str, path: Path, base: Any, lane: int) -> dict[str, Any]:
-        m = measure_kld(eval_tc, path, base.logits, ethreads, log_file)
+        run = llama_tools.perplexity_kld(eval_tc, path, logits, ethreads, log_file)
+        quality = llama_tools.parse_kld(run.output)
         s = time.perf_counter()
         text_out = checked(path)
         check_s = time.perf_counter() - s
         path.unlink()  # measured and checked; the disk cannot hold all 12
-        d = {**details[qtype], "measure_s": m.seconds, "check_s": round(check_s, 2),
-             "backend": m.backend, "checked_on": check_tc[0].backend,
-             "measure_peak_rss": m.peak_rss_bytes,
-             "ppl": m.quality.ppl, "kld_mean": m.quality.kld_mean, "kld_p99": m.quality.kld_p99,
-             "same_top_p": m.quality.same_top_p, "check_text": text_out}
+        d = {**details[qtype], "measure_s": round(run.seconds, 3), "check_s": round(check_s, 2),
+             "backend": eval_tc.backend, "checked_on": check_tc[0].backend,
+             "measure_peak_rss": run.peak_rss_bytes,
+             "ppl": quality.ppl, "kld_mean": quality.kld_mean, "kld_p99": quality.kld_p99,
+             "same_top_p": quality.same_top_p, "check_text": text_out}
         rec.event(gguf=qtype, **{k: v for k, v in d.items() if k != "check_text"})
         return d
 
-    def baseline() -> Any:
-        return measure_baseline(eval_tc, f16, text, logits, ctx, chunks, ethreads, log_file)
+    def baseline() -> Any:  # the reference logits for every measure()
+        return llama_tools.perplexity_base(eval_tc, f16, text, logits, ctx, chunks, ethreads,
+                                           log_file)
 
     rec.monitor.mark()
     res = run_overlapped(types, quantize, measure, baseline)
     peaks = rec.monitor.mark()
+    base = {"ppl": llama_tools.parse_base_ppl(res.baseline.output).ppl,
+            "seconds": round(res.baseline.seconds, 3), "backend": eval_tc.backend}
     rec.add("measured: GGUF stage (overlapped)", res.wall_seconds,
             f"quantize {qthreads} threads on the CPU; PPL/KLD on {eval_tc.backend} "
             f"({ethreads} threads) + load check, one file behind", peaks,
-            baseline_ppl=res.baseline.quality.ppl, baseline_s=res.baseline.seconds,
-            baseline_backend=res.baseline.backend)
+            baseline_ppl=base["ppl"], baseline_s=base["seconds"], baseline_backend=base["backend"])
     return {"wall": res.wall_seconds, "serial_derived": res.serial_seconds(),
             "cpu_busy": res.busy("cpu"), "eval_busy": res.busy("eval"),
-            "timeline": res.timeline(), "types": res.results,
-            "baseline": {"ppl": res.baseline.quality.ppl, "seconds": res.baseline.seconds,
-                         "backend": res.baseline.backend}}
+            "timeline": res.timeline(), "types": res.results, "baseline": base}
 
 
 def gpu_methods(rec: Recorder, model: Path, methods: list[str], work: Path,
@@ -459,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
             f"toolchain {tc.backend} at {tc.bin_dir}" if tc else "no GGUF: no toolchain")
     outtype = "bf16"  # quantbot converts a bf16 source to bf16 (runners/gguf/pipeline.py)
     f16 = work / f"standin.{outtype.upper()}.gguf"
+    from runners.texts import text_set
+
+    eval_text = text_set("evaluation").write(work / "evaluation.txt")
 
     # The measured set: GPTQ/AWQ on the GPU from the start (as their job starts beside the GGUF
     # job on one runner), GGUF: convert, a preflight of the measuring build (two windows; a
@@ -483,9 +481,9 @@ def main(argv: list[str] | None = None) -> int:
         llama_tools.convert(tc, model, f16, outtype, work / "gguf.log")
         convert_s = time.perf_counter() - s
         rec.add("measured: convert", convert_s, f"--outtype {outtype}")
-        preflight(rec, eval_tc, f16, work)
-        summary["gguf"] = gguf_overlapped(rec, tc, eval_tc, f16, types, work, cores, args.ctx,
-                                          args.chunks, args.check_tokens)
+        preflight(rec, eval_tc, f16, eval_text, work)
+        summary["gguf"] = gguf_overlapped(rec, tc, eval_tc, f16, types, eval_text, work, cores,
+                                          args.ctx, args.chunks, args.check_tokens)
         gguf_s = time.perf_counter() - set_start
     if gpu_thread:
         gpu_thread.join()
@@ -505,8 +503,9 @@ def main(argv: list[str] | None = None) -> int:
         summary["by_hand"] = hand
         (args.out / "full_set.json").write_text(json.dumps(summary, indent=1, default=str))
         if keep:
-            summary["cpu_only"] = cpu_only(rec, tc, f16, work / f"hand.{keep}.gguf", work,
-                                           cores, args.ctx, args.cpu_chunks, args.check_tokens)
+            summary["cpu_only"] = cpu_only(rec, tc, f16, work / f"hand.{keep}.gguf", eval_text,
+                                           work, cores, args.ctx, args.cpu_chunks,
+                                           args.check_tokens)
     summary["stages"] = [asdict(s) for s in rec.stages]
     summary["peaks"] = monitor.peak
     monitor.stop()

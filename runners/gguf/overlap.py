@@ -14,11 +14,10 @@ lanes that use different resources:
 
 The stage then costs about the serial quantization plus the last file's measurement.
 :func:`run_overlapped` is the scheduler, generic over what a step does (the pipeline passes its
-own quantize/measure functions); it records every step's lane, start and end
+own quantize/measure functions, which record the backend, ``cuda`` or ``cpu``, that measured each
+number: the two give slightly different KL divergences for the same file, 0.8125 against 0.8039
+on random weights, issue 10); it records every step's lane, start and end
 (:class:`OverlapResult`), so a caller can show how much of the evaluation was hidden.
-:func:`measure_kld` and :func:`measure_baseline` are the GGUF measuring steps, and record which
-backend (``cuda`` or ``cpu``) measured each number: the two give slightly different KL
-divergences for the same file (0.8125 against 0.8039 on random weights, issue 10).
 
 A failure in either lane stops the CPU lane before its next type; the first error is raised once
 both lanes have stopped.
@@ -31,12 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Generic, TypeVar
-
-from runners.gguf import llama_tools
-from runners.llamacpp import Toolchain
-from runners.results import Quality
 
 P = TypeVar("P")  # what quantizing one type gives (its file or parts)
 B = TypeVar("B")  # what the baseline gives
@@ -199,44 +193,3 @@ def run_overlapped(types: Sequence[str], quantize: Callable[[str], P],
         raise min(errors, key=lambda e: e[0])[1]
     return OverlapResult(baseline=base_box[0], results={t: results[t] for t in types},
                          steps=steps, wall_seconds=wall)
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One file's perplexity/KLD and how it was obtained."""
-
-    quality: Quality
-    backend: str  # "cuda" or "cpu": which build of llama-perplexity measured it
-    seconds: float
-    peak_rss_bytes: int
-
-
-@dataclass(frozen=True)
-class BaselineMeasured:
-    """The unquantized model's perplexity, the windows it used and its saved logits."""
-
-    quality: Quality
-    chunks: int
-    n_ctx: int
-    logits: Path
-    backend: str
-    seconds: float
-
-
-def measure_baseline(tc: Toolchain, base: Path, text_file: Path, logits_out: Path, ctx: int,
-                     chunks: int, threads: int, log_file: Path | None = None) -> BaselineMeasured:
-    """Perplexity of ``base`` on ``text_file``, saving the reference logits (``tc``'s backend)."""
-    run = llama_tools.perplexity_base(tc, base, text_file, logits_out, ctx, chunks, threads,
-                                      log_file)
-    n_chunks, n_ctx = llama_tools.parse_chunks(run.output)
-    return BaselineMeasured(quality=llama_tools.parse_base_ppl(run.output), chunks=n_chunks,
-                            n_ctx=n_ctx, logits=logits_out, backend=tc.backend,
-                            seconds=round(run.seconds, 3))
-
-
-def measure_kld(tc: Toolchain, model: Path, logits: Path, threads: int,
-                log_file: Path | None = None) -> Measured:
-    """Perplexity and KL divergence of ``model`` against the saved logits (``tc``'s backend)."""
-    run = llama_tools.perplexity_kld(tc, model, logits, threads, log_file)
-    return Measured(quality=llama_tools.parse_kld(run.output), backend=tc.backend,
-                    seconds=round(run.seconds, 3), peak_rss_bytes=run.peak_rss_bytes)
