@@ -65,6 +65,7 @@ COLUMNS: dict[str, Column] = {
     "ppl": Column("PPL", lambda r, _: r.ppl),
     "kld": Column("KLD", lambda r, _: r.kld),
     "same_top": Column("Same top %", lambda r, _: r.same_top),
+    "answers": Column("Answers like the original", lambda r, _: r.answers),
     "use_case": Column("Use case", _use_case),
 }
 
