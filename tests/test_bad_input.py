@@ -74,7 +74,8 @@ def test_bad_split_size(tmp_path, tiny_model, toolchain, bad):
 
 
 def test_too_few_evaluation_tokens(tmp_path, tiny_model, toolchain):
-    error = _quantize(str(tiny_model), tmp_path / "out", "--ctx", "64", "--chunks", "2")
+    error = _quantize(str(tiny_model), tmp_path / "out", "--ctx", "64", "--chunks", "2",
+                          "--answers", "2", "--answer-tokens", "4")
     assert "scores only 62 tokens" in error and "raise --chunks or --ctx" in error
 
 

@@ -40,7 +40,7 @@ def test_quantize_acknowledges_and_writes_outputs(github, model_hub, tmp_path): 
     (body,) = github.bodies()
     assert "@alice" in body and "[TinyOrg/tiny-llama](https://huggingface.co/TinyOrg/tiny-llama)"
     assert "| GGUF | `quantbot/tiny-llama-GGUF` | Q4_K_M, Q8_0 |" in body
-    assert "| GPTQ | `quantbot/tiny-llama-GPTQ` | 8-bit, group size 128" in body
+    assert "| GPTQ | `quantbot/tiny-llama-GPTQ` | 8-bit, group size auto" in body
     assert "AWQ" not in body
     assert "https://github.com/acme/quant-zoo/actions/runs/777" in body
 

@@ -37,9 +37,10 @@ def test_quantize_alone_is_every_method_with_its_defaults():
     assert req.methods == ALL_METHODS == tuple(METHODS)
     gguf = req.specs["gguf"]
     assert gguf == GgufSpec() and gguf.types == DEFAULT_TYPES and not gguf.imatrix
-    assert req.specs["gptq"] == GptqSpec(bits=(4,), group_size=(128,), act_order=(True,),
+    # group size "auto": the largest of 128/64/32 that fits the model, chosen by the pipeline
+    assert req.specs["gptq"] == GptqSpec(bits=(4,), group_size=(0,), act_order=(True,),
                                          damp=(0.01,))
-    assert req.specs["awq"] == AwqSpec(bits=(4,), group_size=(128,), zero_point=(True,))
+    assert req.specs["awq"] == AwqSpec(bits=(4,), group_size=(0,), zero_point=(True,))
     assert req.specs["nf4"] == Nf4Spec(double_quant=True, compute_dtype="bfloat16")
     assert runners_of(req) == [("gguf", "cpu"), ("gptq", "gpu"), ("awq", "gpu"), ("nf4", "gpu")]
 

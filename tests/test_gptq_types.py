@@ -65,8 +65,8 @@ def test_bad_variants_name_the_fix(make):
 
 def test_specs_make_every_combination():
     # What `--gptq-variants` used to say now reads as the chat's words: gptq bits=4,8 …
-    assert GptqSpec().variants() == [QuantSpec.gptq()]
-    assert AwqSpec().variants() == [QuantSpec.awq()]
+    assert GptqSpec().variants() == [QuantSpec.gptq(group_size=0)]  # "auto", resolved later
+    assert AwqSpec().variants() == [QuantSpec.awq(group_size=0)]
     bits = option(GPTQ_OPTIONS, "bits").read("4, 8, 4", "GPTQ")
     assert bits == (4, 8)  # duplicates dropped, order kept
     groups = GPTQ_GROUP.read("128,none", "GPTQ")
@@ -93,7 +93,8 @@ def test_too_many_variants_is_an_error():
 
 
 def test_spec_names_estimates_and_descriptions():
-    spec = GptqSpec(bits=(4, 8), damp=(0.05,))
+    assert GptqSpec().variant_names() == ["gptq-4bit-autog-actorder"]
+    spec = GptqSpec(bits=(4, 8), group_size=(128,), damp=(0.05,))
     assert spec.variant_names() == ["gptq-4bit-128g-actorder-damp0.05",
                                     "gptq-8bit-128g-actorder-damp0.05"]
     assert spec.bits_per_weight() == {"gptq-4bit-128g-actorder-damp0.05": 4.51,

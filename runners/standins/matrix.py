@@ -40,8 +40,8 @@ METHOD_WORDS: dict[str, tuple[str, ...]] = {
 METHOD_SUPPORT = {"gguf": "converter", "gptq": "gptqmodel", "awq": "gptqmodel",
                   "nf4": "transformers"}
 #: A tiny evaluation and calibration: the point is that every step runs, not the numbers.
-SETTINGS = ("--ctx", "64", "--chunks", "4", "--device", "cpu", "--calib-samples", "4",
-            "--calib-len", "64")
+SETTINGS = ("--ctx", "64", "--chunks", "4", "--answers", "0", "--device", "cpu",
+            "--calib-samples", "4", "--calib-len", "64")
 MARK_BEGIN, MARK_END = "<!-- zoo:begin -->", "<!-- zoo:end -->"
 RESULTS = "matrix.json"
 
