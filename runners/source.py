@@ -18,6 +18,7 @@ from pathlib import Path
 
 from runners.errors import QuantbotError
 from runners.results import SourceInfo
+from runners.support.registry import is_class_name
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +310,12 @@ def load_source(
     if not archs:
         raise QuantbotError(f"{config_path} names no architectures",
                             "add \"architectures\": [\"<Class>ForCausalLM\"] to config.json")
+    bad = [a for a in archs if not is_class_name(a)] if isinstance(archs, list) else [archs]
+    if bad:
+        raise QuantbotError(f"{config_path} names a malformed architecture {str(bad[0])[:80]!a} "
+                            "(not a Python class name)",
+                            "list the model's transformers class names, e.g. "
+                            "\"architectures\": [\"LlamaForCausalLM\"]")
     arch = archs[0]
     if supported_architectures is not None and arch not in supported_architectures:
         raise QuantbotError(f"architecture {arch} is not supported by this quantizer",

@@ -120,6 +120,31 @@ def test_a_model_is_a_candidate_when_one_configured_method_takes_it() -> None:
     assert got is not None and "no method takes architecture MambaForCausalLM" in got
 
 
+@pytest.mark.parametrize(("architectures", "expected"), [
+    (("LlamaForCausalLM", "NoSuchForCausalLM"),
+     "no method takes architecture LlamaForCausalLM, NoSuchForCausalLM (NoSuchForCausalLM (one of"),
+    (("NoSuchForCausalLM", "LlamaForCausalLM"), "no method takes architecture NoSuchForCausalLM,"),
+    (("Llama ForCausalLM",), "malformed architecture name 'Llama ForCausalLM' in config.json"),
+    (("LlamaForCausalLM", "<img src=x>"), "malformed architecture name '<img src=x>'"),
+    (("LlamaForCausalLM\u202e",), "malformed architecture name 'LlamaForCausalLM\\u202e'"),
+    (("",), "malformed architecture name ''"),
+])
+def test_every_declared_architecture_is_screened_by_name(architectures: tuple[str, ...],
+                                                         expected: str) -> None:
+    got = reason(dataclasses.replace(GOOD, architectures=architectures, model_type="llama"))
+    assert got is not None and got.startswith(expected), got
+
+
+@pytest.mark.parametrize("architecture", ["EvilForCausalLM", "Qwen3ForCausalLM"])
+def test_a_gpu_method_does_not_take_a_model_by_model_type_alone(architecture: str) -> None:
+    # model_type llama is GPTQModel's and transformers', but the class is unknown or another one.
+    model = dataclasses.replace(GOOD, architectures=(architecture,), model_type="llama")
+    gpu = dataclasses.replace(CTX, methods=("gptq", "awq", "nf4"))
+    got = reason(model, F, gpu)
+    assert got is not None and got.startswith(f"no method takes architecture {architecture}")
+    assert "GPTQModel" in got
+
+
 def test_decide_keeps_order_and_drops_repeats() -> None:
     bad = dataclasses.replace(GOOD, repo_id="x/Tiny", params=1000)
     d = decide([GOOD, bad, GOOD], F, CTX)

@@ -10,7 +10,7 @@ from bot.capacity import DEFAULT_RUNNERS, Fit, RunnerSpec, fits
 from bot.config import FilterConfig
 from bot.methods import METHODS
 from bot.moe import Experts
-from runners.support.registry import Support, support
+from runners.support.registry import Support, is_class_name, support_all
 from runners.units import human_params
 
 #: Formats other publishers use besides ours (ours come from the method registry).
@@ -178,19 +178,24 @@ def check_remote_code(m: ListedModel, f: FilterConfig, ctx: Context) -> str | No
 
 
 def model_support(m: ListedModel, methods: tuple[str, ...]) -> Support:
-    """What the pinned tools say of the model's architecture, per method (runners/support)."""
-    return support(m.architectures[0], m.model_type,
-                   {name: METHODS[name].support for name in methods},
-                   text_architecture=m.text_architecture)
+    """What the pinned tools say of every architecture the model declares, per method: a method
+    takes it only if it takes each one (runners/support)."""
+    return support_all(m.architectures, m.model_type,
+                       {name: METHODS[name].support for name in methods},
+                       text_architecture=m.text_architecture)
 
 
 def check_architecture(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
     if not m.architectures:
         return "no architectures in config.json"
+    bad = next((a for a in m.architectures if not is_class_name(a)), None)
+    if bad is not None:
+        return (f"malformed architecture name {bad[:80]!a} in config.json (not a Python "
+                "class name)")
     found = model_support(m, ctx.methods)
     if not found.methods:
         first = next(iter(found.verdicts.values()))
-        return f"no method takes architecture {m.architectures[0]} ({first.reason})"
+        return f"no method takes architecture {', '.join(m.architectures)} ({first.reason})"
     return None
 
 
