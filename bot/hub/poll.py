@@ -57,7 +57,7 @@ def poll(cfg: Config, watcher: HubWatcher, tracker: IssueTracker | None, *,
     own = watcher.own_repos()
     changes = upstream_changes(watcher.api, watcher.published) if watcher.published else []
     ctx = Context(namespace=cfg.hub.namespace, own_repos=own, methods=cfg.quant.methods,
-                  runners=cfg.runners, pipeline_tag=cfg.hub.pipeline_tag)
+                  runners=cfg.runners)
     decided = decide(models, cfg.filters, ctx)
     decision = Decision(decided.candidates, (*malformed, *decided.skipped))
     report = PollReport(decision=decision, dry_run=dry_run, github_checked=tracker is not None,
