@@ -136,6 +136,12 @@ def test_every_declared_architecture_is_screened_by_name(architectures: tuple[st
     assert got is not None and got.startswith(expected), got
 
 
+def test_a_malformed_text_config_architecture_is_screened_too() -> None:
+    model = dataclasses.replace(GOOD, text_architecture="Llama<b>ForCausalLM")
+    assert reason(model) == ("malformed architecture name 'Llama<b>ForCausalLM' in config.json "
+                             "(not a Python class name)")
+
+
 @pytest.mark.parametrize("architecture", ["EvilForCausalLM", "Qwen3ForCausalLM"])
 def test_a_gpu_method_does_not_take_a_model_by_model_type_alone(architecture: str) -> None:
     # model_type llama is GPTQModel's and transformers', but the class is unknown or another one.

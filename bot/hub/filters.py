@@ -182,7 +182,8 @@ def model_support(m: ListedModel, methods: tuple[str, ...]) -> Support:
 def check_architecture(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
     if not m.architectures:
         return "no architectures in config.json"
-    bad = next((a for a in m.architectures if not is_class_name(a)), None)
+    named = (*m.architectures, *((m.text_architecture,) if m.text_architecture is not None else ()))
+    bad = next((a for a in named if not is_class_name(a)), None)
     if bad is not None:
         return (f"malformed architecture name {bad[:80]!a} in config.json (not a Python "
                 "class name)")
