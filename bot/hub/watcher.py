@@ -108,7 +108,8 @@ class HubWatcher:
     #: Our releases with a Hub source, as :meth:`own_repos` last listed them.
     published: list[Published] = field(default_factory=list)
 
-    def _bounds(self, entries: int) -> Bounds:
+    def bounds(self, entries: int) -> Bounds:
+        """What one listing of at most ``entries`` entries may cost (``[hub]`` settings)."""
         return Bounds(max_entries=entries, max_pages=self.hub.max_pages,
                       max_seconds=self.hub.listing_timeout_s)
 
@@ -116,7 +117,7 @@ class HubWatcher:
         """One paged ``GET /api/models`` within the configured bounds (bot/hub/pages.py)."""
         return read_listing(f"{self.api.endpoint}/api/models",
                             {**params, "limit": min(entries, HUB_PAGE_SIZE)},
-                            self.api._build_hf_headers(), self._bounds(entries), what=what)
+                            self.api._build_hf_headers(), self.bounds(entries), what=what)
 
     def trending(self) -> tuple[list[ListedModel], list[Skipped]]:
         """Up to ``max_models`` trending models of the configured pipeline tags, most trending
