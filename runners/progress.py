@@ -85,9 +85,9 @@ class LogProgress(tqdm):
 
 
 @contextmanager
-def hub_download_bars(stream: TextIO | None = None) -> Iterator[type[tqdm]]:
-    """huggingface_hub's per-file byte bars off while a download runs off a terminal (its
-    overall bar takes the yielded class: ``snapshot_download(tqdm_class=...)``)."""
+def hub_bars(stream: TextIO | None = None) -> Iterator[type[tqdm]]:
+    """huggingface_hub's own byte bars (per-file downloads, uploads) off while a transfer runs
+    off a terminal; yields the class for its ``tqdm_class`` (snapshot_download's overall bar)."""
     from huggingface_hub.utils import (
         are_progress_bars_disabled,
         disable_progress_bars,

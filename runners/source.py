@@ -17,7 +17,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from runners.errors import QuantbotError
-from runners.progress import hub_download_bars
+from runners.progress import hub_bars
 from runners.results import SourceInfo
 from runners.support.registry import is_class_name
 
@@ -247,7 +247,7 @@ def _download(repo_id: str, revision: str | None, allow_pickle: bool) -> Path:
     try:
         if constants.HF_HUB_OFFLINE:
             log.info("HF_HUB_OFFLINE is set: reading %s from the Hub cache", repo_id)
-            with hub_download_bars() as bars:
+            with hub_bars() as bars:
                 path = Path(snapshot_download(repo_id, revision=revision,
                                               allow_patterns=patterns, tqdm_class=bars))
             listed: dict[str, int] = {}
@@ -256,7 +256,7 @@ def _download(repo_id: str, revision: str | None, allow_pickle: bool) -> Path:
             files = [s.rfilename for s in api.model_info(repo_id, revision=revision).siblings or []]
             if not allow_pickle and pickle_only(files):
                 raise _pickle_refusal(repo_id)
-            with hub_download_bars() as bars:
+            with hub_bars() as bars:
                 path = Path(snapshot_download(repo_id, revision=revision,
                                               allow_patterns=patterns, tqdm_class=bars))
             commit = path.name  # the snapshot folder is named by the commit every file came from

@@ -14,7 +14,7 @@ import pytest
 from huggingface_hub.utils import are_progress_bars_disabled
 from tqdm import tqdm
 
-from runners.progress import LogProgress, bar_class, hub_download_bars, progress, progress_line
+from runners.progress import LogProgress, bar_class, hub_bars, progress, progress_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,12 +76,12 @@ def test_progress_line(args: tuple, line: str) -> None:
     assert progress_line(*args) == line
 
 
-def test_a_download_off_a_terminal_has_no_per_file_bars() -> None:
+def test_a_hub_transfer_off_a_terminal_has_no_byte_bars() -> None:
     before = are_progress_bars_disabled()
-    with hub_download_bars(io.StringIO()) as cls:
+    with hub_bars(io.StringIO()) as cls:
         assert cls is LogProgress and are_progress_bars_disabled()
     assert are_progress_bars_disabled() == before
-    with hub_download_bars(Terminal()) as cls:
+    with hub_bars(Terminal()) as cls:
         assert cls is tqdm and are_progress_bars_disabled() == before
 
 

@@ -101,7 +101,7 @@ OWN_REPOS_LIMIT = 100_000
 
 @dataclass
 class HubWatcher:
-    """The two listings one poll makes."""
+    """The listings one poll makes: trending models (one per pipeline tag) and our own repos."""
 
     api: HfApi
     hub: HubConfig
