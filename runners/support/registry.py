@@ -12,6 +12,10 @@ against the tool that does its work (:data:`METHOD_SOURCES`):
   ``model_type`` (lower-cased) in its ``MODEL_MAP``; AWQ uses the same definitions.
 * ``transformers`` (``nf4``): bitsandbytes NF4 loads through transformers' auto classes, which
   pick the model class by ``model_type`` (causal-LM or image-text-to-text map).
+
+Both transformers-based sections also check the architecture by name: it must be a class
+transformers has, and the one it builds for that ``model_type``; a config may not say one model
+and load another. :meth:`Registry.support_all` asks for every architecture a config declares.
 """
 
 from __future__ import annotations
@@ -255,12 +259,9 @@ class Registry:
                                          f"{model_type!r} as {mapping[model_type]}")
             return Verdict(False, f"model_type {model_type!r} has no causal-LM or image-text-to-text "
                                   f"class in {self._transformers}")
-        types = self.model_types_for(architecture)
-        if types:
-            return Verdict(True, f"model_type not given; {self._transformers} has {architecture} "
-                                 f"(model_type {', '.join(repr(t) for t in types)})")
-        return Verdict(False, f"{architecture} is no causal-LM or image-text-to-text class in "
-                              f"{self._transformers}")
+        types = self.model_types_for(architecture)  # a known class: _class_mismatch said so
+        return Verdict(True, f"model_type not given; {self._transformers} has {architecture} "
+                             f"(model_type {', '.join(repr(t) for t in types)})")
 
 
 @functools.cache
