@@ -69,6 +69,10 @@ class Method:
     #: runner's CUDA build (perplexity 25x faster) while its CPU cores quantize. The plan
     #: decides (:func:`bot.capacity.place`).
     also_on: str | None = None
+    #: What its repositories hold of a multimodal model's vision part beside the quantized text
+    #: model: "projector" (separate mmproj files, where llama.cpp's converter has a projector
+    #: for the architecture) or "tower" (the vision tower kept in 16-bit in the same checkpoint).
+    vision_part: str = "tower"
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -111,7 +115,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            ("gguf", "llama.cpp"), "converter", "gguf",
            ("llama.cpp", "llama-cpp-python", "LM Studio", "Ollama"),
            original_formats=("fp8", "mxfp4", "compressed-tensors", "modelopt"),
-           intermediate_bytes_per_weight=2.0, also_on="gpu"),
+           intermediate_bytes_per_weight=2.0, also_on="gpu", vision_part="projector"),
     Method("gptq", "GPTQ", "-GPTQ", "gpu", GptqSpec, "runners.gptq.pipeline:run",
            ("gptqmodel", "optimum"), "gpu", "card_gptq.md.j2",
            ("variant", "bits", "group_size", "act_order", "damp", *_TRANSFORMERS_COLUMNS),

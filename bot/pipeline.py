@@ -29,7 +29,7 @@ from runners.errors import QuantbotError
 from runners.results import RUN_FILE, QuantRun, load_run
 from runners.settings import RunSettings
 from runners.source import SourceModel, load_source
-from runners.support.registry import support
+from runners.support.registry import support_all
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,9 @@ class SourceOptions:
 def check_supported(source: SourceModel, m: Method) -> None:
     """Refuse before any work when the method's tool does not register the architecture."""
     text_archs = (source.config.get("text_config") or {}).get("architectures") or [None]
-    verdict = support(source.info.architecture, source.config.get("model_type"),
-                      {m.name: m.support}, text_architecture=text_archs[0])[m.name]
+    declared = source.config.get("architectures") or [source.info.architecture]
+    verdict = support_all(declared, source.config.get("model_type"), {m.name: m.support},
+                          text_architecture=text_archs[0])[m.name]
     if not verdict.supported:
         raise QuantbotError(f"{m.label} cannot take {source.info.repo_id}: {verdict.reason}",
                             f"choose another method (`quantbot support "

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tqdm import tqdm
-
 from runners.answers import PromptSet, compare
 from runners.calibration_mix import MIX_NAME
 from runners.errors import QuantbotError
@@ -38,6 +36,7 @@ from runners.gguf.overlap import plan_lanes, run_overlapped
 from runners.gguf.spec import GgufSpec
 from runners.llamacpp import Toolchain, ensure_cuda_toolchain, ensure_toolchain
 from runners.proc import ToolFailed
+from runners.progress import progress
 from runners.results import EvalSpec, ExtraFile, Quality, QuantRun, Variant
 from runners.settings import RunSettings
 from runners.source import SourceModel
@@ -83,10 +82,10 @@ class _Job:
 
 
 class _Progress:
-    """A thread-safe tqdm bar counting finished steps."""
+    """A thread-safe progress bar counting finished steps (a log line off a terminal)."""
 
     def __init__(self, total: int) -> None:
-        self._bar = tqdm(total=total, desc="gguf", unit="step")
+        self._bar = progress(total=total, desc="gguf", unit="step")
         self._lock = threading.Lock()
 
     def done(self, what: str) -> None:

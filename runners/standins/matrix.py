@@ -24,9 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from runners.paths import cache_dir
+from runners.progress import progress
 from runners.standins.build import build_standin
 from runners.standins.zoo import BY_NAME, KNOWN_FAILURES, ZOO, KnownFailure, StandIn
 from runners.support.registry import snapshot_versions, support
@@ -178,7 +177,7 @@ def run_zoo(names: Sequence[str], methods: Sequence[str], root: Path | None = No
             return trial
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            return list(tqdm(pool.map(one, pairs), total=len(pairs), desc="zoo", unit="trial"))
+            return list(progress(pool.map(one, pairs), total=len(pairs), desc="zoo", unit="trial"))
 
 
 class _Notes:
