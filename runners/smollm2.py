@@ -97,7 +97,9 @@ def _dequantize(gguf_dir: Path, gguf_name: str, out: Path) -> None:
     """Load the GGUF with transformers, unpacked to dense weights, and save a bf16 folder."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a one-off of seconds; its frames would flood CI logs
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
     loaded = AutoModelForCausalLM.from_pretrained(
         gguf_dir, gguf_file=gguf_name, dtype=torch.float32,
