@@ -39,8 +39,12 @@ def check_folder(folder: Path, work_dir: Path, device: str = "auto", max_new_tok
                  prompt: str = DEFAULT_PROMPT, quantized: bool = True,
                  evaluation: dict[str, Any] | None = None, env: dict[str, str] | None = None,
                  log_file: Path | None = None, backend: str | None = None,
-                 answers: tuple[Path, Path] | None = None) -> CheckOutcome:
+                 answers: tuple[Path, Path] | None = None, module: str = "runners.hfmodel.check",
+                 runtime: str = "transformers") -> CheckOutcome:
     """Load ``folder`` in a new Python process with transformers and generate greedily.
+
+    ``module`` is the worker that loads it (another runtime's, e.g. :mod:`runners.mlx.check`,
+    answers the same request with the same result); ``runtime`` names it in errors.
 
     ``evaluation`` (``blocks_file``, ``baseline_dir``, ``key``, ``write_baseline``) also measures
     perplexity/KLD there. ``answers`` (a :class:`runners.answers.PromptSet` file, an output
@@ -51,7 +55,7 @@ def check_folder(folder: Path, work_dir: Path, device: str = "auto", max_new_tok
     """
     tag = Path(folder).name
     try:
-        data, run = worker.call("runners.hfmodel.check", f"check-{tag}", {
+        data, run = worker.call(module, f"check-{tag}", {
             "folder": str(folder), "device": device, "max_new_tokens": max_new_tokens,
             "prompt": prompt, "quantized": quantized, "evaluation": evaluation,
             "backend": backend,
@@ -60,9 +64,9 @@ def check_folder(folder: Path, work_dir: Path, device: str = "auto", max_new_tok
             log_file)
     except ToolFailed as exc:
         raise QuantbotError(
-            f"{tag} does not load and generate with transformers: {exc.problem.strip()}",
-            "this variant is not published; read the error above (a missing gptqmodel/optimum, "
-            "an unsupported kernel or a broken folder)") from exc
+            f"{tag} does not load and generate with {runtime}: {exc.problem.strip()}",
+            "this variant is not published; read the error above (a missing package of the "
+            "method's extra, an unsupported kernel or a broken folder)") from exc
     m = data.pop("measurement")
     data["peak_rss_bytes"] = max(data["peak_rss_bytes"], run.peak_rss_bytes)
     return CheckOutcome(**{**data, "folder": Path(data["folder"]),
@@ -98,7 +102,10 @@ def count_quantized(model: Any) -> LinearCount:
     for name, module in decoder.named_modules():
         if not (name.startswith("layers.") or ".layers." in name) or list(module.children()):
             continue
-        if type(module) is torch.nn.Linear:
+        if getattr(module, "quantization_scheme", None) is not None:
+            quantized += 1  # compressed-tensors keeps nn.Linear and attaches its scheme
+            kernel = kernel or f"{type(module).__name__} (compressed-tensors)"
+        elif type(module) is torch.nn.Linear:
             plain += 1
         elif hasattr(module, "qweight") or isinstance(module, torch.nn.Linear):
             quantized += 1  # GPTQ/AWQ kernels carry qweight; bitsandbytes' Linear4bit subclasses

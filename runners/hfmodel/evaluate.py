@@ -90,7 +90,7 @@ def summarize(nll: list[float], kld: list[float] | None = None,
     return Measurement(quality=Quality(**out), n_scored=n)
 
 
-def _window_file(folder: Path, index: int) -> Path:
+def window_file(folder: Path, index: int) -> Path:
     return folder / f"window_{index:05d}.safetensors"
 
 
@@ -100,7 +100,7 @@ def baseline_ready(folder: Path, key: str) -> bool:
         return False
     data = json.loads(meta.read_text())
     return data.get("key") == key and all(
-        _window_file(folder, i).is_file() for i in range(data.get("windows", 0)))
+        window_file(folder, i).is_file() for i in range(data.get("windows", 0)))
 
 
 def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
@@ -122,12 +122,12 @@ def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
         for i, block in enumerate(blocks):
             tokens = torch.tensor(block, dtype=torch.long, device=device)
             logits = model(input_ids=tokens[None]).logits[0]
-            base = None if write_baseline else load_file(_window_file(baseline_dir, i))["logprobs"]
+            base = None if write_baseline else load_file(window_file(baseline_dir, i))["logprobs"]
             terms = window_terms(logits, tokens, base)
             nll += terms["nll"].tolist()
             if write_baseline:
                 save_file({"logprobs": terms["logprobs"].half().cpu().contiguous()},
-                          _window_file(baseline_dir, i))
+                          window_file(baseline_dir, i))
             else:
                 kld += terms["kld"].tolist()
                 same += terms["same"].tolist()

@@ -20,10 +20,23 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
 #: one, is its text model alone; Mistral 3 has none).
 CAUSAL_LM, IMAGE_TEXT_TO_TEXT = "AutoModelForCausalLM", "AutoModelForImageTextToText"
 
+#: Module names of multimodal models' non-language parts, kept in 16-bit as transformers and
+#: the usual -bnb-4bit and -FP8-dynamic releases do (quantizing a vision tower costs much quality
+#: for little size).
+VISION_MODULES = ("vision_tower", "vision_model", "visual", "multi_modal_projector", "mm_projector",
+                  "vision_embed_tokens", "image_newline")
+
 
 def auto_class_name(config: dict[str, Any]) -> str:
     """The auto class for a model's ``config.json`` (pure)."""
     return IMAGE_TEXT_TO_TEXT if "vision_config" in config else CAUSAL_LM
+
+
+def sixteen_bit_dtype(config: dict[str, Any]) -> str:
+    """The dtype a checkpoint's unquantized parts are saved in: the source's 16-bit dtype, or
+    bfloat16 for a float32 source (pure)."""
+    dtype = config.get("dtype") or config.get("torch_dtype")
+    return dtype if dtype in ("bfloat16", "float16") else "bfloat16"
 
 
 def copy_tokenizer_files(source: Path, out_dir: Path) -> None:

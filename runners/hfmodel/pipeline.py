@@ -52,18 +52,38 @@ class HfVariant(Protocol):
 
 
 @dataclass(frozen=True)
+class Runtime:
+    """Where a method's variants are loaded, measured and answer the prompts in a fresh process.
+
+    ``check_module`` answers :func:`runners.hfmodel.check.check_folder`'s request. The
+    unquantized baseline is always scored by transformers (one set of log-probs per model, so
+    every method is measured against the same reference); answer agreement compares each variant
+    with the unquantized model answering in the same runtime, saved as ``answers-<reference>``.
+    """
+
+    name: str
+    check_module: str
+    reference: str
+
+
+TRANSFORMERS = Runtime("transformers", "runners.hfmodel.check", "reference")
+
+
+@dataclass(frozen=True)
 class Quantizer:
     """How one method makes a variant folder.
 
     ``module`` runs as ``python -m MODULE REQUEST.json RESULT.json`` (:mod:`runners.hfmodel.worker`)
     and answers a :class:`QuantOutcome`; ``verify(folder, variant)`` lists a finished folder's
-    files or raises; ``env`` is what the worker needs in its environment.
+    files or raises; ``env`` is what the worker needs in its environment; ``runtime`` is where
+    the variants are checked and measured.
     """
 
     module: str
     verify: Callable[[Path, Any], list[str]]
     calibrated: bool = True
     env: Mapping[str, str] = field(default_factory=dict)
+    runtime: Runtime = TRANSFORMERS
 
 
 def bits_per_weight(size_bytes: int, n_params: int) -> float:
@@ -164,17 +184,29 @@ def _answer_files(settings: RunSettings, folder: Path, name: str) -> tuple[Path,
     return prompts, folder / f"answers-{name}.{key}.json"
 
 
-def _agreement(settings: RunSettings, baseline_dir: Path, made: tuple[Path, Path] | None
-               ) -> Answers | None:
-    """How a variant's answers compare with the unquantized model's, both in transformers."""
-    reference = _answer_files(settings, baseline_dir, "reference")
+def _runtime_reference(source: SourceModel, settings: RunSettings, runtime: Runtime,
+                       baseline_dir: Path, log_file: Path, env: dict[str, str]) -> None:
+    """The unquantized model's answers in ``runtime`` (transformers' come with the baseline)."""
+    answers = _answer_files(settings, baseline_dir, runtime.reference)
+    if runtime == TRANSFORMERS or answers is None or answers[1].is_file():
+        return
+    log.info("reference answers: the unquantized %s in %s", source.path, runtime.name)
+    check_folder(source.path, settings.work_dir, settings.device, settings.check_tokens,
+                 quantized=False, env=env, log_file=log_file, answers=answers,
+                 module=runtime.check_module, runtime=runtime.name)
+
+
+def _agreement(settings: RunSettings, baseline_dir: Path, made: tuple[Path, Path] | None,
+               runtime: Runtime) -> Answers | None:
+    """How a variant's answers compare with the unquantized model's, both in ``runtime``."""
+    reference = _answer_files(settings, baseline_dir, runtime.reference)
     if made is None or reference is None or not reference[1].is_file():
         return None
     prompts = PromptSet.read(made[0])
     ref = json.loads(reference[1].read_text(encoding="utf-8"))
     got = json.loads(made[1].read_text(encoding="utf-8"))
     return compare(prompts.ids, ref["tokens"], got["tokens"], got["texts"],
-                   prompts.max_new_tokens, "the unquantized model in transformers")
+                   prompts.max_new_tokens, f"the unquantized model in {runtime.name}")
 
 
 def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
@@ -202,6 +234,8 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
     eval_req = {"blocks_file": str(blocks_file), "baseline_dir": str(work / "baseline"),
                 "key": key}
     base = _baseline(source, settings, eval_req, log_file, env)
+    runtime = quantizer.runtime
+    _runtime_reference(source, settings, runtime, Path(eval_req["baseline_dir"]), log_file, env)
 
     made: list[Variant] = []
     tool_version = ""
@@ -223,7 +257,8 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
         answer_files = _answer_files(settings, work / "answers", variant.name)
         checked = check_folder(published, work, settings.device, settings.check_tokens,
                                evaluation=eval_req, env=env, log_file=log_file,
-                               answers=answer_files)
+                               answers=answer_files, module=runtime.check_module,
+                               runtime=runtime.name)
         measured = checked.measurement
         assert measured is not None
         log.info("%s (branch %s): PPL %.4f (base %.4f), KLD %.5f, %d bytes", variant.name,
@@ -236,7 +271,7 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
             ram_bytes=checked.peak_vram_bytes or checked.peak_rss_bytes,
             peak_rss_bytes=outcome.peak_rss_bytes, quality=measured.quality,
             check_output=checked.text,
-            answers=_agreement(settings, Path(eval_req["baseline_dir"]), answer_files),
+            answers=_agreement(settings, Path(eval_req["baseline_dir"]), answer_files, runtime),
             params={**variant.params(), "quant_seconds": outcome.seconds,
                     "quant_peak_vram_bytes": outcome.peak_vram_bytes,
                     "calibration_tokens": outcome.calibration_tokens,

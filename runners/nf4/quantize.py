@@ -23,6 +23,7 @@ from typing import Any
 
 from runners.errors import QuantbotError
 from runners.hfmodel.folder import (
+    VISION_MODULES,
     auto_class_name,
     copy_tokenizer_files,
     quantization_config,
@@ -33,12 +34,6 @@ from runners.hfmodel.types import QuantOutcome
 from runners.nf4.spec import Nf4Variant
 
 log = logging.getLogger(__name__)
-
-#: Module names of multimodal models' non-language parts, kept in 16-bit as transformers and
-#: the usual -bnb-4bit releases do (quantizing a vision tower costs much quality for little size).
-VISION_MODULES = ("vision_tower", "vision_model", "visual", "multi_modal_projector", "mm_projector",
-                  "vision_embed_tokens", "image_newline")
-
 
 def skip_modules(config: dict[str, Any]) -> list[str] | None:
     """Modules to keep in 16-bit besides transformers' default (``lm_head``); None: the default."""
