@@ -107,9 +107,11 @@ def parse_words(words: list[str], defaults: tuple[str, ...] = tuple(METHODS),
                 raise ParseError(f"{key!r} is given twice (at {token!r})",
                                  f"name each method once: {usage(head)}", token)
             if eq and spec_type.PRIMARY is None:
+                first = spec_type.OPTIONS[0] if spec_type.OPTIONS else None
                 raise ParseError(f"{token!r}: {key} takes no value",
                                  f"write `{key}` and its options after it, e.g. `{key} "
-                                 f"{spec_type.OPTIONS[0].name}={spec_type.OPTIONS[0].example()}`",
+                                 f"{first.name}={first.example()}`" if first else
+                                 f"write `{key}` alone: {spec_type.LABEL} has no options",
                                  token)
             if eq:
                 primary = spec_type.option(spec_type.PRIMARY)  # type: ignore[arg-type]
