@@ -12,10 +12,12 @@ The rules, per method family (measured on an 8B Llama; see bench/README.md):
   the reference logits of the evaluation; RAM = the largest output file loaded whole for its
   perplexity run (the tools map the 16-bit file, which the page cache holds, not the process),
   plus the converter's working set (one tensor at a time) and 2 GiB of slack.
-* **transformers family** (GPTQ, AWQ, NF4, GPU runner): disk = source + outputs + the baseline's
-  saved log-probabilities; RAM = the source loaded whole on the CPU (GPTQModel and transformers
-  load there first); GPU memory = the unquantized model loaded whole to score the baseline
-  (2 bytes/weight) plus activations, which is what bounds these methods on one card.
+* **transformers family** (GPTQ, AWQ, NF4, FP8, GPU runner): disk = source + outputs + the
+  baseline's saved log-probabilities; RAM = the source loaded whole on the CPU (GPTQModel and
+  transformers load there first); GPU memory = the unquantized model loaded whole to score the
+  baseline (2 bytes/weight) plus activations, which is what bounds these methods on one card.
+* **MLX** (CPU runner): disk as the transformers family; RAM = the source loaded whole, by
+  ``mlx_lm.convert`` and by transformers scoring the shared baseline on the CPU; no GPU.
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ def footprint(m: Method, n_params: int, source_bytes: int | None, spec: MethodSp
     if m.baseline_on_gpu:
         return Footprint(m.name, label, source, intermediate, outputs, disk=disk,
                          ram=int(source * 1.1) + 4 * GIB, vram=2 * n_params + 4 * GIB)
+    if m.work_group == "transformers":  # MLX: the shared baseline is scored on the CPU
+        return Footprint(m.name, label, source, intermediate, outputs, disk=disk,
+                         ram=int(source * 1.1) + 4 * GIB, vram=0)
     return Footprint(m.name, label, source, intermediate, outputs, disk=disk,
                      ram=int(largest * 1.1) + 2 * GIB, vram=0)
 

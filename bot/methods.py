@@ -1,6 +1,6 @@
 """The method registry: one :class:`Method` per quantization method, and nothing else.
 
-Everything that differs between GGUF, GPTQ, AWQ and NF4 is said here once, and every other part
+Everything that differs between GGUF, GPTQ, AWQ, NF4, FP8 and MLX is said here once, and every other part
 iterates over :data:`METHODS`: the command line and the ``/quantize`` grammar (the spec type's
 options), the plan and its estimates, the workflows' job matrix (the runner label), the
 watcher's own-repo and already-quantized checks (suffix, Hub tags), the cards (template, columns,
@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runners.errors import QuantbotError
+from runners.fp8.spec import Fp8Spec
 from runners.gguf.spec import GgufSpec
 from runners.gptq.spec import AwqSpec, GptqSpec
+from runners.mlx.spec import MlxSpec
 from runners.nf4.spec import Nf4Spec
 from runners.spec import MethodSpec
 
@@ -71,8 +73,12 @@ class Method:
     also_on: str | None = None
     #: What its repositories hold of a multimodal model's vision part beside the quantized text
     #: model: "projector" (separate mmproj files, where llama.cpp's converter has a projector
-    #: for the architecture) or "tower" (the vision tower kept in 16-bit in the same checkpoint).
+    #: for the architecture), "tower" (the vision tower kept in 16-bit in the same checkpoint)
+    #: or "none" (the text model alone: mlx-lm drops vision weights; mlx-vlm is another tool).
     vision_part: str = "tower"
+    #: Made by ``quantbot quantize``/``demo`` when the words name no method: methods whose tools
+    #: install and run on any machine (GGUF's llama.cpp; MLX needs macOS or glibc 2.35+).
+    cli_default: bool = False
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -115,7 +121,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            ("gguf", "llama.cpp"), "converter", "gguf",
            ("llama.cpp", "llama-cpp-python", "LM Studio", "Ollama"),
            original_formats=("fp8", "mxfp4", "compressed-tensors", "modelopt"),
-           intermediate_bytes_per_weight=2.0, also_on="gpu", vision_part="projector"),
+           intermediate_bytes_per_weight=2.0, also_on="gpu", vision_part="projector",
+           cli_default=True),
     Method("gptq", "GPTQ", "-GPTQ", "gpu", GptqSpec, "runners.gptq.pipeline:run",
            ("gptqmodel", "optimum"), "gpu", "card_gptq.md.j2",
            ("variant", "bits", "group_size", "act_order", "damp", *_TRANSFORMERS_COLUMNS),
@@ -131,6 +138,18 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            ("variant", "double_quant", *_TRANSFORMERS_COLUMNS),
            ("bitsandbytes", "4-bit", "nf4"), "transformers", "transformers",
            ("transformers", "vLLM"), "transformers", baseline_on_gpu=True),
+    Method("fp8", "FP8", "-FP8-dynamic", "gpu", Fp8Spec, "runners.fp8.pipeline:run",
+           ("compressed_tensors",), "fp8", "card_fp8.md.j2",
+           ("variant", *_TRANSFORMERS_COLUMNS),
+           ("compressed-tensors", "fp8"), "transformers", "transformers",
+           ("vLLM", "SGLang", "transformers"), "transformers", baseline_on_gpu=True),
+    # MLX runs on Apple silicon and on MLX's CPU backend (Linux, glibc 2.35+): a CPU runner
+    # quantizes, measures and checks it. The unquantized baseline is transformers' (shared).
+    Method("mlx", "MLX", "-MLX", "cpu", MlxSpec, "runners.mlx.pipeline:run",
+           ("mlx", "mlx_lm"), "mlx", "card_mlx.md.j2",
+           ("variant", "bits", "group_size", "bits_per_weight", *_TRANSFORMERS_COLUMNS),
+           ("mlx",), "mlx", "transformers", ("mlx-lm", "LM Studio"), "mlx",
+           vision_part="none"),
 )}
 
 #: Runner labels, in the order their jobs are listed.

@@ -17,9 +17,11 @@ from runners.errors import QuantbotError
 from runners.gguf.spec import GgufSpec
 from runners.gguf.types import DEFAULT_TYPES
 from runners.gptq.spec import AwqSpec, GptqSpec
+from runners.fp8.spec import Fp8Spec
+from runners.mlx.spec import MlxSpec
 from runners.nf4.spec import Nf4Spec
 
-ALL_METHODS = ("gguf", "gptq", "awq", "nf4")
+ALL_METHODS = ("gguf", "gptq", "awq", "nf4", "fp8", "mlx")
 
 
 def request_of(text: str) -> QuantizeRequest:
@@ -42,7 +44,10 @@ def test_quantize_alone_is_every_method_with_its_defaults():
                                          damp=(0.01,))
     assert req.specs["awq"] == AwqSpec(bits=(4,), group_size=(0,), zero_point=(True,))
     assert req.specs["nf4"] == Nf4Spec(double_quant=True, compute_dtype="bfloat16")
-    assert runners_of(req) == [("gguf", "cpu"), ("gptq", "gpu"), ("awq", "gpu"), ("nf4", "gpu")]
+    assert req.specs["fp8"] == Fp8Spec()
+    assert req.specs["mlx"] == MlxSpec(bits=(4,), group_size=(64,))
+    assert runners_of(req) == [("gguf", "cpu"), ("gptq", "gpu"), ("awq", "gpu"), ("nf4", "gpu"),
+                               ("fp8", "gpu"), ("mlx", "cpu")]
 
 
 def test_configured_defaults_make_a_bare_quantize():

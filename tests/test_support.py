@@ -81,7 +81,7 @@ def test_known_architectures_convert_to_gguf(architecture, model_type):
 
 @pytest.mark.parametrize(("architecture", "model_type"), GGUF_TEXT_MODELS)
 def test_known_architectures_quantize_with_gptqmodel_and_load_in_transformers(architecture, model_type):
-    assert methods_for(architecture, model_type) == ["gguf", "gptq", "awq", "nf4"]
+    assert methods_for(architecture, model_type) == ["gguf", "gptq", "awq", "nf4", "fp8", "mlx"]
 
 
 def test_gemma3_is_multimodal_with_an_mmproj_converter():
@@ -118,7 +118,7 @@ def test_a_gpu_method_takes_no_architecture_transformers_would_not_build(archite
 
 def test_every_declared_architecture_must_be_taken():
     one = registry.support_all(["LlamaForCausalLM"], "llama")
-    assert one.methods == ["gguf", "gptq", "awq", "nf4"]
+    assert one.methods == ["gguf", "gptq", "awq", "nf4", "fp8", "mlx"]
     assert one.verdicts == support("LlamaForCausalLM", "llama").verdicts
     two = registry.support_all(["LlamaForCausalLM", "NoSuchForCausalLM"], "llama")
     assert two.methods == [] and two.architecture == "LlamaForCausalLM"

@@ -89,7 +89,7 @@ def test_own_repos_come_from_the_registry() -> None:
     ids = own_repo_ids("meta/Llama-3-8B", "qb")
     assert ids == [f"qb/Llama-3-8B{m.repo_suffix}" for m in METHODS.values()]
     assert ids == ["qb/Llama-3-8B-GGUF", "qb/Llama-3-8B-GPTQ", "qb/Llama-3-8B-AWQ",
-                   "qb/Llama-3-8B-bnb-4bit"]
+                   "qb/Llama-3-8B-bnb-4bit", "qb/Llama-3-8B-FP8-dynamic", "qb/Llama-3-8B-MLX"]
     for repo_id in ids:
         name = repo_id.split("/", 1)[1]
         assert source_name_of(name) == "Llama-3-8B"
@@ -171,16 +171,18 @@ def test_a_multimodal_model_is_decided_by_the_registry_not_its_pipeline_tag(
     body = render_issue(verdict, Config()).body
     assert ("| GGUF | the text model, plus the vision projector as separate mmproj files "
             "(F16 and Q8_0) |") in body
-    for label in ("GPTQ", "AWQ", "NF4"):
+    for label in ("GPTQ", "AWQ", "NF4", "FP8"):
         assert (f"| {label} | the text model quantized, with the vision tower kept in 16-bit in "
                 "the same checkpoint |") in body
+    assert "| MLX | the text model only: MLX keeps no vision part, so no image input |" in body
 
 
 def test_a_multimodal_model_without_a_projector_converter_says_gguf_is_text_only() -> None:
     chameleon = dataclasses.replace(QWEN35_VL, architectures=("ChameleonForConditionalGeneration",),
                                     model_type="chameleon")
     verdict = decide_one(chameleon, F, CTX)
-    assert isinstance(verdict, ModelCandidate) and verdict.methods == ("gguf", "nf4")
+    # mlx-lm has no chameleon module; NF4 and FP8 load through transformers' class
+    assert isinstance(verdict, ModelCandidate) and verdict.methods == ("gguf", "nf4", "fp8")
     assert verdict.multimodal and not verdict.mmproj
     body = render_issue(verdict, Config()).body
     assert "| GGUF | the text model only: llama.cpp's converter has no projector" in body
@@ -255,7 +257,7 @@ def test_issue_text_has_marker_sizes_and_trigger() -> None:
         cmd = parse(line)
         assert cmd is not None and cmd.kind is Kind.QUANTIZE, line
     assert parse(lines[0]).request.methods == tuple(METHODS)
-    assert text.labels == ("candidate", "gguf", "gptq", "awq", "nf4")
+    assert text.labels == ("candidate", "gguf", "gptq", "awq", "nf4", "fp8", "mlx")
     assert text.title == "Quantize meta/Llama-3-8B (8.03B, LlamaForCausalLM)"
 
 
@@ -284,14 +286,18 @@ def test_size_limits_come_from_the_runners() -> None:
     verdict = decide_one(big, F, CTX)
     assert isinstance(verdict, ModelCandidate) and verdict.methods == ("gguf",)
     lacking = {f.method: f.lacks for f in verdict.fits if not f.ok}
-    assert set(lacking) == {"gptq", "awq", "nf4"}
-    assert all("GPU memory (the gpu runner has 85.90 GB)" in " ".join(v) for v in lacking.values())
-    cfg = config_from_dict({"runners": {"gpu": {"gpu_memory": "80GiB", "gpus": 4, "ram": "1TiB"}}})
+    assert set(lacking) == {"gptq", "awq", "nf4", "fp8", "mlx"}
+    assert all("GPU memory (the gpu runner has 85.90 GB)" in " ".join(v)
+               for m, v in lacking.items() if m != "mlx")
+    # MLX loads the 16-bit source whole on the CPU runner (mlx_lm.convert, the shared baseline)
+    assert "RAM (the cpu runner has 137.44 GB)" in " ".join(lacking["mlx"])
+    cfg = config_from_dict({"runners": {"gpu": {"gpu_memory": "80GiB", "gpus": 4, "ram": "1TiB"},
+                                        "cpu": {"ram": "512GiB"}}})
     roomy = Context(namespace="qb", own_repos=frozenset(), methods=tuple(METHODS),
                     runners=cfg.runners)
     assert decide_one(big, F, roomy).methods == tuple(METHODS)
     text = render_issue(verdict, Config())
-    assert "Not offered: GPTQ, AWQ, NF4" in text.body and "GPU memory" in text.body
+    assert "Not offered: GPTQ, AWQ, NF4, FP8, MLX" in text.body and "GPU memory" in text.body
 
 
 @pytest.mark.parametrize("bad", [{"cpu": {"disk": "lots"}}, {"tpu": {"disk": "1TB"}},

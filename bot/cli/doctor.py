@@ -73,7 +73,8 @@ def support_counts() -> dict[str, list[str]]:
     registry = default_registry()
     return {"converter": sorted(registry.text_architectures),
             "gptqmodel": sorted(registry.gptqmodel_types),
-            "transformers": sorted(registry.causal_lm) + sorted(registry.image_text_to_text)}
+            "transformers": sorted(registry.causal_lm) + sorted(registry.image_text_to_text),
+            "mlx": sorted(registry.mlx_types)}
 
 
 def collect(require: tuple[str, ...], min_free_gb: float, build: bool) -> list[Finding]:
@@ -84,7 +85,7 @@ def collect(require: tuple[str, ...], min_free_gb: float, build: bool) -> list[F
     findings = [Finding("python", sys.version.split()[0]), Finding("cache", str(cache_dir()))]
     findings += _packages(("quantbot", "huggingface-hub", "PyGithub"), "", True)
     findings += _packages(("torch", "transformers", "gguf", "llama-cpp-python", "gptqmodel",
-                           "bitsandbytes"), "", False)
+                           "bitsandbytes", "compressed-tensors", "mlx", "mlx-lm"), "", False)
     findings += [_method(m, m in wanted) for m in METHODS.values()]
     tc = ensure_toolchain() if build else toolchain()
     missing = tc.missing()

@@ -17,9 +17,9 @@ from runners.errors import QuantbotError
 from runners.settings import RunSettings
 from runners.units import parse_count
 
-#: What the command line makes when its words name no method: the methods of the CPU runner
-#: (GGUF), which run on any machine.
-CLI_DEFAULT_METHODS = tuple(name for name, m in METHODS.items() if m.runner == "cpu")
+#: What the command line makes when its words name no method: the methods that run on any
+#: machine (GGUF; :attr:`bot.methods.Method.cli_default`).
+CLI_DEFAULT_METHODS = tuple(name for name, m in METHODS.items() if m.cli_default)
 WORDS_HELP = (f"WORDS say what to make, as after /quantize on an issue: "
               f"{usage('').strip()} (default: {' '.join(CLI_DEFAULT_METHODS)}).")
 

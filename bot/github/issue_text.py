@@ -49,6 +49,8 @@ def parts(m: Method, c: ModelCandidate) -> str:
                     "architecture, so no image input")
         files = " and ".join(tag for _, tag in PROJECTOR_TYPES)
         return f"the text model, plus the vision projector as separate mmproj files ({files})"
+    if m.vision_part == "none":
+        return f"the text model only: {m.label} keeps no vision part, so no image input"
     return "the text model quantized, with the vision tower kept in 16-bit in the same checkpoint"
 
 
@@ -57,12 +59,13 @@ def planned(c: ModelCandidate, cfg: Config) -> list[PlannedMethod]:
     for name in c.methods or cfg.quant.methods:
         m = METHODS[name]
         spec = m.default_spec()
-        option = spec.OPTIONS[0]
+        example = (f" {spec.OPTIONS[0].name}={spec.OPTIONS[0].example()}"
+                   if spec.OPTIONS else "")  # FP8 has no options
         out.append(PlannedMethod(
             name=name, label=m.label, repo_id=f"{cfg.hub.namespace}/{m.repo_name(c.name)}",
             settings=spec.describe(),
             estimates=[(e.variant, human_bytes(e.bytes)) for e in m.estimate(c.params, spec)],
-            usage=f"/quantize {name} {option.name}={option.example()}", parts=parts(m, c)))
+            usage=f"/quantize {name}{example}", parts=parts(m, c)))
     return out
 
 

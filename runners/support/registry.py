@@ -10,10 +10,14 @@ against the tool that does its work (:data:`METHOD_SOURCES`):
   a separate multimodal-projector (mmproj) converter, which the verdict's reason mentions.
 * ``gptqmodel`` (``gptq``, ``awq``): GPTQModel picks its model definition by the config's
   ``model_type`` (lower-cased) in its ``MODEL_MAP``; AWQ uses the same definitions.
-* ``transformers`` (``nf4``): bitsandbytes NF4 loads through transformers' auto classes, which
-  pick the model class by ``model_type`` (causal-LM or image-text-to-text map).
+* ``transformers`` (``nf4``, ``fp8``): bitsandbytes NF4 and compressed-tensors FP8 load through
+  transformers' auto classes, which pick the model class by ``model_type`` (causal-LM or
+  image-text-to-text map).
+* ``mlx`` (``mlx``): mlx-lm imports ``mlx_lm.models.<model_type>`` (after its own remapping,
+  ``mistral`` → ``llama`` …); it converts the text model only.
 
-Both transformers-based sections also check the architecture by name: it must be a class
+The transformers-based sections (and ``mlx``, whose job scores the baseline with transformers)
+also check the architecture by name: it must be a class
 transformers has, and the one it builds for that ``model_type``; a config may not say one model
 and load another. :meth:`Registry.support_all` asks for every architecture a config declares.
 """
@@ -30,12 +34,13 @@ from types import MappingProxyType
 from typing import Any
 
 #: The snapshot sections a method can be checked against.
-SOURCES = ("converter", "gptqmodel", "transformers")
+SOURCES = ("converter", "gptqmodel", "transformers", "mlx")
 
 #: quantbot's method names → the snapshot section whose tool does the work. Callers may pass
 #: their own table (same shape) to :func:`support_for` and friends.
 METHOD_SOURCES: Mapping[str, str] = MappingProxyType(
-    {"gguf": "converter", "gptq": "gptqmodel", "awq": "gptqmodel", "nf4": "transformers"})
+    {"gguf": "converter", "gptq": "gptqmodel", "awq": "gptqmodel", "nf4": "transformers",
+     "fp8": "transformers", "mlx": "mlx"})
 
 _REGENERATE = "python -m runners.support.snapshot"
 #: What transformers, llama.cpp and GPTQModel name an architecture by: a Python class name.
@@ -88,6 +93,8 @@ class Registry:
             self.gptqmodel_types: dict[str, str] = dict(data["gptqmodel"]["model_types"])
             self.causal_lm: dict[str, str] = dict(data["transformers"]["causal_lm"])
             self.image_text_to_text: dict[str, str] = dict(data["transformers"]["image_text_to_text"])
+            self.mlx_types: dict[str, str] = dict(data["mlx"]["model_types"])
+            self.mlx_unavailable: dict[str, str] = dict(data["mlx"]["unavailable"])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed support snapshot (missing {exc}); regenerate it with "
                              f"{_REGENERATE}") from exc
@@ -114,6 +121,10 @@ class Registry:
     @property
     def _gptqmodel(self) -> str:
         return f"GPTQModel {self.versions['gptqmodel']}"
+
+    @property
+    def _mlx_lm(self) -> str:
+        return f"mlx-lm {self.versions['mlx-lm']}"
 
     @property
     def _transformers(self) -> str:
@@ -149,7 +160,7 @@ class Registry:
         if unknown:
             raise ValueError(f"unknown support sources {unknown}; expected one of {SOURCES}")
         checks = {"converter": self._converter, "gptqmodel": self._gptqmodel_verdict,
-                  "transformers": self._transformers_verdict}
+                  "transformers": self._transformers_verdict, "mlx": self._mlx_verdict}
         verdicts = {m: checks[s](architecture, model_type, text_architecture)
                     for m, s in methods.items()}
         return Support(architecture=architecture, model_type=model_type,
@@ -262,6 +273,29 @@ class Registry:
         types = self.model_types_for(architecture)  # a known class: _class_mismatch said so
         return Verdict(True, f"model_type not given; {self._transformers} has {architecture} "
                              f"(model_type {', '.join(repr(t) for t in types)})")
+
+
+    def _mlx_verdict(self, architecture: str, model_type: str | None,
+                     text_architecture: str | None) -> Verdict:
+        # quantbot's MLX job scores the shared baseline with transformers, so transformers must
+        # build the declared class too.
+        mismatch = self._class_mismatch(architecture, model_type,
+                                        via="the MLX baseline loads through transformers: ")
+        if mismatch is not None:
+            return mismatch
+        types, how = self._candidate_types(architecture, model_type)
+        for t in types:
+            module = self.mlx_types.get(t)
+            if module is None:
+                continue
+            reason = f"{how}: {self._mlx_lm} loads it with mlx_lm.models.{module}"
+            if self.is_multimodal(architecture, t):
+                reason += "; text model only (mlx-lm keeps no vision part)"
+            return Verdict(True, reason)
+        missing = next((f"{how}: mlx_lm.models.{t} needs what mlx-lm does not install "
+                        f"({self.mlx_unavailable[t]})" for t in types if t in self.mlx_unavailable),
+                       None)
+        return Verdict(False, missing or f"{how}: no mlx_lm.models module in {self._mlx_lm}")
 
 
 @functools.cache

@@ -13,6 +13,11 @@ Each section comes from the tool itself, never from a hand list:
   definitions), imported in a child process (importing GPTQModel sets environment variables and
   prints a banner). GPTQModel quantizes AWQ with the same definitions; 7.6.0 excludes no
   ``model_type`` from AWQ.
+* ``mlx``: the config ``model_type`` values mlx-lm loads: every module of ``mlx_lm.models``
+  that defines ``Model`` and ``ModelArgs`` (mlx-lm imports ``mlx_lm.models.<model_type>``),
+  plus the keys of its ``MODEL_REMAPPING`` (``mistral`` → ``llama`` …), imported in a child
+  process (importing MLX starts its runtime). A module that needs a package mlx-lm does not
+  install (``olmo`` needs ``ai2-olmo``) is listed under ``unavailable`` with its message.
 * ``transformers``: ``MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`` and
   ``MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES`` (config ``model_type`` → model class), what the
   bitsandbytes NF4 path loads through and how architectures map to ``model_type`` values.
@@ -93,6 +98,31 @@ with open(sys.argv[1], "w", encoding="utf-8") as fh:
 """
 
 
+#: Writes {"model_types": {model_type: module}, "unavailable": {module: message}} to argv[1].
+_MLX_PROBE = """
+import contextlib, importlib, io, json, pkgutil, sys
+import mlx_lm.models
+from mlx_lm.utils import MODEL_REMAPPING
+
+types, unavailable = {}, {}
+for info in pkgutil.iter_modules(mlx_lm.models.__path__):
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(said):
+            module = importlib.import_module("mlx_lm.models." + info.name)
+    except (Exception, SystemExit) as exc:  # olmo prints why, then exits
+        unavailable[info.name] = said.getvalue().strip() or f"{type(exc).__name__}: {exc}"
+        continue
+    if hasattr(module, "Model") and hasattr(module, "ModelArgs"):
+        types[info.name] = info.name
+for alias, target in MODEL_REMAPPING.items():
+    if target in types:
+        types[alias] = target
+with open(sys.argv[1], "w", encoding="utf-8") as fh:
+    json.dump({"model_types": types, "unavailable": unavailable}, fh)
+"""
+
+
 class SnapshotError(QuantbotError):
     """The snapshot could not be read from the pinned tools."""
 
@@ -142,6 +172,19 @@ def gptqmodel_model_types() -> dict[str, str]:
     return dict(sorted(types.items()))
 
 
+def mlx_model_types() -> dict[str, dict[str, str]]:
+    """mlx-lm's model registry: ``model_types`` (config ``model_type`` → the ``mlx_lm.models``
+    module it loads) and ``unavailable`` (module → why it does not import here)."""
+    log.info("reading mlx-lm's model modules")
+    found = _probe(_MLX_PROBE, "mlx-lm's model modules",
+                   "install quantbot's mlx extra (pip install -e .[mlx]) and rerun")
+    if not found["model_types"]:
+        raise SnapshotError("mlx-lm defines no model module",
+                            f"check the installed mlx-lm, then rerun {COMMAND}")
+    return {"model_types": dict(sorted(found["model_types"].items())),
+            "unavailable": dict(sorted(found["unavailable"].items()))}
+
+
 def transformers_maps() -> dict[str, dict[str, str]]:
     """transformers' causal-LM and image-text-to-text auto maps (``model_type`` → class name)."""
     from transformers.models.auto import modeling_auto
@@ -162,7 +205,7 @@ def _version(dist: str) -> str:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError as exc:
-        raise SnapshotError(f"{dist} is not installed", "pip install -e .[gguf,gpu] and rerun") from exc
+        raise SnapshotError(f"{dist} is not installed", "pip install -e .[gguf,gpu,mlx] and rerun") from exc
 
 
 def collect(src_dir: Path | None = None) -> dict[str, Any]:
@@ -172,10 +215,12 @@ def collect(src_dir: Path | None = None) -> dict[str, Any]:
         "versions": {
             "llama-cpp-python": LLAMA_CPP_PYTHON_VERSION,
             "gptqmodel": _version("gptqmodel"),
+            "mlx-lm": _version("mlx-lm"),
             "transformers": _version("transformers"),
         },
         "converter": converter_architectures(src_dir),
         "gptqmodel": {"model_types": gptqmodel_model_types()},
+        "mlx": mlx_model_types(),
         "transformers": transformers_maps(),
     }
 
@@ -199,6 +244,7 @@ def summary(snapshot: dict[str, Any]) -> str:
     conv, tf = snapshot["converter"], snapshot["transformers"]
     return (f"{len(conv['text'])} converter text architectures, {len(conv['mmproj'])} mmproj, "
             f"{len(snapshot['gptqmodel']['model_types'])} GPTQModel model types, "
+            f"{len(snapshot['mlx']['model_types'])} mlx-lm model types, "
             f"{len(tf['causal_lm'])} transformers causal-LM and "
             f"{len(tf['image_text_to_text'])} image-text-to-text model types ({versions})")
 

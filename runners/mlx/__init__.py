@@ -1,0 +1,1 @@
+"""MLX: mlx-lm's affine-quantized checkpoints for Apple silicon (and MLX's CPU backend)."""
