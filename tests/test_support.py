@@ -43,6 +43,13 @@ def test_snapshot_llama_cpp_python_version_is_the_pin():
         f"{LLAMA_CPP_PYTHON_VERSION}; build the new toolchain and {REGENERATE}")
 
 
+def test_snapshot_mlx_lm_version_is_the_pin():
+    recorded, pinned = snapshot_versions()["mlx-lm"], _pinned("mlx-lm")
+    assert recorded == pinned, (
+        f"registry.json was generated from mlx-lm {recorded} but pyproject.toml pins {pinned}; "
+        f"install the pin and {REGENERATE}")
+
+
 def test_snapshot_gptqmodel_version_is_the_pin():
     recorded, pinned = snapshot_versions()["gptqmodel"], _pinned("gptqmodel")
     assert recorded == pinned, (
@@ -169,9 +176,9 @@ def regenerated(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.mark.slow
-def test_regenerated_converter_and_gptqmodel_sections_match(regenerated):
+def test_regenerated_converter_gptqmodel_and_mlx_sections_match(regenerated):
     packaged = json.loads(_packaged_text())
-    for section in ("converter", "gptqmodel"):
+    for section in ("converter", "gptqmodel", "mlx"):
         assert regenerated["data"][section] == packaged[section], (
             f"registry.json's {section} section differs from the pinned tools; {REGENERATE}")
 

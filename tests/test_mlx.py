@@ -1,0 +1,123 @@
+"""MLX of a small trained Llama on MLX's CPU backend: mlx-lm converts 4- and 8-bit variants,
+loads each in a fresh process, measures it on the windows every format shares (against the
+transformers baseline) and answers like the unquantized model in mlx-lm.
+
+One run (module fixture, slow, under a minute on 2 cores) goes through ``quantbot quantize``;
+the spec and support tests at the end are fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from bot.methods import METHODS
+from bot.request import ParseError, parse_words
+from runners.mlx.spec import MlxSpec, MlxVariant
+from runners.results import BRANCHES_DIR, QuantRun, load_run
+from runners.support.registry import support_for
+
+slow = pytest.mark.slow
+REPO = "quantbot/trained-llama-MLX"
+
+
+@pytest.fixture(scope="module")
+def mlx(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> tuple[QuantRun, Path, Path]:
+    root = tmp_path_factory.mktemp("mlx")
+    result = CliRunner().invoke(main, [
+        "quantize", str(trained_model), "--repo-id", "tests/trained-llama", "mlx", "bits=4,8",
+        "--device", "cpu", "--ctx", "128", "--chunks", "4", "--answers", "3",
+        "--answer-tokens", "6", "--out", str(root / "hub"), "--work", str(root / "work")])
+    assert result.exit_code == 0, result.output
+    folder = root / "hub" / "quantbot" / METHODS["mlx"].repo_name("trained-llama")
+    return load_run(folder), folder, root / "work" / "tests__trained-llama" / "transformers"
+
+
+@slow
+def test_each_variant_is_an_mlx_checkpoint_on_its_branch(mlx):
+    run, folder, _ = mlx
+    assert [(v.name, v.branch) for v in run.variants] == [
+        ("mlx-4bit-64g", "main"), ("mlx-8bit-64g", "mlx-8bit-64g")]
+    for bits, where in ((4, folder), (8, folder / BRANCHES_DIR / "mlx-8bit-64g")):
+        config = json.loads((where / "config.json").read_text())
+        assert config["quantization"] == {"group_size": 64, "bits": bits, "mode": "affine"}
+        names = {p.name for p in where.iterdir()}
+        assert {"model.safetensors", "tokenizer_config.json", "generation_config.json"} <= names
+
+
+@slow
+def test_measured_on_the_shared_windows_and_eight_bit_is_closer(mlx):
+    run, _, _ = mlx
+    k4, k8 = (v.quality.kld_mean for v in run.variants)
+    assert 0 < k8 < k4
+    four, eight = run.variants
+    assert four.size_bytes < eight.size_bytes and four.params["kernel"] == "QuantizedLinear"
+    assert four.params["eval_device"] == "cpu" and four.params["eval_dtype"] == "bfloat16"
+    assert run.evaluation.chunks == 4 and run.tools["quantizer"].startswith("mlx-lm ")
+
+
+@slow
+def test_answers_are_compared_with_the_unquantized_model_in_mlx(mlx):
+    run, _, work = mlx
+    for v in run.variants:
+        assert v.answers is not None and v.answers.prompts == 3
+        assert v.answers.reference == "the unquantized model in mlx-lm"
+    assert list((work / "baseline").glob("answers-reference-mlx.*.json"))
+    assert list((work / "baseline").glob("answers-reference.*.json"))  # transformers' own
+
+
+@slow
+def test_unquantized_mlx_agrees_with_the_transformers_baseline(mlx, trained_model):
+    """The evaluator itself: the unquantized model's forward pass in MLX scored against the
+    transformers baseline's log-probs is near zero KLD, so a variant's KLD is the quantization's."""
+    from runners.hfmodel.check import check_folder
+
+    _, _, work = mlx
+    key = json.loads((work / "baseline" / "baseline.json").read_text())["key"]
+    evaluation = {"blocks_file": str(work / "eval-blocks.json"),
+                  "baseline_dir": str(work / "baseline"), "key": key}
+    checked = check_folder(trained_model, work, "cpu", 4, quantized=False, evaluation=evaluation,
+                           module="runners.mlx.check", runtime="mlx-lm")
+    assert checked.measurement is not None and checked.quantized_modules == 0
+    # bfloat16 in MLX against float32 in transformers (the trained model is float32)
+    assert checked.measurement.quality.kld_mean < 2e-3
+
+
+@slow
+def test_card_has_mlx_lm_snippets(mlx):
+    _, folder, _ = mlx
+    card = (folder / "README.md").read_text()
+    assert f"mlx_lm.generate --model {REPO} --prompt" in card
+    assert f'load("{REPO}")' in card and f"mlx_lm.server --model {REPO}" in card
+    assert f"[mlx-8bit-64g](https://huggingface.co/{REPO}/tree/mlx-8bit-64g)" in card
+    assert "library_name: mlx\n" in card and "- mlx\n" in card
+    assert "vllm" not in card.lower()
+
+
+# -- fast ----------------------------------------------------------------------------------------
+def test_options_are_the_one_vocabulary():
+    spec = parse_words(["mlx", "bits=3,6", "group_size=32"]).specs["mlx"]
+    assert spec == MlxSpec(bits=(3, 6), group_size=(32,))
+    assert spec.variant_names() == ["mlx-3bit-32g", "mlx-6bit-32g"]
+    assert MlxSpec().bits_per_weight() == {"mlx-4bit-64g": 4.5}
+    assert MlxVariant(8, 128).bits_per_weight() == 8.25
+    with pytest.raises(ParseError, match="MLX bits must be one of 4, 2, 3, 6, 8, not 5"):
+        parse_words(["mlx", "bits=5"])
+    with pytest.raises(ParseError, match="group_size must be one of 64, 32, 128"):
+        parse_words(["mlx", "group_size=16"])
+
+
+def test_support_comes_from_mlx_lm_s_own_modules():
+    ok = support_for("MistralForCausalLM", "mistral")["mlx"]
+    assert ok.supported and "mlx_lm.models.llama" in ok.reason  # mlx-lm's own remapping
+    vision = support_for("Gemma3ForConditionalGeneration", "gemma3")["mlx"]
+    assert vision.supported and "text model only" in vision.reason
+    olmo = support_for("OlmoForCausalLM", "olmo")["mlx"]
+    assert not olmo.supported and "ai2-olmo" in olmo.reason
+    assert not support_for("ChameleonForConditionalGeneration", "chameleon")["mlx"].supported
+    made_up = support_for("EvilForCausalLM", "llama")["mlx"]
+    assert not made_up.supported and "EvilForCausalLM" in made_up.reason
