@@ -1,10 +1,12 @@
 """A transformers-family method end to end: baseline once, then per variant quantize → reload
 check → measure.
 
-GPTQ, AWQ and NF4 differ only in how one variant is made (a :class:`Quantizer`: a worker module
-run in a fresh process); everything else — the unquantized baseline scored once and shared by
-every method of a model (the work folder is the model's), the reload with transformers alone,
-PPL/KLD on the same windows, the run record — is this module.
+GPTQ, AWQ, NF4 and FP8 differ only in how one variant is made (a :class:`Quantizer`: a worker
+module run in a fresh process), MLX also in where its variants are loaded (a :class:`Runtime`:
+mlx-lm instead of transformers); everything else — the unquantized baseline scored once by
+transformers and shared by every method of a model (the work folder is the model's), the reload
+in a fresh process, PPL/KLD on the same windows, answer agreement with the unquantized model in
+the same runtime, the run record — is this module.
 
 Each variant is made in its own work folder (``<work>/variants/<name>/``; one that already passed
 verification is reused, so a rerun after a failure resumes), then laid out in the repository
