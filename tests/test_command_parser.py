@@ -14,10 +14,10 @@ from bot.methods import METHODS, RUNNERS
 from bot.plan import Plan
 from bot.request import ParseError, QuantizeRequest, usage
 from runners.errors import QuantbotError
+from runners.fp8.spec import Fp8Spec
 from runners.gguf.spec import GgufSpec
 from runners.gguf.types import DEFAULT_TYPES
 from runners.gptq.spec import AwqSpec, GptqSpec
-from runners.fp8.spec import Fp8Spec
 from runners.mlx.spec import MlxSpec
 from runners.nf4.spec import Nf4Spec
 
