@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from bot.cli import main
 from bot.methods import METHODS
 from bot.request import ParseError, parse_words
+from runners.mlx.check import CPU_DEQUANTIZED
 from runners.mlx.spec import MlxSpec, MlxVariant
 from runners.results import BRANCHES_DIR, QuantRun, load_run
 from runners.support.registry import support_for
@@ -55,7 +56,7 @@ def test_measured_on_the_shared_windows_and_eight_bit_is_closer(mlx):
     k4, k8 = (v.quality.kld_mean for v in run.variants)
     assert 0 < k8 < k4
     four, eight = run.variants
-    assert four.size_bytes < eight.size_bytes and four.params["kernel"] == "QuantizedLinear"
+    assert four.size_bytes < eight.size_bytes and four.params["kernel"] == "QuantizedLinear" + CPU_DEQUANTIZED
     assert four.params["eval_device"] == "cpu" and four.params["eval_dtype"] == "bfloat16"
     assert run.evaluation.chunks == 4 and run.tools["quantizer"].startswith("mlx-lm ")
 
