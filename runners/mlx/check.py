@@ -27,6 +27,7 @@ from runners.answers import PromptSet, strip_stop
 from runners.errors import QuantbotError
 from runners.hfmodel import evaluate, worker
 from runners.hfmodel.types import Measurement
+from runners.mlx.quantize import rope_fields
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,9 @@ def _worker(request: dict[str, Any]) -> dict[str, Any]:
     if request["quantized"] and "quantization" not in config:
         raise QuantbotError(f"{folder}/config.json has no quantization block",
                             "convert the model with mlx_lm.convert(quantize=True)")
-    model, tokenizer = load(str(folder))
+    # The unquantized source (the answers' reference) as mlx-lm reads it once converted.
+    model, tokenizer = load(str(folder), model_config=None if request["quantized"]
+                            else rope_fields(config))
     quantized, plain = count_quantized(model)
     if request["quantized"] and quantized == 0:
         raise QuantbotError(f"mlx-lm loaded no quantized layer from {folder} ({plain} plain)",

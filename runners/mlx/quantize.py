@@ -31,12 +31,37 @@ log = logging.getLogger(__name__)
 STUB_CARD = "README.md"
 
 
+def rope_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """Top-level ``rope_theta``/``rope_scaling`` for a config that holds them only in
+    transformers 5's ``rope_parameters`` (pure; {} when nothing is missing).
+
+    mlx-lm 0.32 reads only the top-level fields: without them it silently uses its default
+    theta (10000), a different model (SmolLM2-135M, theta 100000: KLD 0.14 against transformers
+    before any quantization).
+    """
+    params = config.get("rope_parameters") or {}
+    if isinstance(params, dict) and set(params) & {"rope_theta", "rope_type"} \
+            and not isinstance(next(iter(params.values())), dict):
+        out: dict[str, Any] = {}
+        if "rope_theta" in params and "rope_theta" not in config:
+            out["rope_theta"] = params["rope_theta"]
+        if params.get("rope_type", "default") != "default" and not config.get("rope_scaling"):
+            out["rope_scaling"] = {k: v for k, v in params.items() if k != "rope_theta"}
+        return out
+    return {}
+
+
 def verify_folder(folder: Path, variant: MlxVariant) -> list[str]:
     """The published files of a finished folder; :class:`QuantbotError` if it is not this variant."""
     path = folder / "config.json"
     if not path.is_file():
         raise QuantbotError(f"{folder} has no config.json", "quantize this variant again")
-    found = json.loads(path.read_text()).get("quantization") or {}
+    config = json.loads(path.read_text())
+    missing = rope_fields(config)
+    if missing:
+        raise QuantbotError(f"{path} lacks the top-level {', '.join(missing)} mlx-lm reads",
+                            "quantize this variant again (quantbot adds them from rope_parameters)")
+    found = config.get("quantization") or {}
     wanted = {"bits": variant.bits, "group_size": variant.group_size, "mode": "affine"}
     got = {"bits": found.get("bits"), "group_size": found.get("group_size"),
            "mode": found.get("mode", "affine")}  # mlx-lm before 0.26 wrote no mode: affine
@@ -61,6 +86,10 @@ def quantize(source: Path, variant: MlxVariant, out_dir: Path) -> QuantOutcome:
             q_group_size=variant.group_size, q_mode="affine", dtype=dtype)
     seconds = time.perf_counter() - start
     (out_dir / STUB_CARD).unlink(missing_ok=True)
+    config_file = out_dir / "config.json"
+    config = json.loads(config_file.read_text())
+    config.update(rope_fields(config))
+    config_file.write_text(json.dumps(config, indent=4) + "\n")
     copy_tokenizer_files(source, out_dir)
     files = verify_folder(out_dir, variant)
     return QuantOutcome(
