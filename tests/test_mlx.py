@@ -122,3 +122,21 @@ def test_support_comes_from_mlx_lm_s_own_modules():
     assert not support_for("ChameleonForConditionalGeneration", "chameleon")["mlx"].supported
     made_up = support_for("EvilForCausalLM", "llama")["mlx"]
     assert not made_up.supported and "EvilForCausalLM" in made_up.reason
+
+
+def test_rope_parameters_reach_mlx_lm(tmp_path):
+    """mlx-lm 0.32 reads only top-level rope fields; transformers 5 writes rope_parameters, so a
+    converted SmolLM2 (theta 100000) would run with mlx-lm's default 10000 (KLD 0.14 unquantized)."""
+    from runners.errors import QuantbotError
+    from runners.mlx.quantize import rope_fields, verify_folder
+
+    assert rope_fields({"rope_parameters": {"rope_theta": 1e5, "rope_type": "default"}}) == \
+        {"rope_theta": 1e5}
+    assert rope_fields({"rope_parameters": {"rope_theta": 5e5, "rope_type": "llama3",
+                                            "factor": 8.0}}) == \
+        {"rope_theta": 5e5, "rope_scaling": {"rope_type": "llama3", "factor": 8.0}}
+    assert rope_fields({"rope_theta": 1e5, "rope_parameters": {"rope_theta": 1e5}}) == {}
+    (tmp_path / "config.json").write_text(json.dumps({
+        "rope_parameters": {"rope_theta": 1e5}, "quantization": {"bits": 4, "group_size": 64}}))
+    with pytest.raises(QuantbotError, match="lacks the top-level rope_theta mlx-lm reads"):
+        verify_folder(tmp_path, MlxVariant())
