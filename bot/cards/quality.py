@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from runners.answers import Answers
 from runners.results import Variant
+from runners.stats import ci95
 
 #: (upper bound of mean KLD in nats, quality band): thresholds as llama.cpp's KLD tables use them.
 KLD_BANDS: tuple[tuple[float, str], ...] = (
@@ -58,6 +59,16 @@ def recommendation(variants: list[Variant]) -> tuple[Variant, str]:
 def recommended(variants: list[Variant]) -> Variant:
     """The file :func:`recommendation` picks."""
     return recommendation(variants)[0]
+
+
+def interval_text(value: float | None, standard_error: float | None, spec: str,
+                  scale: float = 1.0) -> str:
+    """``value ± half-width`` of its 95 % interval: the cards' one way to show an estimate."""
+    if value is None:
+        return "n/a"
+    half = ci95(standard_error)
+    shown = format(value * scale, spec)
+    return shown if half is None else f"{shown} ± {format(half * scale, spec)}"
 
 
 def answers_cell(answers: Answers | None) -> str:
