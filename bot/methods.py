@@ -106,13 +106,13 @@ class Method:
 
 
 _TRANSFORMERS_COLUMNS = ("size", "peak_memory", "ppl", "kld", "kld_p99", "same_top", "answers",
-                         "use_case")
+                         "tokens", "use_case")
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("gguf", "GGUF", "-GGUF", "cpu", GgufSpec, "runners.gguf.pipeline:run",
            ("llama_cpp", "gguf"), "gguf", "card_gguf.md.j2",
            ("files", "quant_method", "bits_per_weight", "size", "ram_estimate", "ppl", "kld",
-            "kld_p99", "same_top", "answers", "use_case"),
+            "kld_p99", "same_top", "answers", "tokens", "use_case"),
            ("gguf", "llama.cpp"), "converter", "gguf",
            ("llama.cpp", "llama-cpp-python", "LM Studio", "Ollama"),
            original_formats=("fp8", "mxfp4", "compressed-tensors", "modelopt"),

@@ -67,6 +67,7 @@ COLUMNS: dict[str, Column] = {
     "kld_p99": Column("p99 KLD", lambda r, _: r.kld_p99),
     "same_top": Column("Same top %", lambda r, _: r.same_top),
     "answers": Column("Answers like the original", lambda r, _: r.answers),
+    "tokens": Column("Tokens measured", lambda r, _: r.tokens),
     "use_case": Column("Use case", _use_case),
 }
 

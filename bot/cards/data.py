@@ -47,6 +47,7 @@ class FileRow:
     kld_p99: str
     same_top: str
     answers: str
+    tokens: str  # scored tokens this row was measured on
     use_case: str
     recommended: bool
     params: dict = field(default_factory=dict)
@@ -174,6 +175,8 @@ class CardData:
     answers: AnswersInfo | None = None
     #: Where a file's name does not say what it holds (:func:`bot.cards.quality.name_notes`).
     name_notes: list[str] = field(default_factory=list)
+    #: Files were measured on windows added until settled (runners.adaptive), not all of them.
+    adaptive: bool = False
 
 
 def _metadata(run: QuantRun, repo_id: str) -> str:
@@ -225,6 +228,7 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
             kld_p99=_fmt(v.quality.kld_p99, ".3f"),
             same_top=interval_text(v.quality.same_top_p, v.quality.same_top_err, ".1f", 100),
             answers=answers_cell(v.answers),
+            tokens=str(v.params.get("eval_tokens", "")),
             use_case=use_case(v, v is smallest, v is best), recommended=v is chosen,
             params=v.params, branch=v.branch,
         )
@@ -252,4 +256,5 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
         extra_files=[asdict(e) | {"size": human_bytes(e.size_bytes)} for e in run.extra_files],
         reference=run.source.reference, answers=answers_info(variants),
         name_notes=name_notes(variants),
+        adaptive=bool(run.provenance.get("settings", {}).get("adaptive")),
     )

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runners.adaptive import schedule, settled
 from runners.errors import QuantbotError
 from runners.hfmodel.types import Measurement
 from runners.results import Quality
@@ -122,8 +123,10 @@ def baseline_ready(folder: Path, key: str) -> bool:
 
 
 def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
-            write_baseline: bool = False) -> Measurement:
-    """Score ``model`` on ``blocks``; write the baseline (unquantized) or compare with it."""
+            write_baseline: bool = False, adaptive: bool = False) -> Measurement:
+    """Score ``model`` on ``blocks``; write the baseline (unquantized, every window) or compare
+    with it: on all windows, or with ``adaptive`` on the first 4, 8, 16 … until the KLD is
+    settled (:mod:`runners.adaptive`, the rule llama-perplexity's measurements follow too)."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -137,6 +140,8 @@ def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
     same: list[float] = []
     dp: list[float] = []
     start = time.perf_counter()
+    checkpoints = set(schedule(len(blocks))) if adaptive and not write_baseline else set()
+    used = len(blocks)
     with torch.inference_mode():
         for i, block in enumerate(blocks):
             tokens = torch.tensor(block, dtype=torch.long, device=device)
@@ -151,10 +156,14 @@ def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
                 kld += terms["kld"].tolist()
                 same += terms["same"].tolist()
                 dp += terms["dp"].tolist()
+                if i + 1 in checkpoints and i + 1 < len(blocks) and settled(
+                        summarize(nll, kld, same).quality):
+                    used = i + 1
+                    break
     result = summarize(nll, kld or None, same or None, dp or None)
     if write_baseline:
         (baseline_dir / BASELINE_META).write_text(json.dumps(
             {"key": key, "windows": len(blocks), "ppl": result.quality.ppl}, indent=1))
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     return Measurement(quality=result.quality, n_scored=result.n_scored, dtype=dtype,
-                       seconds=round(time.perf_counter() - start, 3))
+                       seconds=round(time.perf_counter() - start, 3), windows=used)
