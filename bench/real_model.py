@@ -11,7 +11,6 @@ importance matrix. It reads every ``quantbot.json`` they wrote and rewrites the 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import re
 import subprocess
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.cards.plot import PlotPoint, draw_quality_plot  # noqa: E402
-from bot.cards.quality import answers_cell  # noqa: E402
+from bot.cards.quality import answers_cell, interval_text  # noqa: E402
 from bot.methods import METHODS  # noqa: E402
 from runners.results import QuantRun, load_run  # noqa: E402
 from runners.smollm2 import REFERENCE_NOTE  # noqa: E402
@@ -51,12 +50,6 @@ def run_requests(work: Path, extra: list[str]) -> dict[str, float]:
     return seconds
 
 
-def _pm(value: float | None, err: float | None, spec: str) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:{spec}} ± {err:{spec}}" if err is not None else f"{value:{spec}}"
-
-
 def rows(runs: list[tuple[str, QuantRun]]) -> list[list[str]]:
     """One table row per published file, smallest first."""
     out = []
@@ -67,14 +60,15 @@ def rows(runs: list[tuple[str, QuantRun]]) -> list[list[str]]:
             names = v.params.get("stands_for") or [v.name]
             out.append((v.size_bytes, [
                 label, " = ".join(names), human_bytes(v.size_bytes), f"{v.bits_per_weight:.2f}",
-                _pm(q.ppl, q.ppl_err, ".3f"), _pm(q.kld_mean, q.kld_err, ".4f"),
+                interval_text(q.ppl, q.ppl_err, ".3f"),
+                interval_text(q.kld_mean, q.kld_err, ".4f"),
                 "n/a" if q.kld_p99 is None else f"{q.kld_p99:.3f}",
-                "n/a" if q.same_top_p is None else f"{100 * q.same_top_p:.1f}",
-                answers_cell(v.answers)]))
+                interval_text(q.same_top_p, q.same_top_err, ".1f", 100),
+                answers_cell(v.answers), str(v.params.get("eval_tokens", ""))]))
     return [cells for _, cells in sorted(out, key=lambda r: r[0])]
 
 
-def render(work: Path, seconds: dict[str, float]) -> str:
+def render(work: Path) -> str:
     runs = [(request, load_run(folder)) for request in REQUESTS
             for folder in sorted((work / request / "hub" / "quantbot").iterdir())]
     first = runs[0][1]
@@ -89,7 +83,7 @@ def render(work: Path, seconds: dict[str, float]) -> str:
     draw_quality_plot(points, "SmolLM2-135M-Instruct: KL divergence against size", PLOT)
     versions = first.provenance.get("versions", {})
     header = ["Format", "File", "Size", "Bits/weight", "PPL", "KLD", "p99 KLD", "Same top %",
-              "Answers like the original"]
+              "Answers like the original", "Tokens"]
     lines = [
         f"Made by `python bench/real_model.py` on {platform.machine()} "
         f"({len(__import__('os').sched_getaffinity(0))} cores), quantbot's default measurement: "
@@ -97,12 +91,12 @@ def render(work: Path, seconds: dict[str, float]) -> str:
         f"{first.evaluation.text_name} ({first.evaluation.n_tokens} tokens), and "
         f"{answers.prompts} chat prompts answered with up to {answers.max_new_tokens} new tokens "
         f"(GGUF against the BF16 GGUF in llama-cpp-python, the others against the bf16 model in "
-        f"transformers). Reference: {REFERENCE_NOTE}. Unquantized PPL: {baselines}. "
+        f"transformers); each file measured on windows added until its KLD settled "
+        f"(**Tokens** is the scored tokens it used). ± is the 95 % interval. Reference: {REFERENCE_NOTE}. Unquantized PPL: {baselines}. "
         f"Versions: " + ", ".join(f"{k} {versions[k]}" for k in
                                   ("llama-cpp-python", "gptqmodel", "bitsandbytes", "transformers",
                                    "torch") if k in versions)
-        + (f". Wall time: {', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())}."
-           if seconds else "."),
+        + ".",
         "",
         "| " + " | ".join(header) + " |",
         "|" + " ---- |" * len(header),
@@ -127,13 +121,10 @@ def main() -> None:
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("extra", nargs="*", help="more quantbot options, e.g. --chunks 16")
     args = parser.parse_args()
-    timings = RESULTS / "seconds.json"
     if not args.render_only:
-        seconds = run_requests(args.work, args.extra)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        timings.write_text(json.dumps(seconds, indent=1) + "\n")
-    seconds = json.loads(timings.read_text()) if timings.is_file() else {}
-    rewrite_readme(render(args.work, seconds), ROOT / "README.md")
+        for request, took in run_requests(args.work, args.extra).items():
+            print(f"{request}: {took:.0f} s")  # a shared machine's wall time: printed, not kept
+    rewrite_readme(render(args.work), ROOT / "README.md")
 
 
 if __name__ == "__main__":
