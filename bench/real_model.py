@@ -92,7 +92,8 @@ def render(work: Path) -> str:
         f"{answers.prompts} chat prompts answered with up to {answers.max_new_tokens} new tokens "
         f"(GGUF against the BF16 GGUF in llama-cpp-python, the others against the bf16 model in "
         f"transformers); each file measured on windows added until its KLD settled "
-        f"(**Tokens** is the scored tokens it used). ± is the 95 % interval. Reference: {REFERENCE_NOTE}. Unquantized PPL: {baselines}. "
+        f"(**Tokens** is the scored tokens it used). ± is the 95 % interval. "
+        f"Reference: {REFERENCE_NOTE}. Unquantized PPL: {baselines}. "
         f"Versions: " + ", ".join(f"{k} {versions[k]}" for k in
                                   ("llama-cpp-python", "gptqmodel", "bitsandbytes", "transformers",
                                    "torch") if k in versions)
