@@ -69,6 +69,9 @@ class Method:
     #: runner's CUDA build (perplexity 25x faster) while its CPU cores quantize. The plan
     #: decides (:func:`bot.capacity.place`).
     also_on: str | None = None
+    #: "module:function" that builds what its runs read from quantbot's cache (the llama.cpp
+    #: tools): called before the make step's sandbox, which sees that cache read-only.
+    tools: str | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -100,6 +103,12 @@ class Method:
         module, _, function = self.entry.partition(":")
         return getattr(importlib.import_module(module), function)(source, spec, settings, repo_dir)
 
+    def build_tools(self) -> None:
+        """Build what the method's runs read from the cache, if anything is missing."""
+        if self.tools:
+            module, _, function = self.tools.partition(":")
+            getattr(importlib.import_module(module), function)()
+
 
 _TRANSFORMERS_COLUMNS = ("size", "peak_memory", "ppl", "kld", "same_top", "use_case")
 
@@ -111,7 +120,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            ("gguf", "llama.cpp"), "converter", "gguf",
            ("llama.cpp", "llama-cpp-python", "LM Studio", "Ollama"),
            original_formats=("fp8", "mxfp4", "compressed-tensors", "modelopt"),
-           intermediate_bytes_per_weight=2.0, also_on="gpu"),
+           intermediate_bytes_per_weight=2.0, also_on="gpu", tools="runners.llamacpp:ensure_tools"),
     Method("gptq", "GPTQ", "-GPTQ", "gpu", GptqSpec, "runners.gptq.pipeline:run",
            ("gptqmodel", "optimum"), "gpu", "card_gptq.md.j2",
            ("variant", "bits", "group_size", "act_order", "damp", *_TRANSFORMERS_COLUMNS),
