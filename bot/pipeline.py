@@ -21,6 +21,7 @@ from bot.cards.render import write_card
 from bot.hub.upstream import WATCHED_FILES
 from bot.methods import METHODS, Method
 from bot.publish.base import Publisher, PublishResult
+from bot.publish.manifest import FILES_KEY, folder_manifest
 from bot.request import QuantizeRequest
 from runners.calibration_mix import calibration_mix
 from runners.errors import QuantbotError
@@ -70,6 +71,11 @@ def snapshot_digests(path: Path) -> dict[str, str]:
 def snapshot_revision(path: Path) -> str | None:
     """The commit of a Hub download (huggingface_hub names snapshot folders by it)."""
     return path.name if path.parent.name == "snapshots" and len(path.name) == 40 else None
+
+
+def snapshot_repo(path: Path) -> Path | None:
+    """The Hub cache folder of a download (its snapshot links point into its ``blobs/``)."""
+    return path.parents[1] if snapshot_revision(path) is not None else None
 
 
 def provenance(request: dict, settings: RunSettings, run: QuantRun,
@@ -128,8 +134,9 @@ def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
     run = dataclasses.replace(
         run, source=dataclasses.replace(run.source, config=source.config,
                                         revision=snapshot_revision(source.path)),
-        provenance=provenance(request.specs[m.name].to_dict(), settings, run,
-                              snapshot_digests(source.path)))
+        provenance={**provenance(request.specs[m.name].to_dict(), settings, run,
+                                 snapshot_digests(source.path)),
+                    FILES_KEY: folder_manifest(staging)})
     run.save(staging)  # measurements first: a failing card never loses them
     write_card(run, repo_id, staging)
     return repo_id, staging

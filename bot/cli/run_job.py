@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import tempfile
 from contextlib import nullcontext
 from pathlib import Path
@@ -27,16 +28,18 @@ from bot.cards import CARD_FILES
 from bot.chatops.commands import Kind, parse
 from bot.cli.command import hub_owner
 from bot.handover import Published, published_records, save_published
-from bot.methods import METHODS, method
-from bot.pipeline import make_repository, write_release_cards
+from bot.methods import METHODS, Method, method
+from bot.pipeline import make_repository, snapshot_repo, write_release_cards
 from bot.plan import Plan
 from bot.publish.base import Publisher
 from bot.publish.local import LocalHub
+from bot.publish.manifest import verify_folder
+from runners import sandbox
 from runners.errors import QuantbotError
 from runners.paths import cache_dir
 from runners.results import RUN_FILE, load_run
 from runners.settings import RunSettings
-from runners.source import load_source
+from runners.source import SourceModel, load_source
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,9 @@ def plan_cmd(model: str, comment: str, issue: int, revision: str | None, output:
     click.echo(f"{output}: {', '.join(plan.request.methods)} of {model}")
 
 
+ISOLATIONS = ("none", "bwrap")
+
+
 @command.command("make")
 @plan_option
 @click.option("--method", "method_name", type=click.Choice(list(METHODS)), required=True)
@@ -82,8 +88,12 @@ def plan_cmd(model: str, comment: str, issue: int, revision: str | None, output:
 @click.option("--chunks", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto",
               show_default=True)
+@click.option("--isolation", type=click.Choice(ISOLATIONS), default="none", show_default=True,
+              help="bwrap: download, then convert, quantize, measure and check in a bubblewrap "
+                   "sandbox (no network, writes only to --out and --work, every process ended "
+                   "on return), as the workflow does on self-hosted runners.")
 def make_cmd(plan_path: Path, method_name: str, out: Path, source: str | None, owner: str | None,
-             work: Path | None, ctx: int, chunks: int, device: str) -> None:
+             work: Path | None, ctx: int, chunks: int, device: str, isolation: str) -> None:
     """Make, measure and check one method of the plan (on the runner its label names)."""
     plan = Plan.load(plan_path)
     if method_name not in plan.request.specs:
@@ -94,11 +104,36 @@ def make_cmd(plan_path: Path, method_name: str, out: Path, source: str | None, o
     model = load_source(source or plan.model, repo_id=plan.model if source else None,
                         revision=None if source else plan.revision,
                         allow_remote_code=load_config().filters.allow_remote_code)
-    settings = RunSettings(work_dir=work or cache_dir() / "work", ctx=ctx, chunks=chunks,
-                           device=device)
-    repo_id, staging = make_repository(model, m, plan.request, settings, hub_owner(owner))
+    work = work or cache_dir() / "work"
+    owner = hub_owner(owner)
+    if isolation == "bwrap":
+        _make_sandboxed(plan_path, m, model, out, owner, work,
+                        ["--ctx", str(ctx), "--chunks", str(chunks), "--device", device])
+        return
+    settings = RunSettings(work_dir=work, ctx=ctx, chunks=chunks, device=device)
+    repo_id, staging = make_repository(model, m, plan.request, settings, owner)
     published = LocalHub(out).publish(staging, repo_id)
     click.echo(f"{repo_id}: {len(published.uploaded)} files in {published.location}")
+
+
+def _make_sandboxed(plan_path: Path, m: Method, model: SourceModel, out: Path, owner: str,
+                    work: Path, knobs: list[str]) -> None:
+    """The untrusted phase of ``make``: this very command again, on the downloaded folder, in
+    the sandbox (:mod:`runners.sandbox`); the tools it needs are built first, outside, since
+    the sandbox sees quantbot's cache read-only."""
+    m.build_tools()
+    source = model.path
+    hub_repo = snapshot_repo(source)
+    policy = sandbox.make_policy(readable=[hub_repo or source, plan_path, cache_dir()],
+                                 writable=[out, work])
+    verbose = ["-v"] if logging.getLogger().isEnabledFor(logging.DEBUG) else []
+    argv = [str(Path(sys.executable).with_name("quantbot")), *verbose, "run-job", "make",
+            "--plan", str(plan_path.resolve()), "--method", m.name, "--out", str(out.resolve()),
+            "--source", str(source), "--owner", owner, "--work", str(work.resolve()), *knobs]
+    status = sandbox.run(policy, argv)
+    if status != 0:
+        raise QuantbotError(f"the sandboxed {m.label} make step failed (exit status {status})",
+                            "read its error above; a rerun resumes from the finished steps")
 
 
 def finished_repos(results: Path) -> list[Path]:
@@ -115,32 +150,58 @@ def _publisher(hub_dir: Path | None) -> Publisher:
     return HubPublisher(private=load_config().hub.private)
 
 
+def expected_repo(plan: Plan, run_method: str, owner: str) -> str | None:
+    """The repository a plan's job of ``run_method`` makes (``None``: the plan has no such
+    job), so that a folder named otherwise is never published."""
+    if run_method not in plan.request.specs:
+        return None
+    return f"{owner}/{method(run_method).repo_name(plan.model.split('/')[-1])}"
+
+
 @command.command("publish")
 @click.option("--results", type=click.Path(exists=True, file_okay=False, path_type=Path),
               required=True, help="The worker jobs' results, merged.")
 @click.option("--plan", "plan_path", default=None,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Only publish runs of this plan's model.")
+              help="Only publish the repositories this plan's jobs make, of its model.")
+@click.option("--owner", envvar="QUANTBOT_HUB_OWNER", default=None,
+              help="Hub namespace the plan's repositories go to (default: the config's "
+                   "hub.namespace).")
 @click.option("--hub-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Publish to this local hub folder instead of the Hugging Face Hub.")
-def publish_cmd(results: Path, plan_path: Path | None, hub_dir: Path | None) -> None:
-    """Publish every finished repository folder; write results/published.json."""
+def publish_cmd(results: Path, plan_path: Path | None, owner: str | None,
+                hub_dir: Path | None) -> None:
+    """Publish every finished repository folder; write results/published.json.
+
+    Every folder is checked first, before anything is uploaded: each file's size and sha256
+    against its ``quantbot.json`` (no link, no extra, missing or changed file) and, with
+    ``--plan``, its name and source against the plan.
+    """
     folders = finished_repos(results)
     if not folders:
         raise QuantbotError(f"{results} holds no finished repository (*/*/{RUN_FILE})",
                             "run `quantbot run-job make` into it first")
-    model = Plan.load(plan_path).model if plan_path else None
-    publisher = _publisher(hub_dir)
-    published = []
+    plan = Plan.load(plan_path) if plan_path else None
+    runs = []
     for folder in folders:
         run = load_run(folder)
-        if model and run.source.repo_id != model:
-            raise QuantbotError(f"{folder} holds a run of {run.source.repo_id}, not {model}",
-                                "publish each plan's results separately")
         repo_id = f"{folder.parent.name}/{folder.name}"
+        if plan and run.source.repo_id != plan.model:
+            raise QuantbotError(f"{folder} holds a run of {run.source.repo_id}, not {plan.model}",
+                                "publish each plan's results separately")
+        if plan and repo_id != expected_repo(plan, run.method, hub_owner(owner)):
+            raise QuantbotError(f"{folder} is not a repository this plan's jobs make "
+                                f"({run.method} of {plan.model})",
+                                "publish only what `quantbot run-job make` made for this plan "
+                                "(pass --owner as the make step had it)")
+        verify_folder(folder, run)
+        runs.append((folder, repo_id, run))
+    publisher = _publisher(hub_dir)
+    published = []
+    for folder, repo_id, run in runs:
         result = publisher.publish(folder, repo_id)
         published.append(Published(repo_id=result.repo_id, location=result.location,
-                                   method=run.method, folder=f"{folder.parent.name}/{folder.name}"))
+                                   method=run.method, folder=repo_id))
         click.echo(f"published {result.repo_id}: {result.location}")
     save_published(results, published)
 
