@@ -38,6 +38,8 @@ from runners.errors import QuantbotError
 log = logging.getLogger(__name__)
 
 BWRAP = "bwrap"
+#: How ``run-job make`` may run its untrusted phase: as it is, or in bubblewrap.
+ISOLATIONS = ("none", BWRAP)
 #: Set inside the sandbox, so that a command knows it runs there.
 SANDBOX_ENV = "QUANTBOT_SANDBOX"
 #: Folders of the operating system, bound read-only (or re-created as the links they are).
@@ -192,13 +194,18 @@ def probe() -> str | None:
     return None
 
 
-def version() -> str | None:
-    """``bwrap --version``'s answer, or ``None`` without bubblewrap."""
+def describe() -> tuple[str, str | None]:
+    """What ``quantbot doctor`` says of the sandbox: a line, and the problem if it cannot run."""
     exe = shutil.which(BWRAP)
     if exe is None:
-        return None
+        return "not installed (bubblewrap)", probe()
     done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
-    return done.stdout.strip() or done.stderr.strip()
+    name = done.stdout.strip() or "bubblewrap"
+    problem = probe()
+    if problem is not None:
+        return f"{name} at {exe}, cannot make a sandbox here", problem
+    return (f"{name} at {exe}: works (no network, own PID and user namespaces, read-only "
+            "install)"), None
 
 
 def run(policy: Policy, argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:

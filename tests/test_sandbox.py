@@ -91,7 +91,7 @@ def test_no_token_or_runner_file_crosses_into_the_sandbox():
 
 def test_make_refuses_to_run_unsandboxed_silently(monkeypatch, tmp_path):
     """Without bubblewrap, `--isolation bwrap` fails with the fix, before any tool runs."""
-    monkeypatch.setattr(sandbox.shutil, "which", lambda name, *a, **k: None)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
     with pytest.raises(QuantbotError, match=r"sandbox is not available.*apt-get install "
                                             r"bubblewrap.*--isolation none"):
         sandbox.run(sandbox.Policy((), (tmp_path,), tmp_path), ["true"])

@@ -71,9 +71,6 @@ def plan_cmd(model: str, comment: str, issue: int, revision: str | None, output:
     click.echo(f"{output}: {', '.join(plan.request.methods)} of {model}")
 
 
-ISOLATIONS = ("none", "bwrap")
-
-
 @command.command("make")
 @plan_option
 @click.option("--method", "method_name", type=click.Choice(list(METHODS)), required=True)
@@ -88,7 +85,7 @@ ISOLATIONS = ("none", "bwrap")
 @click.option("--chunks", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto",
               show_default=True)
-@click.option("--isolation", type=click.Choice(ISOLATIONS), default="none", show_default=True,
+@click.option("--isolation", type=click.Choice(sandbox.ISOLATIONS), default="none", show_default=True,
               help="bwrap: download, then convert, quantize, measure and check in a bubblewrap "
                    "sandbox (no network, writes only to --out and --work, every process ended "
                    "on return), as the workflow does on self-hosted runners.")
@@ -106,7 +103,7 @@ def make_cmd(plan_path: Path, method_name: str, out: Path, source: str | None, o
                         allow_remote_code=load_config().filters.allow_remote_code)
     work = work or cache_dir() / "work"
     owner = hub_owner(owner)
-    if isolation == "bwrap":
+    if isolation == sandbox.BWRAP:
         _make_sandboxed(plan_path, m, model, out, owner, work,
                         ["--ctx", str(ctx), "--chunks", str(chunks), "--device", device])
         return
