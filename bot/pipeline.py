@@ -115,6 +115,11 @@ def calibration_text(source: SourceModel, work: Path) -> Path:
     return path
 
 
+def work_folder(work_dir: Path, repo_id: str, m: Method) -> Path:
+    """Where method ``m`` works on ``repo_id`` (the one folder its sandbox may change)."""
+    return work_dir / _slug(repo_id) / m.work_group
+
+
 def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
                     settings: RunSettings, owner: str) -> tuple[str, Path]:
     """Run method ``m`` into its staging folder: files, ``quantbot.json`` and the card.
@@ -123,7 +128,7 @@ def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
     unquantized baseline once.
     """
     check_supported(source, m)
-    work = settings.work_dir / _slug(source.info.repo_id) / m.work_group
+    work = work_folder(settings.work_dir, source.info.repo_id, m)
     repo_id = f"{owner}/{m.repo_name(source.info.name)}"
     staging = work / "repo" / repo_id.split("/")[1]
     for stale in (staging / "README.md", staging / RUN_FILE):

@@ -246,10 +246,11 @@ def test_a_hostile_make_step_leaves_nothing_for_publish(tmp_path, tiny_model, to
     checkout = Path(sandbox.__file__).parents[1]
     targets = {"venv": str(Path(sys.prefix)), "checkout": str(checkout),
                "cache": str(cache_dir()), "source": str(tiny_model),
-               "home": os.path.expanduser("~"), "hostile": str(hostile)}
+               "home": os.path.expanduser("~"), "hostile": str(hostile),
+               "other models' work": str(work)}
     (hostile / "sitecustomize.py").write_text(HOSTILE.format(
-        marker=str(work / ".hostile-ran"), out=str(out), token=token, targets=targets,
-        report=str(work / "tried.json")))
+        marker=str(out / ".hostile-ran"), out=str(out), token=token, targets=targets,
+        report=str(out / "tried.json")))
     plan = tmp_path / "plan.json"
     result = CliRunner().invoke(run_job, ["plan", "--model", "org/tiny", "-o", str(plan),
                                           "--comment", "/quantize gguf=Q8_0"])
@@ -264,12 +265,13 @@ def test_a_hostile_make_step_leaves_nothing_for_publish(tmp_path, tiny_model, to
              str(tiny_model), "--ctx", "64", "--chunks", "4", "--isolation", "bwrap"],
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
         assert make.returncode == 0, make.stderr[-3000:]
-        tried = json.loads((work / "tried.json").read_text())
+        tried = json.loads((out / "tried.json").read_text())
         # the runner's home is absent, or an empty read-only stand-in holding the cache's mount
         assert tried.pop("home") in ("No such file or directory", "Read-only file system")
         assert tried == {"venv": "Read-only file system", "checkout": "Read-only file system",
                          "cache": "Read-only file system", "source": "Read-only file system",
-                         "hostile": "Read-only file system", "secrets": []}, tried
+                         "hostile": "Read-only file system",
+                         "other models' work": "Read-only file system", "secrets": []}, tried
         time.sleep(3)  # the daemon's delay, and then some
         assert _alive(token) == []
         repo = out / "quantbot" / "tiny-GGUF"

@@ -29,7 +29,7 @@ from bot.chatops.commands import Kind, parse
 from bot.cli.command import hub_owner
 from bot.handover import Published, published_records, save_published
 from bot.methods import METHODS, Method, method
-from bot.pipeline import make_repository, snapshot_repo, write_release_cards
+from bot.pipeline import make_repository, snapshot_repo, work_folder, write_release_cards
 from bot.plan import Plan
 from bot.publish.base import Publisher
 from bot.publish.local import LocalHub
@@ -121,8 +121,9 @@ def _make_sandboxed(plan_path: Path, m: Method, model: SourceModel, out: Path, o
     m.build_tools()
     source = model.path
     hub_repo = snapshot_repo(source)
-    policy = sandbox.make_policy(readable=[hub_repo or source, plan_path, cache_dir()],
-                                 writable=[out, work])
+    own_work = work_folder(work, model.info.repo_id, m)  # not the other models' work folders
+    policy = sandbox.make_policy(readable=[hub_repo or source, plan_path, cache_dir(), work],
+                                 writable=[out, own_work])
     verbose = ["-v"] if logging.getLogger().isEnabledFor(logging.DEBUG) else []
     argv = [str(Path(sys.executable).with_name("quantbot")), *verbose, "run-job", "make",
             "--plan", str(plan_path.resolve()), "--method", m.name, "--out", str(out.resolve()),
