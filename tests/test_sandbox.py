@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hubfake import hub_http, model_hub  # noqa: F401
 
 from bot.cli.run_job import command as run_job
 from bot.publish.manifest import file_digest, recorded_files
@@ -290,3 +291,27 @@ def test_a_hostile_make_step_leaves_nothing_for_publish(tmp_path, tiny_model, to
         _end(token)
         for folder in targets.values():
             (Path(folder) / token).unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_make_downloads_outside_then_reads_only_the_pinned_snapshot_inside(
+        model_hub, tmp_path, tiny_model, toolchain):  # noqa: F811
+    """The download phase fills the Hub cache (network, no token); the sandbox sees that
+    model's cache folder read-only (the snapshot's links into its blobs resolve) and records
+    the pinned commit, as the unsandboxed make does."""
+    pinned = model_hub.add_model("TinyOrg/tiny-llama", {p.name: p.read_bytes()
+                                                        for p in tiny_model.iterdir()
+                                                        if p.is_file()})
+    plan = tmp_path / "plan.json"
+    out = tmp_path / "results"
+    for args in (["plan", "--model", "TinyOrg/tiny-llama", "--revision", pinned, "--comment",
+                  "/quantize gguf=Q8_0", "-o", plan],
+                 ["make", "--plan", plan, "--method", "gguf", "--out", out, "--work",
+                  tmp_path / "work", "--ctx", 64, "--chunks", 4, "--isolation", "bwrap"],
+                 ["publish", "--results", out, "--plan", plan, "--hub-dir", tmp_path / "hub"]):
+        result = CliRunner().invoke(run_job, [str(a) for a in args])
+        assert result.exit_code == 0, (result.output, result.exception)
+    run = load_run(tmp_path / "hub" / "quantbot" / "tiny-llama-GGUF")
+    assert run.source.revision == pinned and run.source.repo_id == "TinyOrg/tiny-llama"
+    assert "model.safetensors" in run.provenance["source_files"]
