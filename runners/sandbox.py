@@ -59,8 +59,9 @@ INSTALL_FIX = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; "
 
 @dataclass(frozen=True)
 class Policy:
-    """What a sandboxed command may see (``readable``) and change (``writable``); the same
-    absolute paths inside as outside, so its command line needs no translation."""
+    """What a sandboxed command may see (``readable``) and change (``writable``), and where it
+    starts (``cwd``, empty unless a folder above names it); the same absolute paths inside as
+    outside, so its command line needs no translation."""
 
     readable: tuple[Path, ...]
     writable: tuple[Path, ...]
@@ -105,6 +106,9 @@ def bwrap_argv(policy: Policy, argv: Sequence[str], system: Mapping[str, str | N
     mounts += [(p, ["--ro-bind", str(p), str(p)]) for p in policy.readable]
     mounts += [(p, ["--bind", str(p), str(p)]) for p in policy.writable]
     ordered = sorted(mounts, key=lambda m: _depth(m[0]))  # stable: writable after readable
+    bound = [p for p, m in mounts if m[0] in ("--ro-bind", "--bind")]  # folders with content
+    if not any(policy.cwd == p or p in policy.cwd.parents for p in bound):
+        ordered.append((policy.cwd, ["--dir", str(policy.cwd)]))  # an empty stand-in
     tail = ["--remount-ro", "/", "--chdir", str(policy.cwd), "--"]
     return [*head, *(a for link in links for a in link), *(a for _, m in ordered for a in m),
             *tail, *argv]
@@ -160,16 +164,16 @@ def gpu_devices() -> list[Path]:
 
 def make_policy(readable: Iterable[Path], writable: Iterable[Path], cwd: Path | None = None,
                 system: Mapping[str, str | None] | None = None) -> Policy:
-    """A policy for a quantbot command: ``readable`` plus the Python install, the shared
-    libraries of ``LD_LIBRARY_PATH`` and the working folder, read-only; ``writable`` (made
-    first) writable; the GPU's device nodes."""
+    """A policy for a quantbot command: ``readable`` plus the Python install and the shared
+    libraries of ``LD_LIBRARY_PATH``, read-only; ``writable`` (made first) writable; the GPU's
+    device nodes. It starts in ``cwd``, of which it sees only what ``readable`` names."""
     system = system_layout() if system is None else system
     writable = [Path(p).resolve() for p in writable]
     for w in writable:
         w.mkdir(parents=True, exist_ok=True)
     libs = [Path(p) for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     cwd = Path(cwd or Path.cwd()).resolve()
-    seen = _with_resolved([*readable, *python_paths(), *libs, cwd])
+    seen = _with_resolved([*readable, *python_paths(), *libs])
     return Policy(readable=tuple(p for p in _outside_system(seen, system) if p not in writable),
                   writable=tuple(writable), cwd=cwd, devices=tuple(gpu_devices()))
 

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from hubfake import hub_http, model_hub  # noqa: F401
 
 from bot.cli.run_job import command as run_job
+from bot.config import config_files
 from bot.publish.manifest import file_digest, recorded_files
 from runners import sandbox
 from runners.errors import QuantbotError
@@ -65,6 +66,15 @@ def test_the_most_specific_folder_decides():
     order = [argv[i + 1] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind", "--tmpfs")]
     assert order.index("/c/cache") < order.index("/c/cache/work/m")
     assert order.index("/tmp") < order.index("/tmp/t/src")
+
+
+def test_it_starts_in_an_empty_stand_in_of_the_working_folder_unless_one_is_bound():
+    alone = sandbox.Policy(readable=(Path("/srv/checkout/quantbot.toml"),), writable=(),
+                           cwd=Path("/srv/checkout"))
+    argv = sandbox.bwrap_argv(alone, ["true"], MERGED_USR)
+    assert argv[argv.index("--dir") + 1] == "/srv/checkout"
+    inside = sandbox.Policy(readable=(Path("/srv"),), writable=(), cwd=Path("/srv/checkout"))
+    assert "--dir" not in sandbox.bwrap_argv(inside, ["true"], MERGED_USR)
 
 
 @pytest.mark.parametrize("writable", ["/home/runner", "/srv/checkout", "/srv/venv"])
@@ -198,6 +208,20 @@ open({str(out / "tried.json")!r}, "w").write(json.dumps(tried))
         for folder in (venv, checkout, cache_dir(), outside, Path.home()):
             (folder / f"hostile-{host_tmp.name}").unlink(missing_ok=True)
         host_tmp.unlink(missing_ok=True)
+
+
+@needs_bwrap
+def test_of_the_working_folder_it_sees_the_configuration_only(tmp_path, monkeypatch):
+    """The make step reads quantbot.toml from where it runs (the checkout on a runner, maybe a
+    home folder elsewhere); nothing else there is visible."""
+    (tmp_path / "quantbot.toml").write_text("[hub]\nnamespace = 'qb'\n")
+    (tmp_path / ".env").write_text("HF_TOKEN=hf_secret\n")
+    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path)
+    policy = sandbox.make_policy(readable=config_files(), writable=[out])
+    listing = "import os, sys; open(sys.argv[1], 'w').write(' '.join(sorted(os.listdir('.'))))"
+    assert sandbox.run(policy, [sys.executable, "-c", listing, str(out / "seen")]) == 0
+    assert (out / "seen").read_text() == "out quantbot.toml"
 
 
 #: Stands for a malicious model file exploiting a tool: this code runs in every Python process

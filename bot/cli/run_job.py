@@ -27,6 +27,7 @@ import click
 from bot.cards import CARD_FILES
 from bot.chatops.commands import Kind, parse
 from bot.cli.command import hub_owner
+from bot.config import config_files, load_config
 from bot.handover import Published, published_records, save_published
 from bot.methods import METHODS, Method, method
 from bot.pipeline import make_repository, snapshot_repo, work_folder, write_release_cards
@@ -96,8 +97,6 @@ def make_cmd(plan_path: Path, method_name: str, out: Path, source: str | None, o
     if method_name not in plan.request.specs:
         raise QuantbotError(f"the plan has no {method_name} method", "run the jobs the plan lists")
     m = method(method_name)
-    from bot.config import load_config
-
     model = load_source(source or plan.model, repo_id=plan.model if source else None,
                         revision=None if source else plan.revision,
                         allow_remote_code=load_config().filters.allow_remote_code)
@@ -122,7 +121,8 @@ def _make_sandboxed(plan_path: Path, m: Method, model: SourceModel, out: Path, o
     source = model.path
     hub_repo = snapshot_repo(source)
     own_work = work_folder(work, model.info.repo_id, m)  # not the other models' work folders
-    policy = sandbox.make_policy(readable=[hub_repo or source, plan_path, cache_dir(), work],
+    policy = sandbox.make_policy(readable=[hub_repo or source, plan_path, cache_dir(), work,
+                                           *config_files()],
                                  writable=[out, own_work])
     verbose = ["-v"] if logging.getLogger().isEnabledFor(logging.DEBUG) else []
     argv = [str(Path(sys.executable).with_name("quantbot")), *verbose, "run-job", "make",
@@ -142,7 +142,6 @@ def finished_repos(results: Path) -> list[Path]:
 def _publisher(hub_dir: Path | None) -> Publisher:
     if hub_dir is not None:
         return LocalHub(hub_dir)
-    from bot.config import load_config
     from bot.publish.hub import HubPublisher
 
     return HubPublisher(private=load_config().hub.private)
