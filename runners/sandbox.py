@@ -90,8 +90,8 @@ def bwrap_argv(policy: Policy, argv: Sequence[str], system: Mapping[str, str | N
 
     ``system`` maps each present system folder to its link target (``/bin`` → ``usr/bin`` on a
     merged-/usr system) or ``None`` for a real folder. Mounts go parents first, so that the most
-    specific rule wins: a writable work folder inside the read-only cache stays writable, and a
-    read-only source inside a writable folder stays read-only.
+    specific rule wins: a writable work folder inside the read-only cache stays writable, and
+    the private ``/tmp`` goes under folders bound inside it.
     """
     check_policy(policy)
     head = [BWRAP, "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net",
@@ -116,7 +116,7 @@ def bwrap_argv(policy: Policy, argv: Sequence[str], system: Mapping[str, str | N
 
 def sandbox_env(env: Mapping[str, str], cache: Path) -> dict[str, str]:
     """The sandbox's environment (pure): the kept names of ``env`` without secrets, a private
-    home and temporary folder, quantbot's cache where it is outside, and the Hub offline."""
+    home and temporary folder, quantbot's cache at its path outside, and the Hub offline."""
     kept = {k: v for k, v in env.items()
             if (k in KEPT_NAMES or k.startswith(KEPT_PREFIXES)) and not _SECRET.search(k)}
     return {**kept, "HOME": "/tmp", "TMPDIR": "/tmp", "QUANTBOT_CACHE": str(cache),

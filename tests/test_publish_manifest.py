@@ -14,7 +14,7 @@ from hubfake import gptq_folder
 
 from bot.cli.run_job import command as run_job
 from bot.publish.local import LocalHub
-from bot.publish.manifest import FILES_KEY, folder_manifest, verify_folder
+from bot.publish.manifest import FILES_KEY, checked_record, folder_manifest
 from runners.errors import QuantbotError
 from runners.results import load_run
 
@@ -49,7 +49,7 @@ def test_the_record_lists_every_branchs_own_files_but_not_itself_or_the_card(tmp
          for n in ("config.json", "model.safetensors", "tokenizer.json")]
         + ["config.json", "model.safetensors", "tokenizer.json"])
     assert recorded["config.json"]["size"] == (folder / "config.json").stat().st_size
-    verify_folder(folder, load_run(folder))  # as made: accepted, branch copies of the record too
+    assert checked_record(folder) == load_run(folder)  # as made: accepted, with the record copies
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -94,7 +94,7 @@ def test_publish_refuses_a_folder_changed_after_make(tmp_path, change, said):
 def test_a_record_without_hashes_is_refused(tmp_path):
     folder = gptq_folder(tmp_path / "results" / "quantbot", SOURCE)
     with pytest.raises(QuantbotError, match=r"records no file hashes.*run-job make"):
-        verify_folder(folder, load_run(folder))
+        checked_record(folder)
 
 
 def test_a_linked_repository_folder_is_refused(tmp_path):
@@ -102,7 +102,7 @@ def test_a_linked_repository_folder_is_refused(tmp_path):
     link = tmp_path / "results" / "quantbot" / "Tiny-1B-AWQ"
     link.symlink_to(folder)
     with pytest.raises(QuantbotError, match="is a symbolic link"):
-        verify_folder(link, load_run(link))
+        checked_record(link)
 
 
 @pytest.mark.parametrize("owner", ["quantbot", "elsewhere"])
@@ -129,3 +129,18 @@ def test_publish_of_what_make_recorded(tmp_path):
     assert result.exit_code == 0, result.output
     assert (hub / "qb" / "Tiny-1B-GPTQ" / ".branches" / "gptq-4bit-32g-actorder"
             / "model.safetensors").is_file()
+
+
+def test_a_record_linked_to_a_runner_file_is_refused_unread(tmp_path):
+    """The record is read only once no link is left: a quantbot.json linked to a JSON file of
+    the runner's (its credentials) is refused without a word of that file in the job's log."""
+    folder = _made(tmp_path)
+    secret = tmp_path / "credentials.json"
+    secret.write_text('{"scheme": "OAuth", "data": {"token": "hf_secret_value"}}')
+    (folder / "quantbot.json").unlink()
+    (folder / "quantbot.json").symlink_to(secret)
+    result = CliRunner().invoke(run_job, ["publish", "--results", str(tmp_path / "results"),
+                                          "--hub-dir", str(tmp_path / "hub")])
+    assert isinstance(result.exception, QuantbotError), result.output
+    assert "quantbot.json is a symbolic link" in str(result.exception)
+    assert "hf_secret" not in result.output and "OAuth" not in str(result.exception)

@@ -34,11 +34,11 @@ from bot.pipeline import make_repository, snapshot_repo, work_folder, write_rele
 from bot.plan import Plan
 from bot.publish.base import Publisher
 from bot.publish.local import LocalHub
-from bot.publish.manifest import verify_folder
+from bot.publish.manifest import checked_record
 from runners import sandbox
 from runners.errors import QuantbotError
 from runners.paths import cache_dir
-from runners.results import RUN_FILE, load_run
+from runners.results import RUN_FILE
 from runners.settings import RunSettings
 from runners.source import SourceModel, load_source
 
@@ -181,7 +181,7 @@ def publish_cmd(results: Path, plan_path: Path | None, owner: str | None,
     plan = Plan.load(plan_path) if plan_path else None
     runs = []
     for folder in folders:
-        run = load_run(folder)
+        run = checked_record(folder)  # links first, then the record, then every file
         repo_id = f"{folder.parent.name}/{folder.name}"
         if plan and run.source.repo_id != plan.model:
             raise QuantbotError(f"{folder} holds a run of {run.source.repo_id}, not {plan.model}",
@@ -191,7 +191,6 @@ def publish_cmd(results: Path, plan_path: Path | None, owner: str | None,
                                 f"({run.method} of {plan.model})",
                                 "publish only what `quantbot run-job make` made for this plan "
                                 "(pass --owner as the make step had it)")
-        verify_folder(folder, run)
         runs.append((folder, repo_id, run))
     publisher = _publisher(hub_dir)
     published = []

@@ -2,7 +2,7 @@
 checked by the publish step before it uploads anything.
 
 The publish step holds the Hub token, so it must publish exactly what the make step finished and
-read nothing else: :func:`verify_folder` refuses a folder holding a symbolic link (one to
+read nothing else: :func:`checked_record` refuses a folder holding a symbolic link (one to
 ``/proc/self/environ`` would upload the token), a device or pipe, a file the record does not
 list, or a file whose size or sha256 differs from the record. The record's own copies on each
 branch must be the record, and the card files (``README.md``, ``quality.png``), which the
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bot.cards import CARD_FILES
 from runners.errors import QuantbotError
-from runners.results import BRANCHES_DIR, RUN_FILE, QuantRun
+from runners.results import BRANCHES_DIR, RUN_FILE, QuantRun, load_run
 
 #: Where ``quantbot.json`` keeps them: ``provenance.files``, ``{path: {"size", "sha256"}}``.
 FILES_KEY = "files"
@@ -89,12 +89,11 @@ def recorded_files(run: QuantRun) -> dict[str, dict]:
     return files if isinstance(files, dict) else {}
 
 
-def folder_problems(folder: Path, recorded: dict[str, dict]) -> list[str]:
-    """Why ``folder`` is not exactly the files ``recorded`` (with its record and card files);
-    empty when it is."""
-    folder = Path(folder)
-    files, problems = _entries(folder)
-    record = (folder / RUN_FILE).read_bytes() if RUN_FILE in files else b""
+def _differences(folder: Path, files: list[str], recorded: dict[str, dict]) -> list[str]:
+    """Why the regular ``files`` of ``folder`` are not exactly the ``recorded`` ones (with the
+    record and card files); empty when they are."""
+    problems = []
+    record = (folder / RUN_FILE).read_bytes()
     for rel in files:
         path = folder / rel
         if _repository_file(rel):
@@ -114,23 +113,30 @@ def folder_problems(folder: Path, recorded: dict[str, dict]) -> list[str]:
     return problems
 
 
-def verify_folder(folder: Path, run: QuantRun) -> None:
-    """Refuse to publish ``folder`` unless it is exactly what its record ``run`` lists."""
+def checked_record(folder: Path) -> QuantRun:
+    """``folder``'s record, once the folder is checked to be exactly what the record lists;
+    the tree is checked for links before the record is read (a record linked to a JSON file of
+    the runner's would otherwise be quoted in the error)."""
     folder = Path(folder)
     for path in (folder, folder.parent):
         if path.is_symlink():
             raise QuantbotError(f"{path} is a symbolic link, not a folder the make step made",
                                 "publish nothing from it; make the repository again")
-    recorded = recorded_files(run)
-    if not recorded:
-        raise QuantbotError(f"{folder / RUN_FILE} records no file hashes, so its files cannot "
-                            "be checked before publishing",
-                            "make the repository again with this quantbot (`quantbot run-job "
-                            "make`)")
-    problems = folder_problems(folder, recorded)
-    if problems:
+    files, problems = _entries(folder)
+    run = None
+    if not problems:
+        run = load_run(folder)
+        recorded = recorded_files(run)
+        if not recorded:
+            raise QuantbotError(f"{folder / RUN_FILE} records no file hashes, so its files "
+                                "cannot be checked before publishing",
+                                "make the repository again with this quantbot (`quantbot "
+                                "run-job make`)")
+        problems = _differences(folder, files, recorded)
+    if problems or run is None:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
                                            if len(problems) > 5 else "")
         raise QuantbotError(f"{folder} is not what its make step recorded: {shown}",
                             "publish nothing from it; make the repository again on a clean "
                             "runner and find out what changed it")
+    return run
