@@ -1,7 +1,7 @@
 """``quantbot run-job``: the job entry points the quantize workflow calls, runnable locally.
 
     quantbot run-job plan --model OWNER/NAME --comment "/quantize gguf=Q4_K_M" -o plan.json
-    quantbot run-job make --plan plan.json --method gguf --out results/
+    quantbot run-job make --plan plan.json --method gguf --out results/ [--isolation bwrap]
     quantbot run-job publish --plan plan.json --results results/ [--hub-dir hub/]
     quantbot run-job cards --results report/ [--hub-dir hub/]
 
@@ -11,6 +11,11 @@ from the same runner and lists it in ``published.json`` for ``quantbot command r
 files therefore never pass through workflow artifacts. A method job knows only its own
 measurements, so the report job, which has every job's records, renders each card again with the
 table and plot of every format (``run-job cards``) and commits only the card files.
+
+On a self-hosted runner the make step reads strangers' files, so it downloads first and then runs
+itself again in a bubblewrap sandbox (``--isolation bwrap``, :mod:`runners.sandbox`); the publish
+step runs no model code and checks every file against ``quantbot.json`` before uploading
+(:mod:`bot.publish.manifest`).
 """
 
 from __future__ import annotations
