@@ -126,7 +126,7 @@ def _make_sandboxed(plan_path: Path, m: Method, model: SourceModel, out: Path, o
     source = model.path
     hub_repo = snapshot_repo(source)
     own_work = work_folder(work, model.info.repo_id, m)  # not the other models' work folders
-    policy = sandbox.make_policy(readable=[hub_repo or source, plan_path, cache_dir(), work,
+    policy = sandbox.make_policy(readable=[hub_repo or source, plan_path, cache_dir(),
                                            *config_files()],
                                  writable=[out, own_work])
     verbose = ["-v"] if logging.getLogger().isEnabledFor(logging.DEBUG) else []
