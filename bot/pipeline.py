@@ -139,11 +139,12 @@ def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
     run = dataclasses.replace(
         run, source=dataclasses.replace(run.source, config=source.config,
                                         revision=snapshot_revision(source.path)),
-        provenance={**provenance(request.specs[m.name].to_dict(), settings, run,
-                                 snapshot_digests(source.path)),
-                    FILES_KEY: folder_manifest(staging)})
+        provenance=provenance(request.specs[m.name].to_dict(), settings, run,
+                              snapshot_digests(source.path)))
     run.save(staging)  # measurements first: a failing card never loses them
     write_card(run, repo_id, staging)
+    files = {**run.provenance, FILES_KEY: folder_manifest(staging)}  # what publish checks
+    dataclasses.replace(run, provenance=files).save(staging)
     return repo_id, staging
 
 
