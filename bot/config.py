@@ -5,6 +5,7 @@ Example ``quantbot.toml`` (every key optional)::
     [hub]
     namespace = "my-org"          # where the <name>-GGUF, -GPTQ … repos are published
     max_models = 100              # trending models looked at per poll (the `limit` of one listing)
+    pipeline_tags = ["text-generation", "image-text-to-text"]   # the listings read
     private = false
     max_file_bytes = "50GB"       # the Hub's per-file limit
 
@@ -70,8 +71,12 @@ class HubConfig:
     """Where quantbot reads from and publishes to on the Hugging Face Hub."""
 
     namespace: str = "quantbot"
-    pipeline_tag: str = "text-generation"
+    #: The listings the watcher reads (the Hub filters one tag per listing); which models become
+    #: candidates is the filters' decision, from the support registry and the runners.
+    pipeline_tags: tuple[str, ...] = ("text-generation", "image-text-to-text")
     max_models: int = 100  # one poll's `limit`: the Hub serves it in as few pages as it can
+    max_pages: int = 100  # requests one listing may make, whatever its pages hold
+    listing_timeout_s: float = 300.0  # seconds one listing may take, whatever its pages hold
     private: bool = False
     max_file_bytes: int = HUB_MAX_FILE_BYTES
     retries: int = 4  # our own bounded retries around calls the client does not retry itself
@@ -207,6 +212,12 @@ def _check(cfg: Config) -> None:
                             f"use {', '.join(METHODS)}")
     if cfg.hub.max_models < 1:
         raise QuantbotError("hub.max_models must be at least 1", "write max_models = 100")
+    if cfg.hub.max_pages < 1 or cfg.hub.listing_timeout_s <= 0:
+        raise QuantbotError("hub.max_pages and hub.listing_timeout_s must be positive",
+                            "write max_pages = 100 and listing_timeout_s = 300")
+    if not cfg.hub.pipeline_tags:
+        raise QuantbotError("hub.pipeline_tags is empty, so the watcher would list nothing",
+                            'write pipeline_tags = ["text-generation", "image-text-to-text"]')
     if "/" in cfg.hub.namespace or not cfg.hub.namespace:
         raise QuantbotError(
             f"hub.namespace {cfg.hub.namespace!r} is not a user or organization name",

@@ -72,6 +72,10 @@ class Method:
     #: "module:function" that builds what its runs read from quantbot's cache (the llama.cpp
     #: tools): called before the make step's sandbox, which sees that cache read-only.
     tools: str | None = None
+    #: What its repositories hold of a multimodal model's vision part beside the quantized text
+    #: model: "projector" (separate mmproj files, where llama.cpp's converter has a projector
+    #: for the architecture) or "tower" (the vision tower kept in 16-bit in the same checkpoint).
+    vision_part: str = "tower"
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -110,17 +114,19 @@ class Method:
             getattr(importlib.import_module(module), function)()
 
 
-_TRANSFORMERS_COLUMNS = ("size", "peak_memory", "ppl", "kld", "same_top", "use_case")
+_TRANSFORMERS_COLUMNS = ("size", "peak_memory", "ppl", "kld", "kld_p99", "same_top", "answers",
+                         "use_case")
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("gguf", "GGUF", "-GGUF", "cpu", GgufSpec, "runners.gguf.pipeline:run",
            ("llama_cpp", "gguf"), "gguf", "card_gguf.md.j2",
            ("files", "quant_method", "bits_per_weight", "size", "ram_estimate", "ppl", "kld",
-            "same_top", "use_case"),
+            "kld_p99", "same_top", "answers", "use_case"),
            ("gguf", "llama.cpp"), "converter", "gguf",
            ("llama.cpp", "llama-cpp-python", "LM Studio", "Ollama"),
            original_formats=("fp8", "mxfp4", "compressed-tensors", "modelopt"),
-           intermediate_bytes_per_weight=2.0, also_on="gpu", tools="runners.llamacpp:ensure_tools"),
+           intermediate_bytes_per_weight=2.0, also_on="gpu", vision_part="projector",
+           tools="runners.llamacpp:ensure_tools"),
     Method("gptq", "GPTQ", "-GPTQ", "gpu", GptqSpec, "runners.gptq.pipeline:run",
            ("gptqmodel", "optimum"), "gpu", "card_gptq.md.j2",
            ("variant", "bits", "group_size", "act_order", "damp", *_TRANSFORMERS_COLUMNS),

@@ -23,12 +23,14 @@ from bot.methods import METHODS, Method
 from bot.publish.base import Publisher, PublishResult
 from bot.publish.manifest import FILES_KEY, folder_manifest
 from bot.request import QuantizeRequest
+from runners.answers import PromptSet, folded, pick_prompts, plain_text
+from runners.answers import prompt_library as answer_library
 from runners.calibration_mix import calibration_mix
 from runners.errors import QuantbotError
 from runners.results import RUN_FILE, QuantRun, load_run
 from runners.settings import RunSettings
 from runners.source import SourceModel, load_source
-from runners.support.registry import support
+from runners.support.registry import support_all
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,16 @@ class SourceOptions:
     repo_id: str | None = None  # the source's id when SOURCE is a local folder
     allow_remote_code: bool = False
     allow_pickle: bool = False
+    #: What the unquantized reference is when it is not the release itself (a built-in model).
+    reference: str | None = None
 
 
 def check_supported(source: SourceModel, m: Method) -> None:
     """Refuse before any work when the method's tool does not register the architecture."""
     text_archs = (source.config.get("text_config") or {}).get("architectures") or [None]
-    verdict = support(source.info.architecture, source.config.get("model_type"),
-                      {m.name: m.support}, text_architecture=text_archs[0])[m.name]
+    declared = source.config.get("architectures") or [source.info.architecture]
+    verdict = support_all(declared, source.config.get("model_type"), {m.name: m.support},
+                          text_architecture=text_archs[0])[m.name]
     if not verdict.supported:
         raise QuantbotError(f"{m.label} cannot take {source.info.repo_id}: {verdict.reason}",
                             f"choose another method (`quantbot support "
@@ -121,7 +126,8 @@ def work_folder(work_dir: Path, repo_id: str, m: Method) -> Path:
 
 
 def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
-                    settings: RunSettings, owner: str) -> tuple[str, Path]:
+                    settings: RunSettings, owner: str,
+                    reference: str | None = None) -> tuple[str, Path]:
     """Run method ``m`` into its staging folder: files, ``quantbot.json`` and the card.
 
     Methods of one work group share ``<work>/<model>/<group>/``, so GPTQ, AWQ and NF4 score the
@@ -133,12 +139,16 @@ def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
     staging = work / "repo" / repo_id.split("/")[1]
     for stale in (staging / "README.md", staging / RUN_FILE):
         stale.unlink(missing_ok=True)
+    prompts = (answer_prompts(source, work, settings.answers, settings.answer_tokens)
+               if settings.answers else None)
     run = m.run(source, request.specs[m.name],
                 dataclasses.replace(settings, work_dir=work,
-                                    calibration_file=calibration_text(source, work)), staging)
+                                    calibration_file=calibration_text(source, work),
+                                    answer_prompts_file=prompts), staging)
     run = dataclasses.replace(
         run, source=dataclasses.replace(run.source, config=source.config,
-                                        revision=snapshot_revision(source.path)),
+                                        revision=snapshot_revision(source.path),
+                                        reference=reference),
         provenance=provenance(request.specs[m.name].to_dict(), settings, run,
                               snapshot_digests(source.path)))
     run.save(staging)  # measurements first: a failing card never loses them
@@ -148,22 +158,50 @@ def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
     return repo_id, staging
 
 
+@dataclass(frozen=True)
+class MethodFailure:
+    """A requested method that could not be made; the others of the request went on."""
+
+    method: str
+    problem: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    """What one request published, and which of its methods failed and why."""
+
+    published: list[PublishResult]
+    failed: list[MethodFailure]
+
+
 def quantize_and_publish(source: str, request: QuantizeRequest, settings: RunSettings,
                          owner: str, source_options: SourceOptions,
-                         publisher: Publisher) -> list[PublishResult]:
-    """Run each requested method on ``source`` and publish each finished repository folder."""
+                         publisher: Publisher) -> RequestOutcome:
+    """Run each requested method on ``source`` and publish each finished repository folder.
+
+    One method's failure is not the request's: the others are made, carded and published, and
+    the failure is returned beside them.
+    """
     model = load_source(source, repo_id=source_options.repo_id,
                         allow_remote_code=source_options.allow_remote_code,
                         allow_pickle=source_options.allow_pickle, revision=source_options.revision)
-    made = [make_repository(model, METHODS[name], request, settings, owner)
-            for name in request.methods]
+    made: list[tuple[str, Path]] = []
+    failed: list[MethodFailure] = []
+    for name in request.methods:
+        try:
+            made.append(make_repository(model, METHODS[name], request, settings, owner,
+                                        source_options.reference))
+        except QuantbotError as exc:
+            log.error("%s failed; going on with the other methods: %s", METHODS[name].label, exc)
+            failed.append(MethodFailure(name, exc.problem, exc.fix))
     if len(made) > 1:
         write_release_cards(made)
     results = []
     for repo_id, staging in made:
         results.append(publisher.publish(staging, repo_id))
         log.info("published %s", repo_id)
-    return results
+    return RequestOutcome(results, failed)
 
 
 def write_release_cards(folders: list[tuple[str, Path]]) -> Release:
@@ -174,3 +212,27 @@ def write_release_cards(folders: list[tuple[str, Path]]) -> Release:
     for (repo_id, folder), (_, run) in zip(folders, runs, strict=True):
         write_card(run, repo_id, folder, release)
     return release
+
+
+def answer_prompts(source: SourceModel, work: Path, count: int, max_new_tokens: int) -> Path:
+    """``count`` of the answer-agreement prompts (spread evenly over the kinds) as this model
+    sees them: rendered through its own chat template in the bounded sandbox (system turns
+    folded into the user's where the template refuses them), or as plain text when it has no
+    usable template."""
+    prompts = pick_prompts(answer_library().prompts, count)
+    conversations = [p.messages for p in prompts]
+    rendering = "the model's chat template"
+    texts, problem = render_conversations(source.info.chat_template, conversations,
+                                          source.info.bos_token, source.info.eos_token,
+                                          add_generation_prompt=True)
+    if problem is not None and source.info.chat_template:
+        texts, problem = render_conversations(
+            source.info.chat_template, [folded(c) for c in conversations],
+            source.info.bos_token, source.info.eos_token, add_generation_prompt=True)
+        rendering = "the model's chat template, system turns folded into the user's"
+    if problem is not None:
+        log.info("answer prompts as plain text: %s", problem)
+        texts = [plain_text(c) for c in conversations]
+        rendering = f"plain text ({problem})"
+    return PromptSet(ids=[p.id for p in prompts], texts=texts, rendering=rendering,
+                     max_new_tokens=max_new_tokens).write(work / "answer-prompts.json")

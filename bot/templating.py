@@ -4,7 +4,8 @@ Sandboxed, because the data it renders carries untrusted text (model ids, licenc
 templates, error messages); undefined names are errors, not blanks. The filters that make
 untrusted text inert in Markdown (:mod:`bot.safetext`: ``code``, ``code_block``, ``plain``) and
 those that write sizes and parameter counts in words (``size``, ``params``) are registered once,
-here.
+here. Every fenced block of every template is ``{% filter code_block("lang") %}…{% endfilter %}``,
+never a literal fence: only the filter knows how long a fence the text inside needs.
 """
 
 from __future__ import annotations

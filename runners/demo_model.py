@@ -17,9 +17,8 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from runners.paths import build_once, cache_dir
+from runners.progress import progress
 from runners.texts import text_set
 
 log = logging.getLogger(__name__)
@@ -122,7 +121,7 @@ def _train_model(recipe: DemoRecipe, tokens, out: Path) -> float:
     gen = torch.Generator().manual_seed(recipe.seed)
     span = recipe.seq_len
     loss_value = float("nan")
-    bar = tqdm(range(recipe.steps), desc="training demo model", unit="step")
+    bar = progress(range(recipe.steps), desc="training demo model", unit="step")
     for _ in bar:
         starts = torch.randint(0, len(tokens) - span, (recipe.batch_size,), generator=gen)
         batch = torch.stack([tokens[s : s + span] for s in starts.tolist()])

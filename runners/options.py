@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,11 @@ from runners.errors import QuantbotError
 
 TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "off", "0")
+#: Numbers as users type them in ASCII: Python's int() and float() also take other scripts'
+#: digits (full-width, Arabic-Indic …), underscores (``1_0``) and words (``inf``), which a plan would then
+#: show as something the user never wrote.
+_INT = re.compile(r"-?[0-9]{1,7}")
+_FLOAT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
 
 
 class OptionError(QuantbotError):
@@ -111,16 +117,13 @@ class Option:
                 raise OptionError(f"{self.name}={text!r} is not true or false",
                                   f"write {self.name}=true or {self.name}=false", self.name)
             value = low in TRUE_WORDS
-        elif self.kind is int:
-            if not (low.lstrip("-").isdigit() and len(low) <= 7):
-                raise OptionError(f"{owner} {self.name} must be {self._must()}",
+        elif self.kind in (int, float):
+            pattern = _INT if self.kind is int else _FLOAT
+            if not pattern.fullmatch(low):
+                raise OptionError(f"{owner} {self.name} must be {self._must()}, written with the "
+                                  f"ASCII digits 0-9, not {text.strip()[:40]!r}",
                                   f"write e.g. {self.name}={self.example()}", self.name)
-            value = int(low)
-        elif self.kind is float:
-            try:
-                value = float(low)
-            except ValueError:
-                value = math.nan
+            value = self.kind(low)
         else:
             value = word
             if self.choices and word not in self.choices:

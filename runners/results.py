@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from runners.answers import Answers
 from runners.errors import QuantbotError
 
 RUN_FILE = "quantbot.json"
@@ -55,6 +56,9 @@ class SourceInfo:
     config: dict[str, Any] = field(default_factory=dict)
     #: The commit every file came from (a Hub source); None for a local folder.
     revision: str | None = None
+    #: What the unquantized reference is when it is not the release itself (a built-in model
+    #: dequantized from a shipped file): every PPL/KLD is measured against it.
+    reference: str | None = None
 
     @property
     def name(self) -> str:
@@ -83,6 +87,13 @@ class Quality:
     kld_err: float | None = None
     kld_p99: float | None = None
     same_top_p: float | None = None  # share of tokens where the top choice is unchanged, 0..1
+    #: Standard errors are 1 sigma (llama-perplexity's ±); cards show 95 % (runners.stats.ci95).
+    same_top_err: float | None = None
+    #: KLD percentiles (``max``, ``p99.9`` … ``min``, runners.stats.KLD_PERCENTILES).
+    kld_percentiles: dict[str, float] | None = None
+    #: Δp, the change in the probability of the right token: ``mean``, ``mean_err``, ``rms``,
+    #: ``rms_err`` and percentiles (runners.stats.DELTA_P_PERCENTILES), as fractions.
+    delta_p: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,8 @@ class Variant:
     check_output: str
     params: dict[str, Any] = field(default_factory=dict)
     branch: str = MAIN_BRANCH
+    #: Answer agreement with the unquantized reference (:mod:`runners.answers`); None: not asked.
+    answers: Answers | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +177,9 @@ def run_from_dict(data: dict[str, Any]) -> QuantRun:
     """Rebuild a :class:`QuantRun` from its JSON form, checked against the schema first."""
     validate_run(data)
     variants = [
-        Variant(**{**v, "quality": Quality(**v["quality"])}) for v in data["variants"]
+        Variant(**{**v, "quality": Quality(**v["quality"]),
+                   "answers": Answers(**v["answers"]) if v.get("answers") else None})
+        for v in data["variants"]
     ]
     return QuantRun(
         method=data["method"], source=SourceInfo(**data["source"]),

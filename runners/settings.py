@@ -38,11 +38,21 @@ class RunSettings:
     #: The importance-matrix calibration text, already in the model's chat format
     #: (:mod:`runners.calibration_mix`); None: the calibration split of the docs corpus.
     calibration_file: Path | None = None
+    #: Answer agreement (:mod:`runners.answers`): how many of the shipped prompts (0: none) and
+    #: how many new tokens each answer may take.
+    answers: int = 64
+    answer_tokens: int = 48
+    #: Those prompts rendered for this model (a :class:`runners.answers.PromptSet` file); None:
+    #: answer agreement is not measured.
+    answer_prompts_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.ctx < 8 or self.chunks < 1:
             raise QuantbotError(f"bad evaluation window {self.chunks} x {self.ctx}",
                                 "use --ctx 8 or more and at least one chunk")
+        if self.answers < 0 or self.answer_tokens < 1:
+            raise QuantbotError(f"bad answer set: {self.answers} prompts x {self.answer_tokens} "
+                                "tokens", "use --answers 0 (none) or more, --answer-tokens 1 or more")
         if not 10**6 <= self.split_bytes <= HUB_MAX_FILE_BYTES:
             raise QuantbotError(f"split size {self.split_bytes} bytes is outside 1 MB … 50 GB",
                                 "pass --split-size between 1M and 50G (the Hub's per-file limit)")

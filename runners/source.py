@@ -17,7 +17,9 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from runners.errors import QuantbotError
+from runners.progress import hub_bars
 from runners.results import SourceInfo
+from runners.support.registry import is_class_name
 
 log = logging.getLogger(__name__)
 
@@ -245,14 +247,18 @@ def _download(repo_id: str, revision: str | None, allow_pickle: bool) -> Path:
     try:
         if constants.HF_HUB_OFFLINE:
             log.info("HF_HUB_OFFLINE is set: reading %s from the Hub cache", repo_id)
-            path = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+            with hub_bars() as bars:
+                path = Path(snapshot_download(repo_id, revision=revision,
+                                              allow_patterns=patterns, tqdm_class=bars))
             listed: dict[str, int] = {}
         else:
             api = HfApi()
             files = [s.rfilename for s in api.model_info(repo_id, revision=revision).siblings or []]
             if not allow_pickle and pickle_only(files):
                 raise _pickle_refusal(repo_id)
-            path = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+            with hub_bars() as bars:
+                path = Path(snapshot_download(repo_id, revision=revision,
+                                              allow_patterns=patterns, tqdm_class=bars))
             commit = path.name  # the snapshot folder is named by the commit every file came from
             listed = {f.path: f.size for f in api.list_repo_tree(repo_id, revision=commit,
                                                                  recursive=True)
@@ -309,6 +315,12 @@ def load_source(
     if not archs:
         raise QuantbotError(f"{config_path} names no architectures",
                             "add \"architectures\": [\"<Class>ForCausalLM\"] to config.json")
+    bad = [a for a in archs if not is_class_name(a)] if isinstance(archs, list) else [archs]
+    if bad:
+        raise QuantbotError(f"{config_path} names a malformed architecture {str(bad[0])[:80]!a} "
+                            "(not a Python class name)",
+                            "list the model's transformers class names, e.g. "
+                            "\"architectures\": [\"LlamaForCausalLM\"]")
     arch = archs[0]
     if supported_architectures is not None and arch not in supported_architectures:
         raise QuantbotError(f"architecture {arch} is not supported by this quantizer",

@@ -43,6 +43,18 @@ def test_unsupported_architecture(tmp_path, tiny_model, toolchain):
     assert "FrobnicatorForCausalLM not registered by convert_hf_to_gguf.py" in error
 
 
+@pytest.mark.parametrize("architectures", [["Llama ForCausalLM"], ["LlamaForCausalLM", 7],
+                                           "LlamaForCausalLM", ["LlamaForCausalLM", "x.y"]])
+def test_malformed_architecture_is_refused_by_name(tmp_path, architectures):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"architectures": architectures,
+                                                   "model_type": "llama"}))
+    (model / "model.safetensors").write_bytes(b"")
+    error = _quantize(str(model), tmp_path / "out", "gptq")
+    assert "names a malformed architecture" in error and "not a Python class name" in error
+
+
 def test_unknown_type(tmp_path, tiny_model, toolchain):
     error = _quantize(str(tiny_model), tmp_path / "out", "gguf=Q4_K_M,Q9_9")
     assert "unknown GGUF type 'Q9_9'" in error
@@ -74,7 +86,8 @@ def test_bad_split_size(tmp_path, tiny_model, toolchain, bad):
 
 
 def test_too_few_evaluation_tokens(tmp_path, tiny_model, toolchain):
-    error = _quantize(str(tiny_model), tmp_path / "out", "--ctx", "64", "--chunks", "2")
+    error = _quantize(str(tiny_model), tmp_path / "out", "--ctx", "64", "--chunks", "2",
+                          "--answers", "2", "--answer-tokens", "4")
     assert "scores only 62 tokens" in error and "raise --chunks or --ctx" in error
 
 

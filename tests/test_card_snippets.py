@@ -20,7 +20,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, toolchain
     root = tmp_path_factory.mktemp("snippets")
     result = CliRunner().invoke(main, [
         "quantize", str(tiny_model), "--repo-id", "acme/tiny", "gguf=Q4_K_M,Q8_0", "--ctx", "64",
-        "--chunks", "4", "--out", str(root / "hub"), "--work", str(root / "work")])
+        "--chunks", "4",
+        "--answers", "2", "--answer-tokens", "4", "--out", str(root / "hub"), "--work", str(root / "work")])
     assert result.exit_code == 0, result.output
     return root / "hub" / "quantbot" / "tiny-GGUF"
 

@@ -1,9 +1,13 @@
+import dataclasses
+import json
+
 import yaml
 
 from bot.cards.data import build_card_data
 from bot.cards.prompt import PLAIN, prompt_template
-from bot.cards.quality import quality_band
+from bot.cards.quality import name_notes, quality_band
 from bot.cards.render import render_card
+from runners.answers import compare
 from runners.results import EvalSpec, Quality, QuantRun, SourceInfo, Variant, run_from_dict
 from runners.units import human_bytes, human_params
 
@@ -144,3 +148,66 @@ def test_a_hostile_chat_template_never_costs_the_card(tmp_path):
     text = (folder / "README.md").read_text()
     assert "could not be shown: `template not rendered:" in text
     assert "{prompt}" in text
+
+
+def test_recommendation_sentence_is_true_when_no_file_meets_the_bar():
+    """The real model's AWQ card once said "at most low" above a row saying "moderate"."""
+    run = _run()
+    worse = [_variant(v.name, v.size_bytes, v.quality.kld_mean + 0.1) for v in run.variants]
+    text = render_card(build_card_data(QuantRun(**{**run.__dict__, "variants": worse}), "o/r"))
+    line = next(t for t in text.splitlines() if t.startswith("**Recommended:**"))
+    assert "at most" not in line
+    assert 'no file here measured "low" quality loss or better' in line
+    assert "moderate quality loss" in line
+
+
+def test_a_file_standing_for_several_names_says_so_once():
+    run = _run()
+    q2 = dataclasses.replace(run.variants[1], params={
+        "ram_ctx": 4096, "stands_for": ["Q2_K", "Q3_K_S"],
+        "content_note": "none of its quantized weights are Q2_K-family (Q4_0 100 %)"})
+    run = QuantRun(**{**run.__dict__, "variants": [run.variants[0], q2, *run.variants[2:]]})
+    text = render_card(build_card_data(run, "o/r"))
+    rows = [line for line in text.splitlines() if line.startswith("| [m.")]
+    assert sum("Q2_K = Q3_K_S" in row for row in rows) == 1
+    assert "`Q2_K` also stands for Q3_K_S" in text
+    assert "`Q2_K`: none of its quantized weights are Q2_K-family" in text
+
+
+def test_a_larger_file_measured_worse_is_explained_only_beyond_the_intervals():
+    run = _run()
+    noisy = dataclasses.replace(run.variants[0], quality=Quality(
+        ppl=10, ppl_err=0.1, kld_mean=0.05, kld_err=0.01, kld_p99=0.2, same_top_p=0.9))
+    clear = dataclasses.replace(run.variants[0], quality=Quality(
+        ppl=10, ppl_err=0.1, kld_mean=0.09, kld_err=0.001, kld_p99=0.2, same_top_p=0.9))
+    for q8, expect in ((noisy, False), (clear, True)):
+        notes = name_notes([q8, *run.variants[1:]])
+        assert any("`Q8_0` is larger than `Q4_K_M` but measured further" in n
+                   for n in notes) is expect
+
+
+def test_answer_agreement_and_reference_caveat_on_the_card():
+    run = _run()
+    answers = compare(["a", "b"], [[1, 2], [3]], [[1, 5], [3]], ["x", "y"], 8, "the BF16 GGUF")
+    variants = [dataclasses.replace(v, answers=answers) for v in run.variants]
+    source = dataclasses.replace(run.source, reference="a model dequantized from Q4_1")
+    run = QuantRun(**{**run.__dict__, "variants": variants, "source": source})
+    text = render_card(build_card_data(run, "o/r"))
+    assert "Answers like the original" in text
+    assert "75 % (26-100), 1/2 identical" in text
+    assert "**Reference:** a model dequantized from Q4_1." in text
+    assert "and so did the BF16 GGUF" in text
+    assert run_from_dict(json.loads(json.dumps(dataclasses.asdict(run)))).variants[0].answers == answers
+
+
+def test_a_slightly_larger_file_clearly_closer_is_recommended_instead():
+    """On small real models the stock mixes are erratic; the card follows the front."""
+    run = _run()
+    q4ks = _variant("Q4_K_S", 505_000, 0.012)  # 1 % larger than Q4_K_M (KLD 0.04 ± 0.002)
+    noisy = dataclasses.replace(q4ks, quality=dataclasses.replace(q4ks.quality, kld_err=0.02))
+    for extra, picked in ((q4ks, "Q4_K_S"), (noisy, "Q4_K_M")):
+        card = build_card_data(QuantRun(**{**run.__dict__, "variants": [*run.variants, extra]}),
+                               "o/r")
+        assert card.recommended.name == picked
+    assert "not `Q4_K_M`" in build_card_data(
+        QuantRun(**{**run.__dict__, "variants": [*run.variants, q4ks]}), "o/r").recommended_reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 from githubfake import REPO, comment_event, github, read_outputs, write_event  # noqa: F401
 from hubfake import hub_http, model_files, model_hub  # noqa: F401
@@ -40,7 +41,7 @@ def test_quantize_acknowledges_and_writes_outputs(github, model_hub, tmp_path): 
     (body,) = github.bodies()
     assert "@alice" in body and "[TinyOrg/tiny-llama](https://huggingface.co/TinyOrg/tiny-llama)"
     assert "| GGUF | `quantbot/tiny-llama-GGUF` | Q4_K_M, Q8_0 |" in body
-    assert "| GPTQ | `quantbot/tiny-llama-GPTQ` | 8-bit, group size 128" in body
+    assert "| GPTQ | `quantbot/tiny-llama-GPTQ` | 8-bit, group size auto" in body
     assert "AWQ" not in body
     assert "https://github.com/acme/quant-zoo/actions/runs/777" in body
 
@@ -54,6 +55,33 @@ def test_parse_error_quotes_the_bad_part(github, tmp_path):  # noqa: F811
     assert "> `/quantize gguf=Q4_K_M gptq bits=5`" in body
     assert "the problem is at `bits=5`" in body
     assert "GPTQ bits must be one of 2, 3, 4, 8" in body and "Usage:" in body
+
+
+@pytest.mark.parametrize("body", [
+    "/quantize gguf=Q8_0 " + "x" * 70_000,  # one line past the body's cut
+    "/quantize " + "gguf " * 300,  # past the line limit, within the body
+    "a" * 65_530 + "\n/quantize gguf" + " " * 3000,  # straddles the cut, blank to its end
+])
+def test_an_overlong_command_line_is_answered(github, tmp_path, body):  # noqa: F811
+    github.permissions["alice"] = "write"
+    out = plan(tmp_path, body)
+    assert out["run"] == "false"
+    assert github.reactions == [(4242, "confused")]
+    (reply,) = github.bodies()
+    assert "the command line is more than 1000 characters long" in reply
+    assert "keep it under 1000 characters" in reply and len(reply) < 5000
+
+
+@pytest.mark.parametrize(("words", "value"), [
+    ("gptq bits=\uff14", "\uff14"), ("gptq group_size=\u0661\u0662\u0668", "\u0661\u0662\u0668"),
+    ("gptq damp=\uff10.\uff10\uff15", "\uff10.\uff10\uff15"),
+])
+def test_digits_of_other_scripts_are_refused_in_the_reply(github, tmp_path, words, value):  # noqa: F811
+    github.permissions["alice"] = "write"
+    out = plan(tmp_path, f"/quantize {words}")
+    assert out["run"] == "false"
+    (reply,) = github.bodies()
+    assert f"written with the ASCII digits 0-9, not '{value}'" in reply
 
 
 def test_issue_without_a_model_is_explained(github, tmp_path):  # noqa: F811

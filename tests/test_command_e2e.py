@@ -51,7 +51,8 @@ def test_comment_to_published_report(github, model_hub, tmp_path, tiny_model,  #
     assert moved != pinned
     results = tmp_path / "results"
     invoke(run_job, ["make", "--plan", plan, "--method", "gguf", "--out", results,
-                     "--work", tmp_path / "work", "--ctx", 64, "--chunks", 4])
+                     "--work", tmp_path / "work", "--ctx", 64, "--chunks", 4,
+                     "--answers", "2", "--answer-tokens", "4"])
     assert model_hub.count("GET", rf"^/TinyOrg/tiny-llama/resolve/{pinned}/model\.safetensors$")
     assert not model_hub.count("GET", rf"/resolve/(main|{moved})/")
     repo = results / "quantbot" / "tiny-llama-GGUF"
@@ -126,7 +127,7 @@ def test_quantize_nf4_comment_to_published_report(github, model_hub, tmp_path,  
     results = tmp_path / "results"
     invoke(run_job, ["make", "--plan", plan, "--method", "nf4", "--out", results,
                      "--source", trained_model, "--work", tmp_path / "work", "--ctx", 128,
-                     "--chunks", 4, "--device", "cpu"])
+                     "--chunks", 4, "--answers", "2", "--answer-tokens", "4", "--device", "cpu"])
     repo = results / "quantbot" / "tiny-llama-bnb-4bit"
     run = load_run(repo)
     assert run.method == "nf4" and [v.name for v in run.variants] == ["nf4-dq-bfloat16"]
@@ -157,6 +158,7 @@ def test_three_formats_published_per_method_then_every_card_shows_all(
         invoke(run_job, ["make", "--plan", plan, "--method", job["method"],
                          "--out", runner_temp / "results", "--source", trained_model,
                          "--work", tmp_path / "work", "--ctx", 128, "--chunks", 4,
+                         "--answers", "2", "--answer-tokens", "4",
                          "--device", "cpu"])
         invoke(run_job, ["publish", "--results", runner_temp / "results", "--plan", plan,
                          "--hub-dir", hub])

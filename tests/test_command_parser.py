@@ -37,9 +37,10 @@ def test_quantize_alone_is_every_method_with_its_defaults():
     assert req.methods == ALL_METHODS == tuple(METHODS)
     gguf = req.specs["gguf"]
     assert gguf == GgufSpec() and gguf.types == DEFAULT_TYPES and not gguf.imatrix
-    assert req.specs["gptq"] == GptqSpec(bits=(4,), group_size=(128,), act_order=(True,),
+    # group size "auto": the largest of 128/64/32 that fits the model, chosen by the pipeline
+    assert req.specs["gptq"] == GptqSpec(bits=(4,), group_size=(0,), act_order=(True,),
                                          damp=(0.01,))
-    assert req.specs["awq"] == AwqSpec(bits=(4,), group_size=(128,), zero_point=(True,))
+    assert req.specs["awq"] == AwqSpec(bits=(4,), group_size=(0,), zero_point=(True,))
     assert req.specs["nf4"] == Nf4Spec(double_quant=True, compute_dtype="bfloat16")
     assert runners_of(req) == [("gguf", "cpu"), ("gptq", "gpu"), ("awq", "gpu"), ("nf4", "gpu")]
 
@@ -172,6 +173,37 @@ def test_errors_quote_the_bad_token(text, token, words):
     assert words in str(info.value)
     if token not in ("/quantize", "gptq"):
         assert token in info.value.problem
+
+
+@pytest.mark.parametrize("value", [
+    "bits=\uff14",  # full-width 4
+    "bits=\U0001d7dc",  # mathematical double-struck 4
+    "group_size=\u0661\u0662\u0668",  # Arabic-Indic 128
+    "group_size=\u0967\u0968\u096e",  # Devanagari 128
+    "group_size=1_28", "group_size=+128", "group_size=128x",
+    "damp=\uff10.\uff10\uff15", "damp=0_.05", "damp=1_0e-2", "damp=inf", "damp=0x1p-4",
+])
+def test_numbers_take_ascii_digits_only(value):
+    with pytest.raises(ParseError, match="written with the ASCII digits 0-9") as info:
+        parse(f"/quantize gptq {value}")
+    assert info.value.token == value
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("damp=0.05", 0.05), ("damp=.05", 0.05), ("damp=5e-2", 0.05), ("damp=5E-2", 0.05),
+])
+def test_ascii_numbers_still_read(value, expected):
+    assert request_of(f"/quantize gptq {value}").specs["gptq"].damp == (expected,)
+
+
+@pytest.mark.parametrize("body", [
+    "/quantize gguf=Q8_0 " + "x" * 70_000,
+    "a" * 65_530 + "\n/quantize gguf" + " " * 3000,
+    "a" * 65_530 + "\n- - /quantize gguf " + " " * 997 + "x" * 10,
+])
+def test_a_command_line_past_the_body_cut_is_refused_not_dropped(body):
+    with pytest.raises(ParseError, match="more than 1000 characters long"):
+        parse(body)
 
 
 def test_option_for_a_method_left_out_of_the_defaults_is_an_error():

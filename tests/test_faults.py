@@ -117,7 +117,8 @@ def repo_files(folder: Path) -> list[str]:
 
 def quantize(source: object, tmp_path: Path, *words: str) -> list[object]:
     return ["quantize", source, "--out", tmp_path / "out", "--work", tmp_path / "work",
-            "--repo-id", "tests/tiny-llama", "--ctx", "64", "--chunks", "4", "--jobs", "1", *words]
+            "--repo-id", "tests/tiny-llama", "--ctx", "64", "--chunks", "4",
+            "--answers", "2", "--answer-tokens", "4", "--jobs", "1", *words]
 
 
 def published(tmp_path: Path) -> Path:
@@ -425,7 +426,8 @@ def test_run_job_make_follows_the_plans_revision(hub: HistoryHub, tiny_model: Pa
     ok(run(["run-job", "plan", "--model", REPO_ID, "--revision", sha, "--comment",
             "/quantize gguf=Q8_0", "-o", plan]))
     ok(run(["run-job", "make", "--plan", plan, "--method", "gguf", "--out", tmp_path / "results",
-            "--owner", "qb", "--work", tmp_path / "work", "--ctx", "64", "--chunks", "4"]))
+            "--owner", "qb", "--work", tmp_path / "work", "--ctx", "64", "--chunks", "4",
+            "--answers", "2", "--answer-tokens", "4"]))
     results = tmp_path / "results" / "qb" / "tiny-GGUF"
     source = load_run(results).source
     assert source.repo_id == REPO_ID

@@ -129,7 +129,8 @@ def test_the_pipeline_overlaps_quantizing_and_measuring_when_a_gpu_measures(
     monkeypatch.setattr(pipeline, "run_overlapped", spy)
     result = CliRunner().invoke(main, [
         "quantize", str(tiny_model), "--repo-id", "tests/tiny-llama", "gguf=Q4_K_M,Q8_0",
-        "--ctx", "64", "--chunks", "4", "--out", str(tmp_path / "hub"),
+        "--ctx", "64", "--chunks", "4",
+        "--answers", "2", "--answer-tokens", "4", "--out", str(tmp_path / "hub"),
         "--work", str(tmp_path / "work")])
     assert result.exit_code == 0, result.output
     (lanes,) = lanes_seen

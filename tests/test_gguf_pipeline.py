@@ -23,7 +23,8 @@ MAIN_TENSOR_TYPE = {
 def published(tmp_path_factory, tiny_model, toolchain):
     root = tmp_path_factory.mktemp("pipeline")
     args = ["quantize", str(tiny_model), "--out", str(root / "hub"), "--work", str(root / "work"),
-            "--repo-id", "tests/tiny-llama", "--ctx", "64", "--chunks", "4"]
+            "--repo-id", "tests/tiny-llama", "--ctx", "64", "--chunks", "4",
+            "--answers", "2", "--answer-tokens", "4"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return root / "hub" / "quantbot" / "tiny-llama-GGUF", root, args
@@ -84,7 +85,7 @@ def test_oversized_file_is_split_and_listed(tmp_path, tiny_model, toolchain):
     result = CliRunner().invoke(main, [
         "quantize", str(tiny_model), "--out", str(tmp_path / "hub"), "--work",
         str(tmp_path / "work"), "gguf=Q8_0", "--split-size", "1M", "--ctx", "64",
-        "--chunks", "4"])
+        "--chunks", "4", "--answers", "2", "--answer-tokens", "4"])
     assert result.exit_code == 0, result.output
     repo = next((tmp_path / "hub" / "quantbot").iterdir())
     parts = sorted(p.name for p in repo.glob("*.gguf"))
@@ -100,7 +101,8 @@ def test_imatrix_from_the_calibration_mix_is_published_and_named(tmp_path, tiny_
 
     result = CliRunner().invoke(main, [
         "quantize", str(tiny_model), "--repo-id", "tests/tiny-llama", "gguf=Q4_K_M,IQ3_XS",
-        "imatrix", "--ctx", "64", "--chunks", "4", "--out", str(tmp_path / "hub"),
+        "imatrix", "--ctx", "64", "--chunks", "4",
+        "--answers", "2", "--answer-tokens", "4", "--out", str(tmp_path / "hub"),
         "--work", str(tmp_path / "work")])
     assert result.exit_code == 0, result.output
     repo = tmp_path / "hub" / "quantbot" / "tiny-llama-GGUF"

@@ -50,7 +50,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> dict[
     result = CliRunner().invoke(main, [
         "quantize", str(model), "--repo-id", "tests/trained-llama", "gptq", "bits=4,8",
         "awq", "nf4", "--device", "cpu", "--calib-samples", "8", "--calib-len", "128",
-        "--ctx", "128", "--chunks", "8", "--out", str(root / "hub"), "--work", str(root / "work")])
+        "--ctx", "128", "--chunks", "8",
+        "--answers", "2", "--answer-tokens", "4", "--out", str(root / "hub"), "--work", str(root / "work")])
     assert result.exit_code == 0, result.output
     print(f"\ntiming: quantize+check+measure+publish {time.perf_counter() - start:.1f}s")
     hub = root / "hub" / "quantbot"

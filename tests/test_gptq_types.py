@@ -65,8 +65,8 @@ def test_bad_variants_name_the_fix(make):
 
 def test_specs_make_every_combination():
     # What `--gptq-variants` used to say now reads as the chat's words: gptq bits=4,8 …
-    assert GptqSpec().variants() == [QuantSpec.gptq()]
-    assert AwqSpec().variants() == [QuantSpec.awq()]
+    assert GptqSpec().variants() == [QuantSpec.gptq(group_size=0)]  # "auto", resolved later
+    assert AwqSpec().variants() == [QuantSpec.awq(group_size=0)]
     bits = option(GPTQ_OPTIONS, "bits").read("4, 8, 4", "GPTQ")
     assert bits == (4, 8)  # duplicates dropped, order kept
     groups = GPTQ_GROUP.read("128,none", "GPTQ")
@@ -93,7 +93,8 @@ def test_too_many_variants_is_an_error():
 
 
 def test_spec_names_estimates_and_descriptions():
-    spec = GptqSpec(bits=(4, 8), damp=(0.05,))
+    assert GptqSpec().variant_names() == ["gptq-4bit-autog-actorder"]
+    spec = GptqSpec(bits=(4, 8), group_size=(128,), damp=(0.05,))
     assert spec.variant_names() == ["gptq-4bit-128g-actorder-damp0.05",
                                     "gptq-8bit-128g-actorder-damp0.05"]
     assert spec.bits_per_weight() == {"gptq-4bit-128g-actorder-damp0.05": 4.51,
@@ -122,8 +123,10 @@ def test_summarize_matches_hand_math():
     assert q.ppl == pytest.approx(8.0)
     assert m.n_scored == 20
     assert q.kld_mean == pytest.approx(0.05)
-    assert q.kld_p99 == pytest.approx(1.0)
+    assert q.kld_p99 == pytest.approx(0.81)  # llama-perplexity's interpolation: 0.99 x 19 = 18.81
+    assert q.kld_percentiles["max"] == 1.0 and q.kld_percentiles["median"] == 0.0
     assert q.same_top_p == pytest.approx(0.75)
+    assert q.same_top_err == pytest.approx(math.sqrt(0.75 * 0.25 / 19))
     assert q.ppl_err > 0
     with pytest.raises(QuantbotError):
         summarize([1.0])

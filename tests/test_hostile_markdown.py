@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.chatops.markdown import MAX_BODY, command_lines, first_command_line
+from bot.chatops.markdown import MAX_BODY, MAX_LINE, command_lines, first_command_line
 
 Q = "/quantize gguf=Q4_K_M"
 
@@ -215,9 +215,14 @@ class TestPathological:
 
     def test_oversized_body_is_cut_at_a_line_end(self) -> None:
         filler = "a" * (MAX_BODY - 50 - len(Q) - 2) + "\n"
-        body = f"{Q}\n{filler}/quantize gguf=Q8_0 " + "x" * 100  # this line straddles MAX_BODY
-        lines = command_lines(body)
-        assert lines == [Q]  # the tail (past MAX_BODY) is dropped whole, never half a line
+        straddling = "/quantize gguf=Q8_0 " + "x" * 100  # this line straddles MAX_BODY
+        lines = command_lines(f"{Q}\n{filler}{straddling}\n{Q}")
+        assert lines == [Q, straddling]  # the straddling line is read whole, what follows not
+
+    def test_a_line_cut_in_the_middle_is_marked_and_too_long(self) -> None:
+        filler = "a" * (MAX_BODY - 50) + "\n"
+        lines = command_lines(f"{filler}/quantize gguf " + " " * 5000 + "x")
+        assert len(lines) == 1 and lines[0].endswith("\u2026") and len(lines[0]) > MAX_LINE
 
 
 class TestFirstCommandLine:

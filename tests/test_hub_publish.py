@@ -250,7 +250,7 @@ def test_real_gguf_split_by_llama_cpp_and_listed_in_card(hub: FakeHub, tmp_path:
     made = CliRunner().invoke(main, [
         "quantize", str(tiny_model), "--out", str(tmp_path / "local"), "--work",
         str(tmp_path / "work"), "--repo-id", "t/tiny", "gguf=Q8_0", "--ctx", "64",
-        "--chunks", "4", "--split-size", "1M"])
+        "--chunks", "4", "--answers", "2", "--answer-tokens", "4", "--split-size", "1M"])
     assert made.exit_code == 0, made.output
     folder = tmp_path / "local" / "quantbot" / "tiny-GGUF"
     assert not (folder / "tiny.Q8_0.gguf").exists()

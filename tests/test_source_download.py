@@ -44,7 +44,8 @@ def test_hub_id_is_downloaded_and_quantized(hub, tiny_model, toolchain, tmp_path
     _upload(hub, "acme/tiny-hub", tiny_model)
     result = CliRunner().invoke(main, [
         "quantize", "acme/tiny-hub", "--out", str(tmp_path / "out"), "--work",
-        str(tmp_path / "work"), "gguf=Q8_0", "--ctx", "64", "--chunks", "4"])
+        str(tmp_path / "work"), "gguf=Q8_0", "--ctx", "64", "--chunks", "4",
+            "--answers", "2", "--answer-tokens", "4"])
     assert result.exit_code == 0, result.output
     repo = tmp_path / "out" / "quantbot" / "tiny-hub-GGUF"
     assert (repo / "tiny-hub.Q8_0.gguf").is_file()

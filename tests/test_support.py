@@ -102,7 +102,30 @@ def test_unknown_architecture_is_unsupported_with_reasons():
         "NoSuchModelForCausalLM not registered by convert_hf_to_gguf.py of llama.cpp in "
         f"llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}")
     assert f"GPTQModel {_pinned('gptqmodel')}" in verdicts["gptq"].reason
-    assert "'no_such_model'" in verdicts["nf4"].reason
+    assert "NoSuchModelForCausalLM is no causal-LM" in verdicts["nf4"].reason
+
+
+@pytest.mark.parametrize("architecture", ["EvilForCausalLM", "Llama ForCausalLM", "<img src=x>",
+                                          "Qwen3ForCausalLM"])
+def test_a_gpu_method_takes_no_architecture_transformers_would_not_build(architecture):
+    # model_type llama is GPTQModel's and transformers', but the declared class is made up, not a
+    # class name, or another model's: the config says one model and would load another.
+    verdicts = support_for(architecture, "llama")
+    assert not any(verdicts[m].supported for m in ("gptq", "awq", "nf4"))
+    assert architecture in verdicts["gptq"].reason and "GPTQModel" in verdicts["gptq"].reason
+    assert architecture in verdicts["nf4"].reason
+
+
+def test_every_declared_architecture_must_be_taken():
+    one = registry.support_all(["LlamaForCausalLM"], "llama")
+    assert one.methods == ["gguf", "gptq", "awq", "nf4"]
+    assert one.verdicts == support("LlamaForCausalLM", "llama").verdicts
+    two = registry.support_all(["LlamaForCausalLM", "NoSuchForCausalLM"], "llama")
+    assert two.methods == [] and two.architecture == "LlamaForCausalLM"
+    assert two["gguf"].reason.startswith("NoSuchForCausalLM (one of 2 architectures declared): ")
+    assert registry.support_all(["LlamaForCausalLM"] * 2, "llama").methods == one.methods
+    with pytest.raises(ValueError, match="at least one"):
+        registry.support_all([], "llama")
 
 
 def test_model_type_is_inferred_from_transformers_when_not_given():

@@ -5,16 +5,20 @@ touches none of them, or a second poll, says nothing. Fake Hub and GitHub on 127
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
 import yaml
-from fakeserver import fresh, serving
+from fakeserver import fresh, json_response, serving
 from githubfake import FakeGitHub, fast_tracker
+from hubfake import REPO as REPO_PATTERN
 from hubfake import FakeHub, git_blob_id
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from bot.config import config_from_dict
 from bot.hub.client import hub_api
@@ -145,3 +149,22 @@ def test_cards_record_what_the_watcher_compares(tmp_path: Path) -> None:
     found = published_from_card("qb/Model-7B-GGUF", meta)
     assert found is not None and found.revision == "a" * 40
     assert found.files == {"model.safetensors": "e" * 64}
+
+
+def test_a_source_tree_listing_that_never_ends_is_left_for_the_next_poll(
+        hub: FakeHub, gh: FakeGitHub, caplog: pytest.LogCaptureFixture) -> None:
+    _change(hub, "model.safetensors", b"weights v2")
+    calls = [0]
+
+    def endless(req: Request, repo_id: str, revision: str) -> Response:
+        calls[0] += 1  # an empty page pointing to itself, until the test's own guard
+        link = {"Link": f'<{hub.base}{req.path}?cursor=x>; rel="next"'} if calls[0] < 60 else {}
+        return json_response([], headers=link)
+
+    hub.routes.insert(0, ("GET", re.compile(rf"^/api/models/{REPO_PATTERN}/tree/([^/]+)$"),
+                          endless))
+    with caplog.at_level(logging.WARNING, logger="bot.hub.upstream"):
+        report = _poll(gh, dry_run=True)
+    assert report.upstream == [] and calls[0] == 1
+    assert f"{SOURCE}: not compared this poll" in caplog.text
+    assert "an empty page pointed to another page" in caplog.text

@@ -3,16 +3,19 @@ PyGithub clients): listing pages, dedupe across runs, races and crashes, retries
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
 from click.testing import CliRunner
-from fakeserver import fresh, serving
+from fakeserver import fresh, json_response, serving
 from githubfake import FakeGitHub, fast_tracker
 from hubfake import FakeHub, FastClock, fast_hf_clock, model_entry
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from bot.cli.watch import command as watch_command
 from bot.config import Config, config_from_dict
@@ -124,12 +127,14 @@ def test_dry_run_lists_candidates_and_reasons(hub: FakeHub, gh: FakeGitHub,
     assert "already tracked: qwen/Qwen3-4B -> #1 (closed)" in out
     for repo_id, why in EXPECTED_SKIPS.items():
         assert f"skipped {repo_id}: {why}" in out
-    # one listing + our repos on the Hub, then config.json (its MoE shape) of the one candidate
-    # without an issue; one issue listing on GitHub; no writes anywhere
+    # one listing per pipeline tag + our repos on the Hub, then config.json (its MoE shape) of
+    # the one candidate without an issue; one issue listing on GitHub; no writes anywhere
     assert hub.requests[0][0] == "GET" and "expand=safetensors" in hub.requests[0][1]
     assert "sort=trendingScore" in hub.requests[0][1] and "limit=20" in hub.requests[0][1]
-    assert [m for m, _ in hub.requests] == ["GET", "GET", "HEAD"]
-    assert hub.requests[2][1] == "/meta/Llama-3-8B/resolve/main/config.json"
+    assert "pipeline_tag=text-generation" in hub.requests[0][1]
+    assert "pipeline_tag=image-text-to-text" in hub.requests[1][1]
+    assert [m for m, _ in hub.requests] == ["GET", "GET", "GET", "HEAD"]
+    assert hub.requests[3][1] == "/meta/Llama-3-8B/resolve/main/config.json"
     assert hub.count("GET", r"^/api/models\?.*author=qb") == 1
     assert [m for m, _ in gh.requests] == ["GET"]
     assert "state=all" in gh.requests[0][1] and "labels=candidate" in gh.requests[0][1]
@@ -148,7 +153,8 @@ def test_listing_follows_pages_up_to_max_models(hub: FakeHub, gh: FakeGitHub) ->
     hub.page_size = 3  # the server pages; the client follows Link headers
     models, bad = HubWatcher(hub_api(), cfg(max_models=7).hub).trending()
     assert len(models) == 7 and bad == []
-    assert hub.count("GET", r"^/api/models") == 3  # 3 + 3 + 1 of the third page, no 4th
+    # 3 + 3 + 1 of the third page, no 4th; the image-text-to-text listing is empty here
+    assert hub.count("GET", r"^/api/models\?.*pipeline_tag=text-generation") == 3
     assert models[0].repo_id == "meta/Llama-3-8B" and models[0].params == 8_030_261_248
 
 
@@ -158,9 +164,9 @@ def test_opens_once_across_runs(hub: FakeHub, gh: FakeGitHub) -> None:
     issue = gh.issues[1]
     assert [label["name"] for label in issue["labels"]] == ["candidate", *METHODS]
     assert marker("meta/Llama-3-8B") in issue["body"]
-    # requests for one poll of 9 models, 2 new: Hub 2 + each new one's config.json (absent
-    # here: the fake lists them only); GitHub list + 2 creates + re-list
-    assert len(hub.requests) == 4
+    # requests for one poll of 9 models, 2 new: Hub 3 (2 tags, our repos) + each new one's
+    # config.json (absent here: the fake lists them only); GitHub list + 2 creates + re-list
+    assert len(hub.requests) == 5
     assert [m for m, _ in gh.requests] == ["GET", "POST", "POST", "GET"]
 
     gh.requests.clear()
@@ -213,7 +219,7 @@ def test_hub_rate_limit_and_5xx_are_retried(hub: FakeHub, clock: FastClock, stat
     hub.fail("GET", r"^/api/models$", status, headers=headers)
     models, _ = HubWatcher(hub_api(), cfg().hub).trending()
     assert len(models) == 9
-    assert hub.count("GET", r"^/api/models") == 2
+    assert hub.count("GET", r"^/api/models\?.*pipeline_tag=text-generation") == 2
     assert clock.slept == [1.0]  # Retry-After 0 (+1s margin) or the first backoff step
 
 
@@ -269,3 +275,84 @@ def test_watch_opens_issues_from_the_cli(hub: FakeHub, gh: FakeGitHub, tmp_path:
     again = CliRunner().invoke(watch_command, args)
     assert "already tracked: meta/Llama-3-8B -> #1 (open)" in again.output
     assert len(gh.issues) == 2
+
+
+def test_trending_multimodal_models_are_listed_and_offered(hub: FakeHub, gh: FakeGitHub) -> None:
+    hub.models.append(model_entry(
+        "Qwen/Qwen3.5-27B", arch="Qwen3_5ForConditionalGeneration", params=27_000_000_000,
+        pipeline_tag="image-text-to-text", trending=95,
+        config_extra={"model_type": "qwen3_5",
+                      "text_config": {"architectures": ["Qwen3_5ForCausalLM"]}}))
+    c = cfg()
+    report = poll(c, HubWatcher(hub_api(), c.hub), None, dry_run=True)
+    ids = [x.repo_id for x in report.decision.candidates]
+    assert ids == ["meta/Llama-3-8B", "Qwen/Qwen3.5-27B", "qwen/Qwen3-4B"]  # most trending first
+    vl = report.decision.candidates[1]
+    assert vl.methods == tuple(METHODS) and vl.multimodal and vl.mmproj
+    body = next(t.body for t in report.to_open if t.model_id == "Qwen/Qwen3.5-27B")
+    assert "| GGUF | the text model, plus the vision projector as separate mmproj files" in body
+    assert "| GPTQ | the text model quantized, with the vision tower kept in 16-bit" in body
+
+
+# -- listings that never end ----------------------------------------------------------------------
+
+#: Requests after which the hostile listings below give up by themselves (a guard for the test
+#: itself: without the watcher's bounds, it would otherwise poll until the job's timeout).
+GIVE_UP = 60
+
+
+def endless(hub: FakeHub, page: Callable[[int], list], link: Callable[[int], str]) -> list[int]:
+    """Answer ``GET /api/models`` with ``page(n)`` and a next link ``link(n)`` for the n-th
+    request, until :data:`GIVE_UP` requests; the request counter, for the test to read."""
+    count = [0]
+
+    def handler(req: Request) -> Response:
+        count[0] += 1
+        n = count[0]
+        headers = {"Link": f'<{hub.base}{link(n)}>; rel="next"'} if n < GIVE_UP else {}
+        return json_response(page(n), headers=headers)
+
+    hub.routes.insert(0, ("GET", re.compile("^/api/models$"), handler))
+    return count
+
+
+@pytest.mark.parametrize(("page", "link", "why"), [
+    (lambda n: [], lambda n: "/api/models?cursor=same", "an empty page pointed to another page"),
+    (lambda n: [], lambda n: f"/api/models?cursor={n}", "an empty page pointed to another page"),
+    (lambda n: [model_entry("meta/Llama-3-8B")], lambda n: "/api/models?cursor=same",
+     "repeats a page already read"),
+])
+def test_a_trending_listing_that_never_ends_is_bounded_and_says_why(
+        hub: FakeHub, caplog: pytest.LogCaptureFixture, page: Callable[[int], list],
+        link: Callable[[int], str], why: str) -> None:
+    count = endless(hub, page, link)
+    with caplog.at_level(logging.INFO, logger="bot.hub.pages"):
+        models, _ = HubWatcher(hub_api(), cfg().hub).trending()
+    assert [m.repo_id for m in models] == [e["id"] for e in page(1)]
+    assert count[0] <= 2 * 2  # two tags, at most two requests each
+    assert why in caplog.text and "stopped:" in caplog.text
+
+
+def test_a_listing_of_new_entries_on_every_page_stops_at_its_limits(
+        hub: FakeHub, caplog: pytest.LogCaptureFixture) -> None:
+    count = endless(hub, lambda n: [model_entry(f"m/M{n}")], lambda n: f"/api/models?cursor={n}")
+    with caplog.at_level(logging.INFO, logger="bot.hub.pages"):
+        models, _ = HubWatcher(hub_api(), cfg(max_models=5, max_pages=4).hub).trending()
+    assert len(models) == 5 and count[0] == 8  # 4 pages per tag: the page bound, not the limit
+    assert "read 4 pages, the most one listing may request" in caplog.text
+
+
+def test_our_own_repos_listing_that_never_ends_fails_the_poll_clearly(hub: FakeHub) -> None:
+    count = [0]
+
+    def handler(req: Request) -> Response:
+        if "author" not in req.args:
+            return hub.list_models(req)
+        count[0] += 1
+        link = {"Link": f'<{hub.base}/api/models?author=qb&cursor=x>; rel="next"'}
+        return json_response([], headers=link if count[0] < GIVE_UP else {})
+
+    hub.routes.insert(0, ("GET", re.compile("^/api/models$"), handler))
+    with pytest.raises(QuantbotError, match="listing of qb's repos stopped early: an empty page"):
+        HubWatcher(hub_api(), cfg().hub).own_repos()
+    assert count[0] == 1

@@ -40,7 +40,8 @@ def test_good_model_is_a_candidate() -> None:
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    ({"pipeline_tag": "text-classification"}, "pipeline_tag is text-classification"),
+    ({"pipeline_tag": "text-classification", "architectures": ("LlamaForSequenceClassification",)},
+     "no method takes architecture LlamaForSequenceClassification"),
     ({"private": True}, "private"),
     ({"gated": "manual"}, "gated (manual)"),
     ({"gated": True}, "gated"),
@@ -118,6 +119,84 @@ def test_a_model_is_a_candidate_when_one_configured_method_takes_it() -> None:
     others = tuple(m for m in METHODS if m not in verdict.methods)
     got = reason(mamba, F, dataclasses.replace(CTX, methods=others))
     assert got is not None and "no method takes architecture MambaForCausalLM" in got
+
+
+@pytest.mark.parametrize(("architectures", "expected"), [
+    (("LlamaForCausalLM", "NoSuchForCausalLM"),
+     "no method takes architecture LlamaForCausalLM, NoSuchForCausalLM (NoSuchForCausalLM (one of"),
+    (("NoSuchForCausalLM", "LlamaForCausalLM"), "no method takes architecture NoSuchForCausalLM,"),
+    (("Llama ForCausalLM",), "malformed architecture name 'Llama ForCausalLM' in config.json"),
+    (("LlamaForCausalLM", "<img src=x>"), "malformed architecture name '<img src=x>'"),
+    (("LlamaForCausalLM\u202e",), "malformed architecture name 'LlamaForCausalLM\\u202e'"),
+    (("",), "malformed architecture name ''"),
+])
+def test_every_declared_architecture_is_screened_by_name(architectures: tuple[str, ...],
+                                                         expected: str) -> None:
+    got = reason(dataclasses.replace(GOOD, architectures=architectures, model_type="llama"))
+    assert got is not None and got.startswith(expected), got
+
+
+def test_a_malformed_text_config_architecture_is_screened_too() -> None:
+    model = dataclasses.replace(GOOD, text_architecture="Llama<b>ForCausalLM")
+    assert reason(model) == ("malformed architecture name 'Llama<b>ForCausalLM' in config.json "
+                             "(not a Python class name)")
+
+
+@pytest.mark.parametrize("architecture", ["EvilForCausalLM", "Qwen3ForCausalLM"])
+def test_a_gpu_method_does_not_take_a_model_by_model_type_alone(architecture: str) -> None:
+    # model_type llama is GPTQModel's and transformers', but the class is unknown or another one.
+    model = dataclasses.replace(GOOD, architectures=(architecture,), model_type="llama")
+    gpu = dataclasses.replace(CTX, methods=("gptq", "awq", "nf4"))
+    got = reason(model, F, gpu)
+    assert got is not None and got.startswith(f"no method takes architecture {architecture}")
+    assert "GPTQModel" in got
+
+
+QWEN35_VL = dataclasses.replace(
+    GOOD, repo_id="Qwen/Qwen3.5-27B", pipeline_tag="image-text-to-text",
+    architectures=("Qwen3_5ForConditionalGeneration",), model_type="qwen3_5",
+    params=27_000_000_000)
+MINISTRAL3 = dataclasses.replace(
+    GOOD, repo_id="mistralai/Ministral-3-8B-Instruct-2512", pipeline_tag="image-text-to-text",
+    architectures=("Mistral3ForConditionalGeneration",), model_type="mistral3",
+    params=8_900_000_000)
+
+
+@pytest.mark.parametrize("model", [QWEN35_VL, MINISTRAL3])
+def test_a_multimodal_model_is_decided_by_the_registry_not_its_pipeline_tag(
+        model: ListedModel) -> None:
+    verdict = decide_one(model, F, CTX)
+    assert isinstance(verdict, ModelCandidate), verdict
+    assert verdict.methods == tuple(METHODS) and verdict.multimodal and verdict.mmproj
+    body = render_issue(verdict, Config()).body
+    assert ("| GGUF | the text model, plus the vision projector as separate mmproj files "
+            "(F16 and Q8_0) |") in body
+    for label in ("GPTQ", "AWQ", "NF4"):
+        assert (f"| {label} | the text model quantized, with the vision tower kept in 16-bit in "
+                "the same checkpoint |") in body
+
+
+def test_a_multimodal_model_without_a_projector_converter_says_gguf_is_text_only() -> None:
+    chameleon = dataclasses.replace(QWEN35_VL, architectures=("ChameleonForConditionalGeneration",),
+                                    model_type="chameleon")
+    verdict = decide_one(chameleon, F, CTX)
+    assert isinstance(verdict, ModelCandidate) and verdict.methods == ("gguf", "nf4")
+    assert verdict.multimodal and not verdict.mmproj
+    body = render_issue(verdict, Config()).body
+    assert "| GGUF | the text model only: llama.cpp's converter has no projector" in body
+    assert "| NF4 | the text model quantized, with the vision tower kept" in body
+
+
+def test_a_text_model_s_issue_has_no_parts_section() -> None:
+    verdict = decide_one(GOOD, F, CTX)
+    assert isinstance(verdict, ModelCandidate) and not verdict.multimodal
+    assert "### Parts" not in render_issue(verdict, Config()).body
+
+
+def test_a_multimodal_model_too_big_for_the_runners_is_skipped_with_the_numbers() -> None:
+    huge = dataclasses.replace(QWEN35_VL, params=400_000_000_000)
+    got = reason(huge)
+    assert got is not None and "no runner can hold it" in got
 
 
 def test_decide_keeps_order_and_drops_repeats() -> None:

@@ -15,9 +15,16 @@ import yaml
 from bot.cards.columns import table
 from bot.cards.memory import fits, max_context, memory_table
 from bot.cards.prompt import prompt_template
-from bot.cards.quality import recommended, use_case
+from bot.cards.quality import (
+    answers_cell,
+    interval_text,
+    name_notes,
+    recommendation,
+    use_case,
+)
 from bot.cards.release import Release
 from bot.methods import METHODS
+from runners.answers import prompt_library
 from runners.results import QuantRun, Variant
 from runners.units import human_bytes, human_gib, human_params
 
@@ -37,7 +44,9 @@ class FileRow:
     peak_rss: str
     ppl: str
     kld: str
+    kld_p99: str
     same_top: str
+    answers: str
     use_case: str
     recommended: bool
     params: dict = field(default_factory=dict)
@@ -101,6 +110,26 @@ def memory_table_of(variants: list[Variant], config: dict) -> MemoryTable | None
 
 
 @dataclass(frozen=True)
+class AnswersInfo:
+    """How the answer-agreement column was measured, for the card's notes."""
+
+    prompts: int
+    max_new_tokens: int
+    reference: str
+    library: str
+    license: str
+
+
+def answers_info(variants: list[Variant]) -> AnswersInfo | None:
+    measured = [v.answers for v in variants if v.answers is not None]
+    if not measured:
+        return None
+    library = prompt_library()
+    return AnswersInfo(measured[0].prompts, measured[0].max_new_tokens, measured[0].reference,
+                       library.name, library.license)
+
+
+@dataclass(frozen=True)
 class CardData:
     """What one repository's README.md shows."""
 
@@ -114,6 +143,7 @@ class CardData:
     rows: list[FileRow]
     table: FilesTable
     recommended: FileRow
+    recommended_reason: str
     prompt_template: str
     prompt_problem: str | None  # why the model's chat template could not be shown
     cli_prompt: str  # the prompt template quoted for a POSIX shell (it is the model's own text)
@@ -138,6 +168,12 @@ class CardData:
     memory: MemoryTable | None = None
     release: Release | None = None  # every format of this release, on one scale
     quantbot_url: str = REPO_URL
+    #: What the unquantized reference is when it is not the release itself.
+    reference: str | None = None
+    #: How answer agreement was measured (None: it was not).
+    answers: AnswersInfo | None = None
+    #: Where a file's name does not say what it holds (:func:`bot.cards.quality.name_notes`).
+    name_notes: list[str] = field(default_factory=list)
 
 
 def _metadata(run: QuantRun, repo_id: str) -> str:
@@ -165,6 +201,7 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+
 def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None) -> CardData:
     """Card data for the repository ``repo_id`` holding ``run``'s variants; ``release`` adds the
     cross-format table and plot of every repository made with it."""
@@ -173,19 +210,21 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
     variants = sorted(run.variants, key=lambda v: v.size_bytes)
     smallest = variants[0]
     best = min(variants, key=lambda v: v.quality.kld_mean or float("inf"))
-    chosen = recommended(variants)
+    chosen, why = recommendation(variants)
     rendered = prompt_template(run.source.chat_template, run.source.bos_token,
                                run.source.eos_token)
     prompt = rendered.text
     rows = [
         FileRow(
-            name=v.name, files=v.files, quant_method=v.name,
+            name=v.name, files=v.files,
+            quant_method=" = ".join(v.params.get("stands_for") or [v.name]),
             bits=v.bits_per_weight, size=human_bytes(v.size_bytes), ram=human_bytes(v.ram_bytes),
             peak_rss=human_bytes(v.peak_rss_bytes),
-            ppl=f"{v.quality.ppl:.3f} ± {v.quality.ppl_err:.3f}",
-            kld=_fmt(v.quality.kld_mean, ".4f"),
-            same_top=_fmt(None if v.quality.same_top_p is None else 100 * v.quality.same_top_p,
-                          ".1f"),
+            ppl=interval_text(v.quality.ppl, v.quality.ppl_err, ".3f"),
+            kld=interval_text(v.quality.kld_mean, v.quality.kld_err, ".4f"),
+            kld_p99=_fmt(v.quality.kld_p99, ".3f"),
+            same_top=interval_text(v.quality.same_top_p, v.quality.same_top_err, ".1f", 100),
+            answers=answers_cell(v.answers),
             use_case=use_case(v, v is smallest, v is best), recommended=v is chosen,
             params=v.params, branch=v.branch,
         )
@@ -198,11 +237,11 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
         method=run.method, label=m.label, template=m.card_template,
         metadata_yaml=_metadata(run, repo_id), rows=rows,
         table=FilesTable(*table(m.columns, rows, repo_id)),
-        recommended=next(r for r in rows if r.recommended),
+        recommended=next(r for r in rows if r.recommended), recommended_reason=why,
         prompt_template=prompt, prompt_problem=rendered.problem, cli_prompt=shlex.quote(prompt),
         has_chat_template=bool(run.source.chat_template), license=run.source.license,
         n_params=human_params(run.source.n_params), architecture=run.source.architecture,
-        baseline_ppl=f"{run.baseline.ppl:.3f} ± {run.baseline.ppl_err:.3f}",
+        baseline_ppl=interval_text(run.baseline.ppl, run.baseline.ppl_err, ".3f"),
         eval_text=run.evaluation.text_name, eval_sha256=run.evaluation.text_sha256,
         eval_tokens=run.evaluation.n_tokens, eval_ctx=run.evaluation.ctx,
         eval_chunks=run.evaluation.chunks, evaluator=run.evaluation.evaluator, ram_ctx=ram_ctx,
@@ -211,4 +250,6 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
         memory=memory_table_of(variants, run.source.config), release=release,
         revision=run.source.revision, versions=dict(run.provenance.get("versions", {})),
         extra_files=[asdict(e) | {"size": human_bytes(e.size_bytes)} for e in run.extra_files],
+        reference=run.source.reference, answers=answers_info(variants),
+        name_notes=name_notes(variants),
     )

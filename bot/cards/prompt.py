@@ -129,17 +129,19 @@ def prompt_template(chat_template: object, bos_token: object = "", eos_token: ob
 
 
 def render_conversations(chat_template: object, conversations: list[list[dict[str, str]]],
-                         bos_token: object = "", eos_token: object = "") -> tuple[list[str],
-                                                                                   str | None]:
-    """Whole conversations as the model sees them (e.g. chat turns for importance-matrix
-    calibration), in the same isolated, bounded child. ``([], problem)`` when it cannot."""
+                         bos_token: object = "", eos_token: object = "",
+                         add_generation_prompt: bool = False) -> tuple[list[str], str | None]:
+    """Whole conversations as the model sees them (chat turns for importance-matrix
+    calibration; with ``add_generation_prompt``, prompts the model answers), in the same
+    isolated, bounded child. ``([], problem)`` when it cannot."""
     source = pick_template(chat_template)
     if not source or not source.strip():
         return [], "the model has no chat template"
     if len(source) > MAX_SOURCE:
         return [], f"the template is longer than {MAX_SOURCE // 1024} kB"
     reply = _run_child({"template": source, "bos_token": _token(bos_token),
-                        "eos_token": _token(eos_token), "conversations": conversations})
+                        "eos_token": _token(eos_token), "conversations": conversations,
+                        "add_generation_prompt": add_generation_prompt})
     if isinstance(reply, PromptTemplate):
         return [], reply.problem
     texts = reply.get("texts")
@@ -336,11 +338,12 @@ def render(source: str, bos_token: str, eos_token: str) -> dict[str, str | None]
 
 
 def render_all(source: str, conversations: list[Any], bos_token: str,
-               eos_token: str) -> dict[str, Any]:
+               eos_token: str, add_generation_prompt: bool = False) -> dict[str, Any]:
     """Render whole conversations here (the child's work): ``{"texts", "problem"}``."""
     try:
         template = _environment().from_string(source)
-        texts = [_bounded(template.generate(messages=messages, add_generation_prompt=False,
+        texts = [_bounded(template.generate(messages=messages,
+                                            add_generation_prompt=add_generation_prompt,
                                             bos_token=bos_token, eos_token=eos_token))
                  for messages in conversations]
     except Exception as exc:  # the author's template: any failure is an answer
@@ -358,7 +361,8 @@ def _child_main() -> None:
     try:
         if "conversations" in request:
             reply = render_all(request["template"], request["conversations"],
-                               request["bos_token"], request["eos_token"])
+                               request["bos_token"], request["eos_token"],
+                               bool(request.get("add_generation_prompt")))
         else:
             reply = render(request["template"], request["bos_token"], request["eos_token"])
     except (RecursionError, MemoryError) as exc:  # raised while unwinding, outside render's catch

@@ -6,7 +6,9 @@ the smallest whose loss is at most "low".
 
 from __future__ import annotations
 
+from runners.answers import Answers
 from runners.results import Variant
+from runners.stats import ci95
 
 #: (upper bound of mean KLD in nats, quality band): thresholds as llama.cpp's KLD tables use them.
 KLD_BANDS: tuple[tuple[float, str], ...] = (
@@ -41,10 +43,97 @@ def use_case(variant: Variant, smallest: bool, best: bool) -> str:
     return " - ".join(n for n in notes if n)
 
 
-def recommended(variants: list[Variant]) -> Variant:
-    """The smallest file whose loss is at most "low"; if none is, the closest to the original."""
+#: "Nearly the same size": a file at most this much larger than the pick is worth it when the
+#: intervals say it is clearly closer to the original.
+NEAR_SIZE = 1.05
+
+
+def recommendation(variants: list[Variant]) -> tuple[Variant, str]:
+    """The file to recommend and why, in words that are true of it.
+
+    The smallest file whose mean KLD is at most "low"; if none is, the closest to the original.
+    Then the front: a file at most 5 % larger whose KLD is lower beyond both 95 % intervals
+    (stock mixes on small models are erratic) is recommended instead, and the reason says so.
+    """
     acceptable = [v for v in variants
                   if v.quality.kld_mean is not None and v.quality.kld_mean <= KLD_BANDS[2][0]]
     if acceptable:
-        return min(acceptable, key=lambda v: v.size_bytes)
-    return min(variants, key=lambda v: v.quality.kld_mean or float("inf"))
+        chosen = min(acceptable, key=lambda v: v.size_bytes)
+        why = 'the smallest file whose measured quality loss is at most "low"'
+    else:
+        chosen = min(variants, key=lambda v: v.quality.kld_mean or float("inf"))
+        return chosen, (f'no file here measured "low" quality loss or better; this one is the '
+                        f'closest to the original ({quality_band(chosen.quality.kld_mean)})')
+    first = chosen
+    while True:
+        better = [v for v in variants if v is not chosen
+                  and v.size_bytes <= chosen.size_bytes * NEAR_SIZE and _clearly_worse(chosen, v)]
+        if not better:
+            break
+        chosen = min(better, key=lambda v: v.quality.kld_mean or 0.0)
+    if chosen is not first:
+        extra = 100 * (chosen.size_bytes / first.size_bytes - 1)
+        why = (f"not `{first.name}`, the smallest file whose measured loss is at most \"low\": "
+               f"this one is {extra:.0f} % larger and measured clearly closer to the original "
+               f"(KLD {chosen.quality.kld_mean:.4f} against {first.quality.kld_mean:.4f}, "
+               f"95 % intervals apart)")
+    return chosen, why
+
+
+def recommended(variants: list[Variant]) -> Variant:
+    """The file :func:`recommendation` picks."""
+    return recommendation(variants)[0]
+
+
+def interval_text(value: float | None, standard_error: float | None, spec: str,
+                  scale: float = 1.0) -> str:
+    """``value ± half-width`` of its 95 % interval: the cards' one way to show an estimate."""
+    if value is None:
+        return "n/a"
+    half = ci95(standard_error)
+    shown = format(value * scale, spec)
+    return shown if half is None else f"{shown} ± {format(half * scale, spec)}"
+
+
+def answers_cell(answers: Answers | None) -> str:
+    """The answer-agreement cell: mean share of identical leading tokens with its 95 % interval,
+    then how many answers were identical."""
+    if answers is None:
+        return "n/a"
+    return (f"{100 * answers.prefix_mean:.0f} % ({100 * answers.prefix_low:.0f}-"
+            f"{100 * answers.prefix_high:.0f}), {answers.identical}/{answers.prompts} identical")
+
+
+def name_notes(variants: list[Variant]) -> list[str]:
+    """Sentences for files whose name does not say what they hold (pure): one file standing for
+    several requested types, a file mostly of another type, and a larger file measured further
+    from the original than a smaller one (beyond both KLD intervals)."""
+    notes = []
+    for v in variants:
+        names = v.params.get("stands_for") or []
+        if len(names) > 1:
+            others = ", ".join(n for n in names if n != v.name)
+            notes.append(f"`{v.name}` also stands for {others}: llama-quantize made identical "
+                         f"tensor types for them, so one file is published")
+        if v.params.get("content_note"):
+            notes.append(f"`{v.name}`: {v.params['content_note']}")
+    measured = sorted((v for v in variants if v.quality.kld_mean is not None),
+                      key=lambda v: v.size_bytes)
+    for index, large in enumerate(measured[1:], 1):
+        small = min(measured[:index], key=lambda v: v.quality.kld_mean or 0.0)
+        if _clearly_worse(large, small):
+            notes.append(f"`{large.name}` is larger than `{small.name}` but measured further "
+                         f"from the original (KLD {large.quality.kld_mean:.4f} against "
+                         f"{small.quality.kld_mean:.4f}): each type is a different per-tensor "
+                         f"mix, so size alone does not rank them; the recommendation follows "
+                         f"the measurement")
+    return notes
+
+
+def _clearly_worse(a: Variant, b: Variant) -> bool:
+    """``a``'s mean KLD is above ``b``'s by more than both standard errors' 95 % intervals."""
+    ka, kb = a.quality.kld_mean, b.quality.kld_mean
+    if ka is None or kb is None:
+        return False
+    ea, eb = a.quality.kld_err or 0.0, b.quality.kld_err or 0.0
+    return ka - 1.96 * ea > kb + 1.96 * eb

@@ -17,10 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.chatops.markdown import first_command_line
+from bot.chatops.markdown import MAX_LINE, first_command_line
 from bot.request import ParseError, QuantizeRequest, parse_words
-
-MAX_LINE = 1000  # a command line longer than this is refused, not parsed
 
 
 class Kind(StrEnum):
@@ -57,7 +55,7 @@ def parse(text: str, defaults: tuple[str, ...] | None = None) -> Command | None:
     if name not in {k.value for k in Kind}:
         return None  # another bot's command, or none at all
     if len(line) > MAX_LINE:
-        raise ParseError(f"the command line is {len(line)} characters long",
+        raise ParseError(f"the command line is more than {MAX_LINE} characters long",
                          f"keep it under {MAX_LINE} characters", token=head)
     kind = Kind(name)
     if kind is not Kind.QUANTIZE:

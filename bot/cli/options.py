@@ -13,6 +13,7 @@ from bot.pipeline import SourceOptions, quantize_and_publish
 from bot.publish.base import PublishResult
 from bot.publish.local import LocalHub
 from bot.request import parse_words, usage
+from runners.errors import QuantbotError
 from runners.settings import RunSettings
 from runners.units import parse_count
 
@@ -49,6 +50,11 @@ def job_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Calibration blocks (GPTQ, AWQ)."),
         click.option("--calib-len", type=click.IntRange(16), default=512, show_default=True,
                      help="Tokens per calibration block."),
+        click.option("--answers", type=click.IntRange(0), default=64, show_default=True,
+                     help="Chat prompts every file answers, to compare with the original's "
+                          "answers (0: skip answer agreement)."),
+        click.option("--answer-tokens", type=click.IntRange(1), default=48, show_default=True,
+                     help="New tokens each answer may take."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -56,20 +62,33 @@ def job_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_settings(work: Path | None, ctx: int, chunks: int, jobs: int, threads: int,
-                 split_size: str, device: str, calib_samples: int, calib_len: int) -> RunSettings:
+                 split_size: str, device: str, calib_samples: int, calib_len: int,
+                 answers: int = 64, answer_tokens: int = 48) -> RunSettings:
     from runners.paths import cache_dir
 
     return RunSettings(work_dir=work or cache_dir() / "work", ctx=ctx, chunks=chunks, jobs=jobs,
                        threads=threads, split_bytes=parse_count(split_size, "--split-size"),
-                       device=device, calib_samples=calib_samples, calib_len=calib_len)
+                       device=device, calib_samples=calib_samples, calib_len=calib_len,
+                       answers=answers, answer_tokens=answer_tokens)
 
 
 def run_quantize(source: str, *, words: tuple[str, ...], out: Path, owner: str,
                  source_options: SourceOptions, **settings: Any) -> list[PublishResult]:
-    """Parse the words, run every method, publish to the local hub, say where results went."""
+    """Parse the words, run every method, publish to the local hub, say where results went;
+    a method that failed is reported after the others are published, and the exit status is 1."""
     request = parse_words(list(words), CLI_DEFAULT_METHODS, head="quantbot quantize SOURCE")
-    results = quantize_and_publish(source, request, run_settings(**settings), owner,
+    outcome = quantize_and_publish(source, request, run_settings(**settings), owner,
                                    source_options, LocalHub(out))
-    for result in results:
+    for result in outcome.published:
         click.echo(f"{result.repo_id}: {len(result.uploaded)} files in {result.location}")
-    return results
+    if len(outcome.failed) == 1 and not outcome.published:  # the request's only method
+        raise QuantbotError(outcome.failed[0].problem, outcome.failed[0].fix)
+    if outcome.failed:
+        names = ", ".join(METHODS[f.method].label for f in outcome.failed)
+        details = "; ".join(f"{METHODS[f.method].label}: {f.problem}" for f in outcome.failed)
+        fixes = "; ".join(dict.fromkeys(f.fix for f in outcome.failed))
+        published = len(outcome.published)
+        raise QuantbotError(f"{names} failed ({published} other repositor"
+                            f"{'y was' if published == 1 else 'ies were'} published): {details}",
+                            fixes)
+    return outcome.published

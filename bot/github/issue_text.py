@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from bot.config import Config
 from bot.hub.filters import ModelCandidate
 from bot.marker import marker
-from bot.methods import METHODS
+from bot.methods import METHODS, Method
 from bot.templating import render
+from runners.gguf.mmproj import PROJECTOR_TYPES
 from runners.units import human_bytes, human_params
 
 HUB_URL = "https://huggingface.co"
@@ -34,6 +35,21 @@ class PlannedMethod:
     settings: str
     estimates: list[tuple[str, str]]  # (variant, size in words)
     usage: str  # one example command for it
+    parts: str  # what it makes of the model: the text model, and a multimodal one's vision part
+
+
+def parts(m: Method, c: ModelCandidate) -> str:
+    """What ``m`` makes of the candidate, in words: the text model, and for a multimodal model
+    where its vision part goes (:attr:`Method.vision_part`)."""
+    if not c.multimodal:
+        return "the text model"
+    if m.vision_part == "projector":
+        if not c.mmproj:
+            return ("the text model only: llama.cpp's converter has no projector for this "
+                    "architecture, so no image input")
+        files = " and ".join(tag for _, tag in PROJECTOR_TYPES)
+        return f"the text model, plus the vision projector as separate mmproj files ({files})"
+    return "the text model quantized, with the vision tower kept in 16-bit in the same checkpoint"
 
 
 def planned(c: ModelCandidate, cfg: Config) -> list[PlannedMethod]:
@@ -46,7 +62,7 @@ def planned(c: ModelCandidate, cfg: Config) -> list[PlannedMethod]:
             name=name, label=m.label, repo_id=f"{cfg.hub.namespace}/{m.repo_name(c.name)}",
             settings=spec.describe(),
             estimates=[(e.variant, human_bytes(e.bytes)) for e in m.estimate(c.params, spec)],
-            usage=f"/quantize {name} {option.name}={option.example()}"))
+            usage=f"/quantize {name} {option.name}={option.example()}", parts=parts(m, c)))
     return out
 
 

@@ -10,7 +10,7 @@ from bot.capacity import DEFAULT_RUNNERS, Fit, RunnerSpec, fits
 from bot.config import FilterConfig
 from bot.methods import METHODS
 from bot.moe import Experts
-from runners.support.registry import Support, support
+from runners.support.registry import Support, is_class_name, support_all
 from runners.units import human_params
 
 #: Formats other publishers use besides ours (ours come from the method registry).
@@ -59,6 +59,7 @@ class ModelCandidate:
     trending_score: float | None = None
     methods: tuple[str, ...] = ()  # the configured methods whose tools take it and runners hold
     multimodal: bool = False
+    mmproj: bool = False  # llama.cpp's converter has a projector (mmproj) for its architecture
     fits: tuple[Fit, ...] = ()  # every configured method's needs and what its runner lacks
     quant_method: str | None = None  # an original released in a quantized format (fp8, mxfp4)
     experts: Experts | None = None  # a mixture of experts' total against active parameters
@@ -112,13 +113,6 @@ class Context:
     own_repos: frozenset[str]
     methods: tuple[str, ...]  # what we would make: a model is a candidate if one takes it
     runners: dict[str, RunnerSpec] = field(default_factory=lambda: dict(DEFAULT_RUNNERS))
-    pipeline_tag: str = "text-generation"
-
-
-def check_pipeline(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
-    if m.pipeline_tag != ctx.pipeline_tag:
-        return f"pipeline_tag is {m.pipeline_tag or 'missing'}, not {ctx.pipeline_tag}"
-    return None
 
 
 def check_access(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
@@ -178,19 +172,25 @@ def check_remote_code(m: ListedModel, f: FilterConfig, ctx: Context) -> str | No
 
 
 def model_support(m: ListedModel, methods: tuple[str, ...]) -> Support:
-    """What the pinned tools say of the model's architecture, per method (runners/support)."""
-    return support(m.architectures[0], m.model_type,
-                   {name: METHODS[name].support for name in methods},
-                   text_architecture=m.text_architecture)
+    """What the pinned tools say of every architecture the model declares, per method: a method
+    takes it only if it takes each one (runners/support)."""
+    return support_all(m.architectures, m.model_type,
+                       {name: METHODS[name].support for name in methods},
+                       text_architecture=m.text_architecture)
 
 
 def check_architecture(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
     if not m.architectures:
         return "no architectures in config.json"
+    named = (*m.architectures, *((m.text_architecture,) if m.text_architecture is not None else ()))
+    bad = next((a for a in named if not is_class_name(a)), None)
+    if bad is not None:
+        return (f"malformed architecture name {bad[:80]!a} in config.json (not a Python "
+                "class name)")
     found = model_support(m, ctx.methods)
     if not found.methods:
         first = next(iter(found.verdicts.values()))
-        return f"no method takes architecture {m.architectures[0]} ({first.reason})"
+        return f"no method takes architecture {', '.join(m.architectures)} ({first.reason})"
     return None
 
 
@@ -224,8 +224,8 @@ def check_license(m: ListedModel, f: FilterConfig, ctx: Context) -> str | None:
 
 
 CHECKS: tuple[Check, ...] = (
-    check_access, check_not_quantized, check_not_published, check_pipeline,
-    check_remote_code, check_architecture, check_params, check_license,
+    check_access, check_not_quantized, check_not_published, check_remote_code,
+    check_architecture, check_params, check_license,
 )
 
 
@@ -237,10 +237,11 @@ def decide_one(m: ListedModel, f: FilterConfig, ctx: Context) -> ModelCandidate 
             return Skipped(m.repo_id, reason)
     assert m.params is not None
     methods, found = offered(m, ctx)
+    found_support = model_support(m, ctx.methods)
     return ModelCandidate(repo_id=m.repo_id, architecture=m.architectures[0], params=m.params,
                           license=effective_license(m), trending_score=m.trending_score,
-                          methods=methods, multimodal=model_support(m, ctx.methods).multimodal,
-                          fits=found, quant_method=m.quant_method)
+                          methods=methods, multimodal=found_support.multimodal,
+                          mmproj=found_support.mmproj, fits=found, quant_method=m.quant_method)
 
 
 def decide(models: Iterable[ListedModel], f: FilterConfig, ctx: Context) -> Decision:

@@ -11,7 +11,7 @@ from bot.github.issue_text import HUB_URL, IssueText, render_issue
 from bot.github.issues import IssueTracker, TrackedIssue
 from bot.hub.filters import Context, Decision, ModelCandidate, Skipped, decide
 from bot.hub.model import read_config
-from bot.hub.upstream import UpstreamChange, upstream_changes
+from bot.hub.upstream import MAX_TREE_FILES, UpstreamChange, upstream_changes
 from bot.hub.watcher import HubWatcher
 from bot.marker import marker
 from bot.moe import experts
@@ -55,9 +55,10 @@ def poll(cfg: Config, watcher: HubWatcher, tracker: IssueTracker | None, *,
     """
     models, malformed = watcher.trending()
     own = watcher.own_repos()
-    changes = upstream_changes(watcher.api, watcher.published) if watcher.published else []
+    changes = (upstream_changes(watcher.api, watcher.published, watcher.bounds(MAX_TREE_FILES))
+               if watcher.published else [])
     ctx = Context(namespace=cfg.hub.namespace, own_repos=own, methods=cfg.quant.methods,
-                  runners=cfg.runners, pipeline_tag=cfg.hub.pipeline_tag)
+                  runners=cfg.runners)
     decided = decide(models, cfg.filters, ctx)
     decision = Decision(decided.candidates, (*malformed, *decided.skipped))
     report = PollReport(decision=decision, dry_run=dry_run, github_checked=tracker is not None,

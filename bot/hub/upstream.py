@@ -15,16 +15,20 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from huggingface_hub import HfApi
 
+from bot.hub.pages import Bounds, Listing, read_listing
 from bot.hub.retry import with_retries
 from runners.source import is_repo_id
 
 log = logging.getLogger(__name__)
 
-#: Sources checked per poll at most: each costs two Hub requests.
+#: Sources checked per poll at most: each costs a model info and a (bounded) tree listing.
 MAX_SOURCES = 50
+#: Files of one source's tree listing read at most (the Hub serves 1000 per page).
+MAX_TREE_FILES = 100_000
 #: Source files whose change makes a release stale: weights, config, tokenizer, chat template.
 WATCHED_FILES = ("*.safetensors", "config.json", "tokenizer.json", "tokenizer.model",
                  "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
@@ -83,28 +87,44 @@ def changed_files(recorded: Mapping[str, str], current: Mapping[str, str],
     return sorted(p for p in names if recorded.get(p) != current.get(p))
 
 
-def upstream_changes(api: HfApi, releases: list[Published],
+def _etags(entries: Iterable[Any]) -> dict[str, str]:
+    """Path → etag (an LFS file's sha256, else its git blob id) of a tree listing's files."""
+    files: dict[str, str] = {}
+    for e in entries:
+        if not isinstance(e, dict) or e.get("type") != "file" or not isinstance(e.get("path"), str):
+            continue
+        lfs = e.get("lfs")
+        etag = lfs.get("oid") if isinstance(lfs, dict) else e.get("oid")
+        if isinstance(etag, str) and etag:
+            files[e["path"]] = etag
+    return files
+
+
+def upstream_changes(api: HfApi, releases: list[Published], bounds: Bounds,
                      patterns: Iterable[str] = WATCHED_FILES) -> list[UpstreamChange]:
-    """Ask the Hub for each source's current watched files; the sources that changed."""
+    """Ask the Hub for each source's current watched files; the sources that changed. Each tree
+    listing is read within ``bounds`` (bot/hub/pages.py); a source whose listing stops early is
+    left for the next poll, since a partial tree would report files as changed."""
     by_source: dict[tuple[str, str], list[Published]] = {}
     for release in releases:
         by_source.setdefault((release.source, release.revision), []).append(release)
     changes = []
     for (source, revision), ours in list(by_source.items())[:MAX_SOURCES]:
-        def current(source: str = source) -> tuple[str, dict[str, str]]:
-            info = api.model_info(source)
-            files = {}
-            for entry in api.list_repo_tree(source, revision=info.sha, recursive=True):
-                lfs = getattr(entry, "lfs", None)
-                etag = lfs.sha256 if lfs else getattr(entry, "blob_id", None)
-                if etag:
-                    files[entry.path] = etag
-            return str(info.sha), files
+        def current(source: str = source) -> tuple[str, Listing]:
+            sha = str(api.model_info(source).sha)
+            url = f"{api.endpoint}/api/models/{source}/tree/{quote(sha, safe='')}"
+            return sha, read_listing(url, {"recursive": "true"}, api._build_hf_headers(), bounds,
+                                     what=f"the files of {source}")
 
-        new_revision, files = with_retries(current, action=f"read the files of {source}",
-                                           retries=0)
+        new_revision, listing = with_retries(current, action=f"read the files of {source}",
+                                             retries=0)
         if new_revision == revision:
             continue
+        if not listing.complete:
+            log.warning("%s: not compared this poll: its file listing stopped early (%s)",
+                        source, listing.stopped)
+            continue
+        files = _etags(listing.entries)
         changed = changed_files(ours[0].files, files, patterns)
         if changed:
             changes.append(UpstreamChange(source, revision, new_revision, changed,

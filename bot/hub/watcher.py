@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,13 +9,14 @@ from typing import Any
 
 from huggingface_hub import HfApi
 from huggingface_hub.hf_api import ModelInfo
-from huggingface_hub.utils import paginate
 
 from bot.config import HubConfig
 from bot.hub.filters import ListedModel, Skipped
+from bot.hub.pages import HUB_PAGE_SIZE, Bounds, Listing, read_listing
 from bot.hub.retry import with_retries
 from bot.hub.upstream import Published, published_from_card
 from bot.safetext import number
+from runners.errors import QuantbotError
 from runners.source import is_repo_id
 
 log = logging.getLogger(__name__)
@@ -101,33 +101,46 @@ OWN_REPOS_LIMIT = 100_000
 
 @dataclass
 class HubWatcher:
-    """The two listings one poll makes."""
+    """The listings one poll makes: trending models (one per pipeline tag) and our own repos."""
 
     api: HfApi
     hub: HubConfig
     #: Our releases with a Hub source, as :meth:`own_repos` last listed them.
     published: list[Published] = field(default_factory=list)
 
+    def bounds(self, entries: int) -> Bounds:
+        """What one listing of at most ``entries`` entries may cost (``[hub]`` settings)."""
+        return Bounds(max_entries=entries, max_pages=self.hub.max_pages,
+                      max_seconds=self.hub.listing_timeout_s)
+
+    def _listing(self, params: dict[str, Any], entries: int, what: str) -> Listing:
+        """One paged ``GET /api/models`` within the configured bounds (bot/hub/pages.py)."""
+        return read_listing(f"{self.api.endpoint}/api/models",
+                            {**params, "limit": min(entries, HUB_PAGE_SIZE)},
+                            self.api._build_hf_headers(), self.bounds(entries), what=what)
+
     def trending(self) -> tuple[list[ListedModel], list[Skipped]]:
-        """Up to ``max_models`` trending text-generation models: ``GET /api/models`` (paged by the
-        Hub through Link headers, so usually one request). A malformed entry is skipped with
-        its reason; the rest of the listing goes on."""
+        """Up to ``max_models`` trending models of the configured pipeline tags, most trending
+        first: one ``GET /api/models`` per tag (the Hub filters one tag per listing; paged by
+        Link headers, within :class:`~bot.hub.pages.Bounds`). The tags only choose what is
+        listed; the filters decide from the support registry and the runners. A malformed
+        entry is skipped with its reason; the rest of the listing goes on."""
         def run() -> tuple[list[ListedModel], list[Skipped]]:
-            # The listing of HfApi.list_models, read entry by entry: list_models builds every
-            # ModelInfo inside its generator, so one malformed entry would end the whole poll.
-            params = {"sort": "trendingScore", "pipeline_tag": self.hub.pipeline_tag,
-                      "expand": list(EXPAND), "limit": self.hub.max_models}
-            pages = paginate(f"{self.api.endpoint}/api/models", params=params,
-                             headers=self.api._build_hf_headers())
+            # The raw listing, read entry by entry: HfApi.list_models builds every ModelInfo
+            # inside its generator, so one malformed entry would end the whole poll.
+            items: list[Any] = []
+            for tag in self.hub.pipeline_tags:
+                items += self._listing({"sort": "trendingScore", "pipeline_tag": tag,
+                                        "expand": list(EXPAND)}, self.hub.max_models,
+                                       f"trending {tag} models").entries
             models: list[ListedModel] = []
             bad: list[Skipped] = []
             seen: set[str] = set()
-            for index, item in enumerate(itertools.islice(pages, self.hub.max_models)):
+            for index, item in enumerate(items):
                 raw_id = item.get("id") if isinstance(item, dict) else None
                 name = raw_id if is_repo_id(raw_id) else f"entry {index}"
                 if name in seen:
-                    log.warning("the listing repeats %s: ending it here", name)
-                    break
+                    continue  # listed under two tags, or repeated by the server
                 seen.add(name)
                 try:
                     if not isinstance(item, dict):
@@ -141,26 +154,36 @@ class HubWatcher:
                     log.warning("skipped %s of the listing: %s", name, exc)
             if bad and not models:
                 raise ValueError(f"no usable entry ({bad[0].reason})")
-            return models, bad
+            models.sort(key=lambda m: -(m.trending_score or 0.0))  # stable: listing order on ties
+            return models[:self.hub.max_models], bad
 
-        # huggingface_hub already retries 429/5xx/timeouts on listings (bounded, with backoff).
+        # huggingface_hub's http_backoff already retries 429/5xx/timeouts (bounded, with backoff).
         models, bad = with_retries(run, action="list trending models", retries=0)
-        log.info("listed %d trending %s models", len(models), self.hub.pipeline_tag)
+        log.info("listed %d trending %s models", len(models), " and ".join(self.hub.pipeline_tags))
         return models, bad
 
     def own_repos(self) -> frozenset[str]:
-        """Every model repo in our namespace: one ``GET /api/models?author=NS`` (paged), with
-        their card data, which says what each release was made from (:attr:`published`)."""
+        """Every model repo in our namespace: one ``GET /api/models?author=NS`` (paged, within
+        :class:`~bot.hub.pages.Bounds`), with their card data, which says what each release was
+        made from (:attr:`published`)."""
         def run() -> tuple[frozenset[str], list[Published]]:
-            infos = list(self.api.list_models(author=self.hub.namespace,
-                                              expand=["private", "cardData"],
-                                              limit=OWN_REPOS_LIMIT))
-            ids = [i.id for i in infos]
-            if not all(isinstance(i, str) for i in ids):
+            listing = self._listing({"author": self.hub.namespace,
+                                     "expand": ["private", "cardData"]}, OWN_REPOS_LIMIT,
+                                    f"the repos of {self.hub.namespace}")
+            if not listing.complete:
+                # A partial list of our releases would open issues for models already published.
+                raise QuantbotError(f"the Hub's listing of {self.hub.namespace}'s repos stopped "
+                                    f"early: {listing.stopped}",
+                                    "rerun later; if it persists, check HF_ENDPOINT points at "
+                                    "the Hub (or raise hub.max_pages / hub.listing_timeout_s)")
+            entries = listing.entries
+            infos = [ModelInfo(**{"siblings": None, **e}) if isinstance(e, dict) else e
+                     for e in entries]
+            if not all(isinstance(i, ModelInfo) and isinstance(i.id, str) for i in infos):
                 raise ValueError("a listed repo has no string id")
             made = [published_from_card(i.id, i.card_data.to_dict() if i.card_data else None)
                     for i in infos]
-            return frozenset(ids), [p for p in made if p is not None]
+            return frozenset(i.id for i in infos), [p for p in made if p is not None]
 
         repos, self.published = with_retries(run, action=f"list the repos of {self.hub.namespace}",
                                              retries=0)

@@ -30,6 +30,7 @@ from bot.publish.base import (
     shown_path,
 )
 from runners.errors import QuantbotError
+from runners.progress import hub_bars
 from runners.results import MAIN_BRANCH, RUN_FILE
 from runners.settings import HUB_MAX_FILE_BYTES
 from runners.units import human_bytes
@@ -175,9 +176,10 @@ class HubPublisher:
                 CommitOperationAdd(path_in_repo=f.path, path_or_fileobj=str(f.abs)) for f in todo]
             ops += [CommitOperationDelete(path_in_repo=p) for p in gone]
             verb = "Upload" if len(todo) == len(files) and not gone else "Update"
-            self.api.create_commit(repo_id, operations=ops, revision=branch,
-                                   commit_message=f"{verb} {len(todo)} file(s) with quantbot"
-                                   + (f", delete {len(gone)}" if gone else ""))
+            with hub_bars():  # gigabytes of weights: no byte-bar frames in a CI log
+                self.api.create_commit(repo_id, operations=ops, revision=branch,
+                                       commit_message=f"{verb} {len(todo)} file(s) with quantbot"
+                                       + (f", delete {len(gone)}" if gone else ""))
         return sorted(f.path for f in todo), done, gone
 
     def _branches(self, repo_id: str, wanted: list[str]) -> None:

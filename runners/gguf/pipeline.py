@@ -8,6 +8,7 @@ rerun after a failure resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -21,18 +22,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tqdm import tqdm
-
+from runners.answers import PromptSet, compare
 from runners.calibration_mix import MIX_NAME
 from runners.errors import QuantbotError
 from runners.gguf import llama_tools, mmproj
+from runners.gguf.answers import answer_gguf
 from runners.gguf.chat_check import check_chat_template
 from runners.gguf.check import check_gguf
+from runners.gguf.contents import contents, fingerprint, same_files
+from runners.gguf.header import read_header
 from runners.gguf.inspect import summarize
 from runners.gguf.overlap import plan_lanes, run_overlapped
 from runners.gguf.spec import GgufSpec
 from runners.llamacpp import Toolchain, ensure_cuda_toolchain, ensure_toolchain
 from runners.proc import ToolFailed
+from runners.progress import progress
 from runners.results import EvalSpec, ExtraFile, Quality, QuantRun, Variant
 from runners.settings import RunSettings
 from runners.source import SourceModel
@@ -78,10 +82,10 @@ class _Job:
 
 
 class _Progress:
-    """A thread-safe tqdm bar counting finished steps."""
+    """A thread-safe progress bar counting finished steps (a log line off a terminal)."""
 
     def __init__(self, total: int) -> None:
-        self._bar = tqdm(total=total, desc="gguf", unit="step")
+        self._bar = progress(total=total, desc="gguf", unit="step")
         self._lock = threading.Lock()
 
     def done(self, what: str) -> None:
@@ -151,6 +155,7 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
             log.info("gguf: %d types on %d workers x %d threads", len(opts.types), jobs, threads)
         imatrix_file, calibration = _imatrix(eval_tc, base, work, ctx, opts, imatrix_threads,
                                              log_file, progress)
+        prompts = settings.answer_prompts_file
         eval_text = text_set("evaluation")
         eval_file = eval_text.write(work / "evaluation.txt")
         if on_gpu:
@@ -160,24 +165,25 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                                                   imatrix_file, quantize_threads, opts, log_file,
                                                   progress),
                 measure=lambda qtype, parts, base_run, _lane: _measured(
-                    eval_tc, qtype, parts, base_run[3], imatrix_file, threads, opts,
+                    eval_tc, qtype, parts, base_run, imatrix_file, threads, opts,
                     log_file, progress),
                 baseline=lambda: _baseline(eval_tc, base, eval_file, work, ctx, settings.chunks,
-                                           threads, log_file, progress))
-            baseline, chunks, n_ctx, _ = lanes.baseline
+                                           threads, log_file, progress, prompts))
+            baseline, chunks, n_ctx, _, _ = lanes.baseline
             variants = [lanes.results[t] for t in opts.types]
             log.info("gguf: stage %.0f s, of which %.0f s of measurement hidden behind "
                      "quantization", lanes.wall_seconds, lanes.hidden_seconds())
         else:
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 base_future = pool.submit(_baseline, tc, base, eval_file, work, ctx,
-                                          settings.chunks, threads, log_file, progress)
+                                          settings.chunks, threads, log_file, progress, prompts)
                 futures = [pool.submit(_one_type, tc, source, base, qtype, repo_dir,
                                        base_future, imatrix_file, threads, opts, log_file,
                                        progress)
                            for qtype in opts.types]
-                baseline, chunks, n_ctx, _ = base_future.result()
+                baseline, chunks, n_ctx, _, _ = base_future.result()
                 variants = [f.result() for f in futures]
+        variants = _fold_identical(variants, repo_dir)
         projector_future.result()
         extra_files = mmproj.check_projectors(tc, source, repo_dir,
                                               repo_dir / variants[0].files[0],
@@ -286,8 +292,8 @@ def _publish_imatrix(matrix: Path, repo_dir: Path, source: SourceModel,
 
 
 def _baseline(tc: Toolchain, base: Path, eval_file: Path, work: Path, ctx: int, max_chunks: int,
-              threads: int, log_file: Path, progress: _Progress
-              ) -> tuple[Quality, int, int, Path]:
+              threads: int, log_file: Path, progress: _Progress, prompts: Path | None = None
+              ) -> tuple[Quality, int, int, Path, tuple[list[list[int]], str] | None]:
     logits = work / f"reference-c{ctx}-n{max_chunks}.kld"
     out_file = logits.with_suffix(".log")
     if not (logits.exists() and out_file.exists()):
@@ -299,7 +305,19 @@ def _baseline(tc: Toolchain, base: Path, eval_file: Path, work: Path, ctx: int, 
     output = out_file.read_text()
     progress.done("f16 perplexity")
     chunks, n_ctx = llama_tools.parse_chunks(output)
-    return llama_tools.parse_base_ppl(output), chunks, n_ctx, logits
+    reference = None
+    if prompts is not None:  # the unquantized file's answers, which every type is compared with
+        tokens, _ = answer_gguf(tc, base, prompts, _answers_file(work, base.name, prompts),
+                                threads)
+        reference = (tokens, f"the unquantized {base.stem.rsplit('.', 1)[-1]} GGUF in "
+                             "llama-cpp-python")
+    return llama_tools.parse_base_ppl(output), chunks, n_ctx, logits, reference
+
+
+def _answers_file(work: Path, model_name: str, prompts: Path) -> Path:
+    """Where a file's answers are kept: named by the prompt set, so a new set answers again."""
+    key = hashlib.sha256(prompts.read_bytes()).hexdigest()[:12]
+    return work / "answers" / f"{model_name}.{key}.json"
 
 
 def _measuring_toolchain(tc: Toolchain, settings: RunSettings) -> Toolchain:
@@ -320,9 +338,8 @@ def _one_type(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_d
     """One type on the CPU pool: quantize, then measure and check once the baseline is done."""
     parts = _quantized(tc, source, base, qtype, repo_dir, imatrix_file, threads, opts, log_file,
                        progress)
-    logits = base_future.result()[3]  # this run's reference, never another window's
-    return _measured(tc, qtype, parts, logits, imatrix_file, threads, opts, log_file,
-                     progress)
+    return _measured(tc, qtype, parts, base_future.result(), imatrix_file, threads, opts,
+                     log_file, progress)
 
 
 def _quantized(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_dir: Path,
@@ -334,26 +351,60 @@ def _quantized(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_
     return parts
 
 
-def _measured(eval_tc: Toolchain, qtype: str, parts: list[Path], logits: Path,
+def _measured(eval_tc: Toolchain, qtype: str, parts: list[Path], base_run: tuple,
               imatrix_file: Path | None, threads: int, opts: _Job, log_file: Path,
               progress: _Progress) -> Variant:
-    """Perplexity/KLD with ``eval_tc`` (CPU or CUDA build), then the load-and-generate check in
-    llama-cpp-python with the same build (on the GPU for the CUDA one: see runners.gguf.check)."""
+    """Perplexity/KLD with ``eval_tc`` (CPU or CUDA build) against this run's reference logits
+    (``base_run``, :func:`_baseline`'s answer, never another window's), then the
+    load-and-generate check and the answer set in llama-cpp-python with the same build (on the
+    GPU for the CUDA one: see runners.gguf.check)."""
+    logits, reference = base_run[3], base_run[4]
     run = llama_tools.perplexity_kld(eval_tc, parts[0], logits, threads, log_file)
     quality = llama_tools.parse_kld(run.output)
     progress.done(f"{qtype} measured")
     text = check_gguf(eval_tc, parts[0], tokens=opts.settings.check_tokens)
+    answers = None
+    prompts = opts.settings.answer_prompts_file
+    if prompts is not None and reference is not None:
+        work = opts.settings.work_dir
+        tokens, texts = answer_gguf(eval_tc, parts[0], prompts,
+                                    _answers_file(work, parts[0].name, prompts), threads)
+        answer_set = PromptSet.read(prompts)
+        answers = compare(answer_set.ids, reference[0], tokens, texts,
+                          answer_set.max_new_tokens, reference[1])
     progress.done(f"{qtype} checked")
     summary = summarize(parts)
     ram, ram_ctx = summary.ram_estimate()
+    tensors = [t for part in parts for t in read_header(part).tensors]
+    held = contents(qtype, tensors)
     return Variant(
         method="gguf", name=qtype, files=[p.name for p in parts], size_bytes=summary.file_bytes,
         bits_per_weight=round(summary.bits_per_weight, 3), ram_bytes=ram,
-        peak_rss_bytes=run.peak_rss_bytes, quality=quality, check_output=text,
+        peak_rss_bytes=run.peak_rss_bytes, quality=quality, check_output=text, answers=answers,
         params={"tensor_types": summary.tensor_types, "ram_ctx": ram_ctx,
+                "tensor_fingerprint": fingerprint(tensors), "content_note": held.note(),
                 "imatrix": imatrix_file is not None, "measured_on": eval_tc.backend,
                 "checked_on": eval_tc.backend},
     )
+
+
+def _fold_identical(variants: list[Variant], repo_dir: Path) -> list[Variant]:
+    """One published file per set of identical tensor types: the first requested type keeps
+    its file and says which other requested names it stands for; the others' files go."""
+    by_name = {v.name: v for v in variants}
+    groups = same_files({v.name: v.params["tensor_fingerprint"] for v in variants})
+    kept = []
+    for name, names in groups.items():
+        variant = by_name[name]
+        if len(names) > 1:
+            log.info("gguf: %s have identical tensor types; publishing one file, %s",
+                     ", ".join(names), variant.files[0])
+            for other in names[1:]:
+                for file in by_name[other].files:
+                    (repo_dir / file).unlink(missing_ok=True)
+            variant = dataclasses.replace(variant, params={**variant.params, "stands_for": names})
+        kept.append(variant)
+    return kept
 
 
 def _complete_split(parts: list[Path]) -> bool:

@@ -6,8 +6,10 @@ import importlib.util
 from pathlib import Path
 
 from runners.errors import QuantbotError
+from runners.gptq.groups import AUTO_ORDER, model_widths, resolve
 from runners.gptq.quantize import prepare_env, verify_folder
 from runners.gptq.spec import AwqSpec, GptqSpec
+from runners.gptq.types import AUTO_GROUP
 from runners.hfmodel.pipeline import Quantizer, run_variants
 from runners.results import QuantRun
 from runners.settings import RunSettings
@@ -25,5 +27,12 @@ def run(source: SourceModel, spec: GptqSpec | AwqSpec, settings: RunSettings,
         raise QuantbotError(f"{spec.LABEL} needs {' and '.join(missing)}",
                             "install quantbot's gpu extra: pip install -e '.[gpu]'")
     method = spec.LABEL.lower()
-    return run_variants(source, method, list(spec.variants()), QUANTIZER, settings, repo_dir,
-                        TOOLS)
+    widths = model_widths(source.path)
+    chosen = resolve(spec, widths)
+    tools = dict(TOOLS)
+    if AUTO_GROUP in spec.group_size:
+        tools["group_size"] = (f"auto: {', '.join(map(str, chosen.group_size))}, the largest of "
+                               f"{', '.join(map(str, AUTO_ORDER))} dividing every quantized "
+                               f"layer's input width ({', '.join(map(str, sorted(widths)))})")
+    return run_variants(source, method, list(chosen.variants()), QUANTIZER, settings, repo_dir,
+                        tools)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from runners.errors import QuantbotError
-from runners.gptq.types import AWQ_OPTIONS, GPTQ_OPTIONS, QuantSpec
+from runners.gptq.types import AUTO_GROUP, AWQ_OPTIONS, GPTQ_OPTIONS, QuantSpec
 from runners.options import Option
 from runners.spec import MethodSpec
 
@@ -52,26 +52,27 @@ class _VariantsSpec(MethodSpec):
 
 @dataclass(frozen=True)
 class GptqSpec(_VariantsSpec):
-    """GPTQ: TheBloke's main recipe by default (4-bit, group 128, act-order, damp 0.01)."""
+    """GPTQ: TheBloke's main recipe by default (4-bit, act-order, damp 0.01), with group 128
+    where the model's widths allow it (``auto``)."""
 
     OPTIONS: ClassVar[tuple[Option, ...]] = GPTQ_OPTIONS
     LABEL: ClassVar[str] = "GPTQ"
     MAKE: ClassVar[Callable[..., QuantSpec]] = QuantSpec.gptq
 
     bits: tuple[int, ...] = (4,)
-    group_size: tuple[int, ...] = (128,)
+    group_size: tuple[int, ...] = (AUTO_GROUP,)
     act_order: tuple[bool, ...] = (True,)
     damp: tuple[float, ...] = (0.01,)
 
 
 @dataclass(frozen=True)
 class AwqSpec(_VariantsSpec):
-    """AWQ: 4-bit GEMM, group 128, zero point by default."""
+    """AWQ: 4-bit GEMM, zero point, group 128 where the model's widths allow it (``auto``)."""
 
     OPTIONS: ClassVar[tuple[Option, ...]] = AWQ_OPTIONS
     LABEL: ClassVar[str] = "AWQ"
     MAKE: ClassVar[Callable[..., QuantSpec]] = QuantSpec.awq
 
     bits: tuple[int, ...] = (4,)
-    group_size: tuple[int, ...] = (128,)
+    group_size: tuple[int, ...] = (AUTO_GROUP,)
     zero_point: tuple[bool, ...] = (True,)

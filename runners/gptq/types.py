@@ -10,12 +10,16 @@ from runners.options import Option, check_all
 
 Method = Literal["gptq", "awq"]
 
-_GROUP_NAMES = {-1: "none"}  # -1: one group per row
+#: -1: one group per row; 0: "auto", resolved against the model's layer widths before any work
+#: (:func:`runners.gptq.groups.resolve`).
+_GROUP_NAMES = {-1: "none", 0: "auto"}
+AUTO_GROUP = 0
 
 GPTQ_OPTIONS: tuple[Option, ...] = (
     Option("bits", int, "weight bits", choices=(2, 3, 4, 8), many=True, phrase="{}-bit"),
-    Option("group_size", int, "weights per scale", choices=(32, 64, 128, -1), names=_GROUP_NAMES,
-           many=True, phrase="group size {}"),
+    Option("group_size", int, "weights per scale (auto: the largest of 128, 64, 32 that divides "
+           "every quantized layer's input width)", choices=(32, 64, 128, -1, AUTO_GROUP),
+           names=_GROUP_NAMES, many=True, phrase="group size {}"),
     Option("act_order", bool, "quantize columns by decreasing activation (desc_act)", many=True,
            phrase="act order {}"),
     Option("damp", float, "dampening of the Hessian diagonal (damp_percent)", bounds=(0.0, 1.0),
@@ -24,8 +28,9 @@ GPTQ_OPTIONS: tuple[Option, ...] = (
 #: AWQ's GEMM layout, the one transformers and vLLM load, is 4-bit only.
 AWQ_OPTIONS: tuple[Option, ...] = (
     Option("bits", int, "weight bits", choices=(4,), many=True, phrase="{}-bit"),
-    Option("group_size", int, "weights per scale", choices=(32, 64, 128), many=True,
-           phrase="group size {}"),
+    Option("group_size", int, "weights per scale (auto: the largest of 128, 64, 32 that divides "
+           "every quantized layer's input width)", choices=(32, 64, 128, AUTO_GROUP),
+           names=_GROUP_NAMES, many=True, phrase="group size {}"),
     Option("zero_point", bool, "asymmetric quantization with a zero point", many=True,
            phrase="zero point {}"),
 )
@@ -75,7 +80,7 @@ class QuantSpec:
     def name(self) -> str:
         """Branch-safe variant name, e.g. ``gptq-4bit-128g-actorder`` or ``awq-4bit-128g-zp``."""
         parts = [self.method, f"{self.bits}bit",
-                 "nogroup" if self.group_size == -1 else f"{self.group_size}g"]
+                 {-1: "nogroup", AUTO_GROUP: "autog"}.get(self.group_size, f"{self.group_size}g")]
         if self.method == "gptq" and self.desc_act:
             parts.append("actorder")
         if self.method == "gptq" and self.damp_percent != 0.01:
@@ -88,7 +93,7 @@ class QuantSpec:
         """Expected bits per weight: the packed weights plus one 16-bit scale (and packed zero)
         per group; embeddings and lm_head stay 16-bit, which the flat 0.35 approximates for
         mid-size models (4-bit g128 then gives 4.6, as measured on Llama-class 7-8B)."""
-        group = self.group_size if self.group_size > 0 else 4096
+        group = {AUTO_GROUP: 128, -1: 4096}.get(self.group_size, self.group_size)
         return round(self.bits + (16 + self.bits) / group + 0.35, 2)
 
     def params(self) -> dict[str, Any]:

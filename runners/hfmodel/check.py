@@ -38,20 +38,25 @@ CUDA_BACKENDS = {"gptq": "triton", "awq": "gemm_triton"}
 def check_folder(folder: Path, work_dir: Path, device: str = "auto", max_new_tokens: int = 16,
                  prompt: str = DEFAULT_PROMPT, quantized: bool = True,
                  evaluation: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                 log_file: Path | None = None, backend: str | None = None) -> CheckOutcome:
+                 log_file: Path | None = None, backend: str | None = None,
+                 answers: tuple[Path, Path] | None = None) -> CheckOutcome:
     """Load ``folder`` in a new Python process with transformers and generate greedily.
 
     ``evaluation`` (``blocks_file``, ``baseline_dir``, ``key``, ``write_baseline``) also measures
-    perplexity/KLD there. ``backend`` names the GPTQModel kernel (``"auto"``: its own choice;
-    ``None``: :data:`CUDA_BACKENDS` on CUDA, automatic on CPU). Raises :class:`QuantbotError`
-    naming the folder if anything fails.
+    perplexity/KLD there. ``answers`` (a :class:`runners.answers.PromptSet` file, an output
+    file) has the model answer the prompt set there too, greedily, as users run it.
+    ``backend`` names the GPTQModel kernel (``"auto"``: its own choice; ``None``:
+    :data:`CUDA_BACKENDS` on CUDA, automatic on CPU). Raises :class:`QuantbotError` naming the
+    folder if anything fails.
     """
     tag = Path(folder).name
     try:
         data, run = worker.call("runners.hfmodel.check", f"check-{tag}", {
             "folder": str(folder), "device": device, "max_new_tokens": max_new_tokens,
             "prompt": prompt, "quantized": quantized, "evaluation": evaluation,
-            "backend": backend}, work_dir, {**os.environ, "GPTQMODEL_OFFLINE": "1", **(env or {})},
+            "backend": backend,
+            "answers": [str(p) for p in answers] if answers else None}, work_dir,
+            {**os.environ, "GPTQMODEL_OFFLINE": "1", **(env or {})},
             log_file)
     except ToolFailed as exc:
         raise QuantbotError(
@@ -166,6 +171,9 @@ def _worker(request: dict[str, Any]) -> dict[str, Any]:
         blocks = json.loads(Path(ev["blocks_file"]).read_text())
         measurement = evaluate.measure(model, blocks, Path(ev["baseline_dir"]), ev["key"],
                                        write_baseline=ev.get("write_baseline", False))
+    if request.get("answers"):
+        prompts_file, out_file = request["answers"]
+        _answer_prompts(model, tokenizer, Path(prompts_file), Path(out_file))
     cuda = torch.cuda.is_available() and device.startswith("cuda")
     return {
         "folder": str(folder), "text": text, "new_tokens": len(new),
@@ -177,6 +185,34 @@ def _worker(request: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "measurement": asdict(measurement) if measurement else None,
     }
+
+
+def _answer_prompts(model: Any, tokenizer: Any, prompts_file: Path, out: Path) -> None:
+    """Answer every prompt of the set greedily; write ``{"tokens", "texts"}`` to ``out``."""
+    import torch
+
+    from runners.answers import PromptSet, strip_stop
+
+    prompts = PromptSet.read(prompts_file)
+    eos = model.generation_config.eos_token_id
+    stop = set(eos if isinstance(eos, list) else [eos]) - {None}
+    bos = tokenizer.bos_token_id
+    answers: list[list[int]] = []
+    texts: list[str] = []
+    for text in prompts.texts:
+        ids = tokenizer(text, add_special_tokens=True).input_ids
+        if len(ids) > 1 and bos is not None and ids[0] == ids[1] == bos:  # the template's BOS
+            ids = ids[1:]
+        inputs = torch.tensor([ids], device=model.device)
+        with torch.inference_mode():
+            out_ids = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs),
+                                     max_new_tokens=prompts.max_new_tokens, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id or next(iter(stop), 0))
+        new = strip_stop(out_ids[0, len(ids):].tolist(), stop)
+        answers.append(new)
+        texts.append(tokenizer.decode(new, skip_special_tokens=True))
+    out.write_text(json.dumps({"tokens": answers, "texts": texts}, ensure_ascii=False),
+                   encoding="utf-8")
 
 
 def _answer(request: dict[str, Any]) -> dict[str, Any]:

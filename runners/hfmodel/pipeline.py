@@ -17,6 +17,7 @@ from that folder, as a user loads the repository root or the branch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from runners.answers import Answers, PromptSet, compare
 from runners.errors import QuantbotError
 from runners.hfmodel import evaluate, worker
 from runners.hfmodel.calibration import calibration_set, evaluation_blocks
@@ -134,18 +136,45 @@ def _baseline(source: SourceModel, settings: RunSettings, eval_req: dict[str, An
               log_file: Path, env: dict[str, str]) -> Measurement:
     baseline_dir = Path(eval_req["baseline_dir"])
     record = baseline_dir / "measurement.json"
+    answers = _answer_files(settings, baseline_dir, "reference")
     if evaluate.baseline_ready(baseline_dir, eval_req["key"]) and record.is_file():
         data = json.loads(record.read_text())
         base = Measurement(**{**data, "quality": Quality(**data["quality"])})
         log.info("baseline reused: PPL %.4f", base.quality.ppl)
+        if answers is not None and not answers[1].is_file():  # a new prompt set: answer it
+            check_folder(source.path, settings.work_dir, settings.device, settings.check_tokens,
+                         quantized=False, env=env, log_file=log_file, answers=answers)
         return base
     log.info("baseline: scoring the unquantized %s", source.path)
     checked = check_folder(source.path, settings.work_dir, settings.device, settings.check_tokens,
                            quantized=False, evaluation={**eval_req, "write_baseline": True},
-                           env=env, log_file=log_file)
+                           env=env, log_file=log_file, answers=answers)
     assert checked.measurement is not None
     record.write_text(json.dumps(asdict(checked.measurement)))
     return checked.measurement
+
+
+def _answer_files(settings: RunSettings, folder: Path, name: str) -> tuple[Path, Path] | None:
+    """The prompt set and where ``name``'s answers to it go (named by the set's hash)."""
+    prompts = settings.answer_prompts_file
+    if prompts is None:
+        return None
+    key = hashlib.sha256(prompts.read_bytes()).hexdigest()[:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    return prompts, folder / f"answers-{name}.{key}.json"
+
+
+def _agreement(settings: RunSettings, baseline_dir: Path, made: tuple[Path, Path] | None
+               ) -> Answers | None:
+    """How a variant's answers compare with the unquantized model's, both in transformers."""
+    reference = _answer_files(settings, baseline_dir, "reference")
+    if made is None or reference is None or not reference[1].is_file():
+        return None
+    prompts = PromptSet.read(made[0])
+    ref = json.loads(reference[1].read_text(encoding="utf-8"))
+    got = json.loads(made[1].read_text(encoding="utf-8"))
+    return compare(prompts.ids, ref["tokens"], got["tokens"], got["texts"],
+                   prompts.max_new_tokens, "the unquantized model in transformers")
 
 
 def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
@@ -191,8 +220,10 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
         branch = MAIN_BRANCH if index == 0 else variant.name
         published = branch_dir(repo_dir, branch)
         _place(folder, outcome.files, published)
+        answer_files = _answer_files(settings, work / "answers", variant.name)
         checked = check_folder(published, work, settings.device, settings.check_tokens,
-                               evaluation=eval_req, env=env, log_file=log_file)
+                               evaluation=eval_req, env=env, log_file=log_file,
+                               answers=answer_files)
         measured = checked.measurement
         assert measured is not None
         log.info("%s (branch %s): PPL %.4f (base %.4f), KLD %.5f, %d bytes", variant.name,
@@ -205,6 +236,7 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
             ram_bytes=checked.peak_vram_bytes or checked.peak_rss_bytes,
             peak_rss_bytes=outcome.peak_rss_bytes, quality=measured.quality,
             check_output=checked.text,
+            answers=_agreement(settings, Path(eval_req["baseline_dir"]), answer_files),
             params={**variant.params(), "quant_seconds": outcome.seconds,
                     "quant_peak_vram_bytes": outcome.peak_vram_bytes,
                     "calibration_tokens": outcome.calibration_tokens,

@@ -24,9 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from runners.paths import cache_dir
+from runners.progress import progress
 from runners.standins.build import build_standin
 from runners.standins.zoo import BY_NAME, KNOWN_FAILURES, ZOO, KnownFailure, StandIn
 from runners.support.registry import snapshot_versions, support
@@ -40,8 +39,8 @@ METHOD_WORDS: dict[str, tuple[str, ...]] = {
 METHOD_SUPPORT = {"gguf": "converter", "gptq": "gptqmodel", "awq": "gptqmodel",
                   "nf4": "transformers"}
 #: A tiny evaluation and calibration: the point is that every step runs, not the numbers.
-SETTINGS = ("--ctx", "64", "--chunks", "4", "--device", "cpu", "--calib-samples", "4",
-            "--calib-len", "64")
+SETTINGS = ("--ctx", "64", "--chunks", "4", "--answers", "0", "--device", "cpu",
+            "--calib-samples", "4", "--calib-len", "64")
 MARK_BEGIN, MARK_END = "<!-- zoo:begin -->", "<!-- zoo:end -->"
 RESULTS = "matrix.json"
 
@@ -178,7 +177,7 @@ def run_zoo(names: Sequence[str], methods: Sequence[str], root: Path | None = No
             return trial
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            return list(tqdm(pool.map(one, pairs), total=len(pairs), desc="zoo", unit="trial"))
+            return list(progress(pool.map(one, pairs), total=len(pairs), desc="zoo", unit="trial"))
 
 
 class _Notes:

@@ -12,13 +12,18 @@ against the tool that does its work (:data:`METHOD_SOURCES`):
   ``model_type`` (lower-cased) in its ``MODEL_MAP``; AWQ uses the same definitions.
 * ``transformers`` (``nf4``): bitsandbytes NF4 loads through transformers' auto classes, which
   pick the model class by ``model_type`` (causal-LM or image-text-to-text map).
+
+Both transformers-based sections also check the architecture by name: it must be a class
+transformers has, and the one it builds for that ``model_type``; a config may not say one model
+and load another. :meth:`Registry.support_all` asks for every architecture a config declares.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
@@ -33,6 +38,14 @@ METHOD_SOURCES: Mapping[str, str] = MappingProxyType(
     {"gguf": "converter", "gptq": "gptqmodel", "awq": "gptqmodel", "nf4": "transformers"})
 
 _REGENERATE = "python -m runners.support.snapshot"
+#: What transformers, llama.cpp and GPTQModel name an architecture by: a Python class name.
+_CLASS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def is_class_name(name: object) -> bool:
+    """Whether a config's architecture entry is a name any tool could register (a string that
+    is a Python identifier in ASCII); anything else is a malformed config, refused by name."""
+    return isinstance(name, str) and _CLASS_NAME.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)
@@ -144,6 +157,32 @@ class Registry:
                        mmproj=architecture in self.mmproj_architectures,
                        verdicts=MappingProxyType(verdicts))
 
+    def support_all(self, architectures: Sequence[str], model_type: str | None = None,
+                    methods: Mapping[str, str] = METHOD_SOURCES, *,
+                    text_architecture: str | None = None) -> Support:
+        """:meth:`support` for a config's whole ``architectures`` list: a method takes the model
+        only if it takes every declared architecture (a tool may load any of them), and a refusal
+        names the architecture it is about. ``multimodal``/``mmproj`` hold if they hold for one."""
+        names = list(dict.fromkeys(architectures))
+        if not names:
+            raise ValueError("no architectures to check; config.json must name at least one")
+        each = [self.support(a, model_type, methods, text_architecture=text_architecture)
+                for a in names]
+        verdicts: dict[str, Verdict] = {}
+        for method in methods:
+            refused = next((s for s in each if not s[method].supported), None)
+            if refused is None:
+                verdicts[method] = each[0][method]
+            elif len(each) == 1:
+                verdicts[method] = refused[method]
+            else:
+                verdicts[method] = Verdict(False, f"{refused.architecture} (one of "
+                                                  f"{len(each)} architectures declared): "
+                                                  f"{refused[method].reason}")
+        return Support(architecture=names[0], model_type=model_type,
+                       multimodal=any(s.multimodal for s in each),
+                       mmproj=any(s.mmproj for s in each), verdicts=MappingProxyType(verdicts))
+
     def _converter(self, architecture: str, model_type: str | None,
                    text_architecture: str | None) -> Verdict:
         tool = f"convert_hf_to_gguf.py of {self._llama_cpp}"
@@ -171,8 +210,34 @@ class Registry:
         return inferred, (f"model_type not given, {self._transformers} maps {architecture} to "
                           + ", ".join(repr(t) for t in inferred))
 
+    def _class_mismatch(self, architecture: str, model_type: str | None,
+                        via: str = "") -> Verdict | None:
+        """A refusal when transformers would not build ``architecture`` for ``model_type``.
+
+        GPTQModel and bitsandbytes load through transformers, which picks the class by
+        ``model_type``; an architecture name transformers does not have, or not for that
+        ``model_type``, is a config that says one model and loads another (or a made-up name).
+        ``via`` names the tool that loads through transformers, for the reason.
+        """
+        if architecture not in self._types_by_class:
+            return Verdict(False, f"{via}{architecture} is no causal-LM or image-text-to-text "
+                                  f"class in {self._transformers}")
+        if model_type is None:
+            return None
+        classes = [c for c in (self.causal_lm.get(model_type),
+                               self.image_text_to_text.get(model_type)) if c]
+        if classes and architecture not in classes:
+            return Verdict(False, f"{via}architecture {architecture} is not what {self._transformers} "
+                                  f"builds for model_type {model_type!r} "
+                                  f"({' or '.join(dict.fromkeys(classes))})")
+        return None
+
     def _gptqmodel_verdict(self, architecture: str, model_type: str | None,
                            text_architecture: str | None) -> Verdict:
+        mismatch = self._class_mismatch(architecture, model_type,
+                                        via=f"{self._gptqmodel} loads through transformers: ")
+        if mismatch is not None:
+            return mismatch
         types, how = self._candidate_types(architecture, model_type)
         for t in types:
             # GPTQModel looks up config.model_type.lower() (models/auto.py).
@@ -183,6 +248,9 @@ class Registry:
 
     def _transformers_verdict(self, architecture: str, model_type: str | None,
                               text_architecture: str | None) -> Verdict:
+        mismatch = self._class_mismatch(architecture, model_type)
+        if mismatch is not None:
+            return mismatch
         if model_type:
             for auto, mapping in (("AutoModelForCausalLM", self.causal_lm),
                                   ("AutoModelForImageTextToText", self.image_text_to_text)):
@@ -191,12 +259,9 @@ class Registry:
                                          f"{model_type!r} as {mapping[model_type]}")
             return Verdict(False, f"model_type {model_type!r} has no causal-LM or image-text-to-text "
                                   f"class in {self._transformers}")
-        types = self.model_types_for(architecture)
-        if types:
-            return Verdict(True, f"model_type not given; {self._transformers} has {architecture} "
-                                 f"(model_type {', '.join(repr(t) for t in types)})")
-        return Verdict(False, f"{architecture} is no causal-LM or image-text-to-text class in "
-                              f"{self._transformers}")
+        types = self.model_types_for(architecture)  # a known class: _class_mismatch said so
+        return Verdict(True, f"model_type not given; {self._transformers} has {architecture} "
+                             f"(model_type {', '.join(repr(t) for t in types)})")
 
 
 @functools.cache
@@ -211,6 +276,14 @@ def support(architecture: str, model_type: str | None = None,
     """:meth:`Registry.support` on the packaged snapshot."""
     return default_registry().support(architecture, model_type, methods,
                                       text_architecture=text_architecture)
+
+
+def support_all(architectures: Sequence[str], model_type: str | None = None,
+                methods: Mapping[str, str] = METHOD_SOURCES, *,
+                text_architecture: str | None = None) -> Support:
+    """:meth:`Registry.support_all` on the packaged snapshot."""
+    return default_registry().support_all(architectures, model_type, methods,
+                                          text_architecture=text_architecture)
 
 
 def support_for(architecture: str, model_type: str | None = None,

@@ -1,0 +1,140 @@
+"""The README's "Measured on a real model" table and plot, from one command.
+
+``python bench/real_model.py`` runs ``quantbot demo --model smollm2-135m-instruct`` twice, each
+in a fresh process with quantbot's default measurement (32 windows of 512 tokens, 64 prompts of
+up to 48 tokens): the GGUF default set with GPTQ, AWQ and NF4, then the i-quants with an
+importance matrix. It reads every ``quantbot.json`` they wrote and rewrites the block between
+``<!-- real:begin -->`` and ``<!-- real:end -->`` in README.md, and the plot
+``bench/results/real-model/quality.png``. ``--render-only`` rewrites both from the saved runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.cards.plot import PlotPoint, draw_quality_plot  # noqa: E402
+from bot.cards.quality import answers_cell  # noqa: E402
+from bot.methods import METHODS  # noqa: E402
+from runners.results import QuantRun, load_run  # noqa: E402
+from runners.smollm2 import REFERENCE_NOTE  # noqa: E402
+from runners.units import human_bytes  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "real-model"
+PLOT = RESULTS / "quality.png"
+MARK_BEGIN, MARK_END = "<!-- real:begin -->", "<!-- real:end -->"
+#: The two requests: the stock set beside the transformers-family methods, then the i-quants.
+REQUESTS = {
+    "stock": ("gguf", "gptq", "awq", "nf4"),
+    "iquants": ("gguf=IQ2_XXS,IQ2_XS,IQ3_XXS,IQ3_XS,IQ4_XS", "imatrix"),
+}
+
+
+def run_requests(work: Path, extra: list[str]) -> dict[str, float]:
+    """Each request through the real command line; seconds each took."""
+    seconds = {}
+    for name, words in REQUESTS.items():
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "demo", "--model",
+                        "smollm2-135m-instruct", *words, "--out", str(work / name / "hub"),
+                        "--work", str(work / name / "work"), *extra], check=True, cwd=ROOT)
+        seconds[name] = round(time.perf_counter() - start, 1)
+    return seconds
+
+
+def _pm(value: float | None, err: float | None, spec: str) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:{spec}} ± {err:{spec}}" if err is not None else f"{value:{spec}}"
+
+
+def rows(runs: list[tuple[str, QuantRun]]) -> list[list[str]]:
+    """One table row per published file, smallest first."""
+    out = []
+    for request, run in runs:
+        label = METHODS[run.method].label + (" (imatrix)" if request == "iquants" else "")
+        for v in run.variants:
+            q = v.quality
+            names = v.params.get("stands_for") or [v.name]
+            out.append((v.size_bytes, [
+                label, " = ".join(names), human_bytes(v.size_bytes), f"{v.bits_per_weight:.2f}",
+                _pm(q.ppl, q.ppl_err, ".3f"), _pm(q.kld_mean, q.kld_err, ".4f"),
+                "n/a" if q.kld_p99 is None else f"{q.kld_p99:.3f}",
+                "n/a" if q.same_top_p is None else f"{100 * q.same_top_p:.1f}",
+                answers_cell(v.answers)]))
+    return [cells for _, cells in sorted(out, key=lambda r: r[0])]
+
+
+def render(work: Path, seconds: dict[str, float]) -> str:
+    runs = [(request, load_run(folder)) for request in REQUESTS
+            for folder in sorted((work / request / "hub" / "quantbot").iterdir())]
+    first = runs[0][1]
+    baselines = "; ".join(dict.fromkeys(
+        f"{run.evaluation.evaluator}: {run.baseline.ppl:.3f} ± {run.baseline.ppl_err:.3f}"
+        for _, run in runs))
+    answers = next(v.answers for _, run in runs for v in run.variants if v.answers)
+    points = [PlotPoint(format=METHODS[run.method].label + (" imatrix" if r == "iquants" else ""),
+                        name=v.name, size_bytes=v.size_bytes, kld=v.quality.kld_mean)
+              for r, run in runs for v in run.variants]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    draw_quality_plot(points, "SmolLM2-135M-Instruct: KL divergence against size", PLOT)
+    versions = first.provenance.get("versions", {})
+    header = ["Format", "File", "Size", "Bits/weight", "PPL", "KLD", "p99 KLD", "Same top %",
+              "Answers like the original"]
+    lines = [
+        f"Made by `python bench/real_model.py` on {platform.machine()} "
+        f"({len(__import__('os').sched_getaffinity(0))} cores), quantbot's default measurement: "
+        f"{first.evaluation.chunks} windows of {first.evaluation.ctx} tokens of "
+        f"{first.evaluation.text_name} ({first.evaluation.n_tokens} tokens), and "
+        f"{answers.prompts} chat prompts answered with up to {answers.max_new_tokens} new tokens "
+        f"(GGUF against the BF16 GGUF in llama-cpp-python, the others against the bf16 model in "
+        f"transformers). Reference: {REFERENCE_NOTE}. Unquantized PPL: {baselines}. "
+        f"Versions: " + ", ".join(f"{k} {versions[k]}" for k in
+                                  ("llama-cpp-python", "gptqmodel", "bitsandbytes", "transformers",
+                                   "torch") if k in versions)
+        + (f". Wall time: {', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())}."
+           if seconds else "."),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + " ---- |" * len(header),
+        *("| " + " | ".join(cells) + " |" for cells in rows(runs)),
+        "",
+        f"![KL divergence against size, every file]({PLOT.relative_to(ROOT)})",
+    ]
+    return "\n".join(lines)
+
+
+def rewrite_readme(block: str, readme: Path) -> None:
+    text = readme.read_text()
+    pattern = re.compile(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{readme} has no {MARK_BEGIN} … {MARK_END} block")
+    readme.write_text(pattern.sub(lambda _: f"{MARK_BEGIN}\n{block}\n{MARK_END}", text))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/quantbot-real-model"))
+    parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("extra", nargs="*", help="more quantbot options, e.g. --chunks 16")
+    args = parser.parse_args()
+    timings = RESULTS / "seconds.json"
+    if not args.render_only:
+        seconds = run_requests(args.work, args.extra)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        timings.write_text(json.dumps(seconds, indent=1) + "\n")
+    seconds = json.loads(timings.read_text()) if timings.is_file() else {}
+    rewrite_readme(render(args.work, seconds), ROOT / "README.md")
+
+
+if __name__ == "__main__":
+    main()
