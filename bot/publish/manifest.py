@@ -25,7 +25,6 @@ from runners.results import BRANCHES_DIR, RUN_FILE, QuantRun, load_run
 FILES_KEY = "files"
 #: Files every branch carries beside its own that the record cannot hash: itself and the card.
 REPOSITORY_FILES = frozenset({RUN_FILE, *CARD_FILES})
-_CHUNK = 1 << 20
 
 
 def file_digest(path: Path) -> tuple[int, str]:
@@ -35,10 +34,8 @@ def file_digest(path: Path) -> tuple[int, str]:
         info = os.fstat(fh.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise QuantbotError(f"{path} is not a regular file", "remake the repository folder")
-        digest = hashlib.sha256()
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return info.st_size, digest.hexdigest()
+        sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+    return info.st_size, sha256
 
 
 def _entries(folder: Path) -> tuple[list[str], list[str]]:
