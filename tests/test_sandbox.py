@@ -16,10 +16,12 @@ import time
 import uuid
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from hubfake import hub_http, model_hub  # noqa: F401
 
+from bot.cli.run_job import SANDBOX_SETS, forwarded_options, make_cmd
 from bot.cli.run_job import command as run_job
 from bot.config import config_files
 from bot.publish.manifest import file_digest, recorded_files
@@ -106,6 +108,35 @@ def test_make_refuses_to_run_unsandboxed_silently(monkeypatch, tmp_path):
     with pytest.raises(QuantbotError, match=r"sandbox is not available.*apt-get install "
                                             r"bubblewrap.*--isolation none"):
         sandbox.run(sandbox.Policy((), (tmp_path,), tmp_path), ["true"])
+
+
+def test_the_sandboxed_make_gets_every_option_as_given(tmp_path):
+    """The download phase runs `make` again in the sandbox: every option it does not set
+    itself (plan, method, folders, owner) crosses as given, whatever options `make` gains."""
+    plan = tmp_path / "plan.json"
+    plan.write_text("{}")
+    base = ["--plan", str(plan), "--method", "gguf", "--out", str(tmp_path / "o")]
+    given = make_cmd.make_context("make", [*base, "--ctx", "64", "--chunks", "3", "--device",
+                                           "cpu", "--isolation", "bwrap"])
+    forwarded = forwarded_options(given, SANDBOX_SETS)
+    again = make_cmd.make_context("make", [*base, *forwarded])
+    assert "--isolation" not in forwarded
+    assert {k: v for k, v in again.params.items() if k not in SANDBOX_SETS} == {
+        k: v for k, v in given.params.items() if k not in SANDBOX_SETS}
+
+
+def test_options_cross_with_flags_and_repeats():
+    @click.command()
+    @click.option("--cpu/--no-cpu", default=True)
+    @click.option("--fast", is_flag=True)
+    @click.option("-t", "--tag", multiple=True)
+    @click.option("--n", type=int, default=None)
+    def cmd(cpu: bool, fast: bool, tag: tuple[str, ...], n: int | None) -> None: ...
+
+    ctx = cmd.make_context("cmd", ["--no-cpu", "--fast", "-t", "a", "-t", "b"])
+    assert forwarded_options(ctx, frozenset()) == ["--no-cpu", "--fast", "--tag", "a", "--tag",
+                                                   "b"]
+    assert forwarded_options(cmd.make_context("cmd", []), frozenset({"tag"})) == ["--cpu"]
 
 
 # -- the sandbox (bubblewrap) ---------------------------------------------------------------------

@@ -109,12 +109,35 @@ def make_cmd(plan_path: Path, method_name: str, out: Path, source: str | None, o
     owner = hub_owner(owner)
     if isolation == sandbox.BWRAP:
         _make_sandboxed(plan_path, m, model, out, owner, work,
-                        ["--ctx", str(ctx), "--chunks", str(chunks), "--device", device])
+                        forwarded_options(click.get_current_context(), SANDBOX_SETS))
         return
     settings = RunSettings(work_dir=work, ctx=ctx, chunks=chunks, device=device)
     repo_id, staging = make_repository(model, m, plan.request, settings, owner)
     published = LocalHub(out).publish(staging, repo_id)
     click.echo(f"{repo_id}: {len(published.uploaded)} files in {published.location}")
+
+
+#: The options of ``make`` the sandboxed run gets from the download phase, not as typed.
+SANDBOX_SETS = frozenset({"plan_path", "method_name", "out", "source", "owner", "work",
+                           "isolation"})
+
+
+def forwarded_options(ctx: click.Context, skip: frozenset[str]) -> list[str]:
+    """The command line of ``ctx``'s options but ``skip``, as given (defaults included), so that
+    the sandboxed run measures as asked whatever options ``make`` gains."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if not isinstance(param, click.Option) or param.name in skip or value is None:
+            continue
+        name = max(param.opts, key=len)
+        if param.is_flag and param.secondary_opts:
+            args.append(name if value else max(param.secondary_opts, key=len))
+        elif param.is_flag:
+            args += [name] if value else []
+        else:
+            args += [a for v in (value if param.multiple else [value]) for a in (name, str(v))]
+    return args
 
 
 def _make_sandboxed(plan_path: Path, m: Method, model: SourceModel, out: Path, owner: str,
