@@ -77,6 +77,11 @@ def plan_cmd(model: str, comment: str, issue: int, revision: str | None, output:
     click.echo(f"{output}: {', '.join(plan.request.methods)} of {model}")
 
 
+#: The options of ``make`` the sandboxed run gets from the download phase, not as typed.
+SANDBOX_SETS = frozenset({"plan_path", "method_name", "out", "source", "owner", "work",
+                           "isolation"})
+
+
 @command.command("make")
 @plan_option
 @click.option("--method", "method_name", type=click.Choice(list(METHODS)), required=True)
@@ -93,8 +98,9 @@ def plan_cmd(model: str, comment: str, issue: int, revision: str | None, output:
               show_default=True)
 @click.option("--isolation", type=click.Choice(sandbox.ISOLATIONS), default="none", show_default=True,
               help="bwrap: download, then convert, quantize, measure and check in a bubblewrap "
-                   "sandbox (no network, writes only to --out and --work, every process ended "
-                   "on return), as the workflow does on self-hosted runners.")
+                   "sandbox (no network, writes only to --out and the model's own work folder, "
+                   "every process ended on return), as the workflow does on self-hosted "
+                   "runners.")
 def make_cmd(plan_path: Path, method_name: str, out: Path, source: str | None, owner: str | None,
              work: Path | None, ctx: int, chunks: int, device: str, isolation: str) -> None:
     """Make, measure and check one method of the plan (on the runner its label names)."""
@@ -115,11 +121,6 @@ def make_cmd(plan_path: Path, method_name: str, out: Path, source: str | None, o
     repo_id, staging = make_repository(model, m, plan.request, settings, owner)
     published = LocalHub(out).publish(staging, repo_id)
     click.echo(f"{repo_id}: {len(published.uploaded)} files in {published.location}")
-
-
-#: The options of ``make`` the sandboxed run gets from the download phase, not as typed.
-SANDBOX_SETS = frozenset({"plan_path", "method_name", "out", "source", "owner", "work",
-                           "isolation"})
 
 
 def forwarded_options(ctx: click.Context, skip: frozenset[str]) -> list[str]:
