@@ -96,13 +96,19 @@ SANDBOX_SETS = frozenset({"plan_path", "method_name", "out", "source", "owner", 
 @click.option("--chunks", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto",
               show_default=True)
+@click.option("--fixed-windows", is_flag=True,
+              help="Measure every file on all --chunks windows (default: adaptive).")
+@click.option("--answers", type=click.IntRange(0), default=64, show_default=True,
+              help="Chat prompts every file answers (0: no answer agreement).")
+@click.option("--answer-tokens", type=click.IntRange(1), default=48, show_default=True)
 @click.option("--isolation", type=click.Choice(sandbox.ISOLATIONS), default="none", show_default=True,
               help="bwrap: download, then convert, quantize, measure and check in a bubblewrap "
                    "sandbox (no network, writes only to --out and the model's own work folder, "
                    "every process ended on return), as the workflow does on self-hosted "
                    "runners.")
 def make_cmd(plan_path: Path, method_name: str, out: Path, source: str | None, owner: str | None,
-             work: Path | None, ctx: int, chunks: int, device: str, isolation: str) -> None:
+             work: Path | None, ctx: int, chunks: int, device: str, fixed_windows: bool,
+             answers: int, answer_tokens: int, isolation: str) -> None:
     """Make, measure and check one method of the plan (on the runner its label names)."""
     plan = Plan.load(plan_path)
     if method_name not in plan.request.specs:
@@ -117,7 +123,9 @@ def make_cmd(plan_path: Path, method_name: str, out: Path, source: str | None, o
         _make_sandboxed(plan_path, m, model, out, owner, work,
                         forwarded_options(click.get_current_context(), SANDBOX_SETS))
         return
-    settings = RunSettings(work_dir=work, ctx=ctx, chunks=chunks, device=device)
+    settings = RunSettings(work_dir=work, ctx=ctx, chunks=chunks, device=device,
+                           adaptive=not fixed_windows, answers=answers,
+                           answer_tokens=answer_tokens)
     repo_id, staging = make_repository(model, m, plan.request, settings, owner)
     published = LocalHub(out).publish(staging, repo_id)
     click.echo(f"{repo_id}: {len(published.uploaded)} files in {published.location}")
