@@ -178,8 +178,10 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                      "quantization", lanes.wall_seconds, lanes.hidden_seconds())
         else:
             with ThreadPoolExecutor(max_workers=jobs) as pool:
+                # Every type waits for the reference after its quantization: give it every core.
                 base_future = pool.submit(_baseline, tc, base, eval_file, work, ctx,
-                                          settings.chunks, threads, log_file, progress, prompts)
+                                          settings.chunks, jobs * threads, log_file, progress,
+                                          prompts)
                 futures = [pool.submit(_one_type, tc, source, base, qtype, repo_dir,
                                        base_future, imatrix_file, threads, opts, log_file,
                                        progress)
