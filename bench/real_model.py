@@ -1,9 +1,10 @@
 """The README's "Measured on a real model" table and plot, from one command.
 
-``python bench/real_model.py`` runs ``quantbot demo --model smollm2-135m-instruct`` twice, each
-in a fresh process with quantbot's default measurement (32 windows of 512 tokens, 64 prompts of
-up to 48 tokens): the GGUF default set with GPTQ, AWQ and NF4, then the i-quants with an
-importance matrix. It reads every ``quantbot.json`` they wrote and rewrites the block between
+``python bench/real_model.py [-- QUANTBOT OPTIONS]`` runs ``quantbot demo --model
+smollm2-135m-instruct`` twice, each in a fresh process (quantbot's defaults unless options are
+given, e.g. ``-- --answers 32 --calib-samples 32`` on a small machine): the GGUF default set with
+GPTQ, AWQ and NF4, then the i-quants with an importance matrix. The block names the settings the
+runs recorded. It reads every ``quantbot.json`` they wrote and rewrites the block between
 ``<!-- real:begin -->`` and ``<!-- real:end -->`` in README.md, and the plot
 ``bench/results/real-model/quality.png``. ``--render-only`` rewrites both from the saved runs.
 """
@@ -82,17 +83,20 @@ def render(work: Path) -> str:
     RESULTS.mkdir(parents=True, exist_ok=True)
     draw_quality_plot(points, "SmolLM2-135M-Instruct: KL divergence against size", PLOT)
     versions = first.provenance.get("versions", {})
+    settings = first.provenance.get("settings", {})
     header = ["Format", "File", "Size", "Bits/weight", "PPL", "KLD", "p99 KLD", "Same top %",
               "Answers like the original", "Tokens"]
     lines = [
         f"Made by `python bench/real_model.py` on {platform.machine()} "
-        f"({len(__import__('os').sched_getaffinity(0))} cores), quantbot's default measurement: "
+        f"({len(__import__('os').sched_getaffinity(0))} cores): at most "
         f"{first.evaluation.chunks} windows of {first.evaluation.ctx} tokens of "
         f"{first.evaluation.text_name} ({first.evaluation.n_tokens} tokens), and "
         f"{answers.prompts} chat prompts answered with up to {answers.max_new_tokens} new tokens "
         f"(GGUF against the BF16 GGUF in llama-cpp-python, the others against the bf16 model in "
         f"transformers); each file measured on windows added until its KLD settled "
-        f"(**Tokens** is the scored tokens it used). ± is the 95 % interval. "
+        f"(**Tokens** is the scored tokens it used); GPTQ/AWQ calibrated on "
+        f"{settings.get('calib_samples')} x {settings.get('calib_len')} tokens of quantbot's "
+        f"calibration text. ± is the 95 % interval. "
         f"Reference: {REFERENCE_NOTE}. Unquantized PPL: {baselines}. "
         f"Versions: " + ", ".join(f"{k} {versions[k]}" for k in
                                   ("llama-cpp-python", "gptqmodel", "bitsandbytes", "transformers",
