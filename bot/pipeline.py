@@ -163,8 +163,15 @@ class MethodFailure:
     """A requested method that could not be made; the others of the request went on."""
 
     method: str
-    problem: str
-    fix: str
+    error: QuantbotError  # as raised, with its cause (a full disk is told apart by it)
+
+    @property
+    def problem(self) -> str:
+        return self.error.problem
+
+    @property
+    def fix(self) -> str:
+        return self.error.fix
 
 
 @dataclass(frozen=True)
@@ -194,7 +201,7 @@ def quantize_and_publish(source: str, request: QuantizeRequest, settings: RunSet
                                         source_options.reference))
         except QuantbotError as exc:
             log.error("%s failed; going on with the other methods: %s", METHODS[name].label, exc)
-            failed.append(MethodFailure(name, exc.problem, exc.fix))
+            failed.append(MethodFailure(name, exc))
     if len(made) > 1:
         write_release_cards(made)
     results = []

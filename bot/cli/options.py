@@ -86,7 +86,7 @@ def run_quantize(source: str, *, words: tuple[str, ...], out: Path, owner: str,
     for result in outcome.published:
         click.echo(f"{result.repo_id}: {len(result.uploaded)} files in {result.location}")
     if len(outcome.failed) == 1 and not outcome.published:  # the request's only method
-        raise QuantbotError(outcome.failed[0].problem, outcome.failed[0].fix)
+        raise outcome.failed[0].error
     if outcome.failed:
         names = ", ".join(METHODS[f.method].label for f in outcome.failed)
         details = "; ".join(f"{METHODS[f.method].label}: {f.problem}" for f in outcome.failed)
