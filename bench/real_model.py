@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from bot.cards.plot import PlotPoint, draw_quality_plot  # noqa: E402
 from bot.cards.quality import answers_cell, interval_text  # noqa: E402
 from bot.methods import METHODS  # noqa: E402
-from runners.results import QuantRun, load_run  # noqa: E402
+from runners.results import RUN_FILE, QuantRun, load_run  # noqa: E402
 from runners.smollm2 import REFERENCE_NOTE  # noqa: E402
 from runners.units import human_bytes  # noqa: E402
 
@@ -69,9 +69,22 @@ def rows(runs: list[tuple[str, QuantRun]]) -> list[list[str]]:
     return [cells for _, cells in sorted(out, key=lambda r: r[0])]
 
 
+def finished(work: Path, request: str) -> list[Path]:
+    """The request's published folders; while it runs (or after it was stopped), the folders of
+    the methods it has finished, which hold the same records before publishing."""
+    published = work / request / "hub" / "quantbot"
+    if published.is_dir():
+        return sorted(published.iterdir())
+    return sorted(p.parent for p in (work / request / "work").glob(f"*/*/repo/*/{RUN_FILE}"))
+
+
 def render(work: Path) -> str:
     runs = [(request, load_run(folder)) for request in REQUESTS
-            for folder in sorted((work / request / "hub" / "quantbot").iterdir())]
+            for folder in finished(work, request)]
+    made = {(request, run.method) for request, run in runs}
+    missing = [f"{request}: {word.split('=')[0]}" for request, words in REQUESTS.items()
+               for word in words if word in METHODS or word.split("=")[0] in METHODS
+               if (request, word.split("=")[0]) not in made]
     first = runs[0][1]
     baselines = "; ".join(dict.fromkeys(
         f"{run.evaluation.evaluator}: {run.baseline.ppl:.3f} ± {run.baseline.ppl_err:.3f}"
@@ -97,7 +110,8 @@ def render(work: Path) -> str:
         f"(**Tokens** is the scored tokens it used); GPTQ/AWQ calibrated on "
         f"{settings.get('calib_samples')} x {settings.get('calib_len')} tokens of quantbot's "
         f"calibration text. ± is the 95 % interval. "
-        f"Reference: {REFERENCE_NOTE}. Unquantized PPL: {baselines}. "
+        f"Reference: {REFERENCE_NOTE}. Unquantized PPL on all windows: {baselines} (each row's "
+        f"PPL is on the tokens it used: compare rows by KLD). "
         f"Versions: " + ", ".join(f"{k} {versions[k]}" for k in
                                   ("llama-cpp-python", "gptqmodel", "bitsandbytes", "transformers",
                                    "torch") if k in versions)
@@ -109,6 +123,8 @@ def render(work: Path) -> str:
         "",
         f"![KL divergence against size, every file]({PLOT.relative_to(ROOT)})",
     ]
+    if missing:
+        lines.insert(1, f"\nNot measured yet (the run stopped before them): {', '.join(missing)}.")
     return "\n".join(lines)
 
 
