@@ -12,6 +12,7 @@ runs recorded. It reads every ``quantbot.json`` they wrote and rewrites the bloc
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import subprocess
@@ -101,7 +102,7 @@ def render(work: Path) -> str:
               "Answers like the original", "Tokens"]
     lines = [
         f"Made by `python bench/real_model.py` on {platform.machine()} "
-        f"({len(__import__('os').sched_getaffinity(0))} cores): at most "
+        f"({len(os.sched_getaffinity(0))} cores): at most "
         f"{first.evaluation.chunks} windows of {first.evaluation.ctx} tokens of "
         f"{first.evaluation.text_name} ({first.evaluation.n_tokens} tokens), and "
         f"{answers.prompts} chat prompts answered with up to {answers.max_new_tokens} new tokens "

@@ -5,7 +5,7 @@ The reference logits are computed once on ``--chunks`` windows; each file is the
 the first 4 windows, then 8, 16 … up to all of them, and stops as soon as its mean KLD is known
 well enough for what the card decides with it: the 95 % interval's half-width is at most 10 % of
 the mean, or the whole interval lies inside one quality band (:data:`bot.cards.quality.KLD_BANDS`
-thresholds, repeated here as numbers so the runners need nothing from the bot). A file far from
+are built from :data:`BAND_EDGES`, so the runners need nothing from the bot). A file far from
 the original stops early; a close one takes more windows; none takes more than ``--chunks``.
 Both evaluators (llama-perplexity for GGUF, transformers for the others) use this one rule.
 """
@@ -19,7 +19,7 @@ from runners.stats import ci95
 FIRST_CHUNKS = 4
 #: Stop when the 95 % half-width is at most this share of the mean KLD.
 RELATIVE_HALF_WIDTH = 0.10
-#: Upper bounds of the cards' quality bands (mean KLD, nats).
+#: Upper bounds of the cards' quality bands (mean KLD, nats): the one place they are said.
 BAND_EDGES = (0.005, 0.02, 0.06, 0.2)
 
 

@@ -6,18 +6,17 @@ the smallest whose loss is at most "low".
 
 from __future__ import annotations
 
+from runners.adaptive import BAND_EDGES
 from runners.answers import Answers
 from runners.results import Variant
 from runners.stats import ci95
 
 #: (upper bound of mean KLD in nats, quality band): thresholds as llama.cpp's KLD tables use them.
-KLD_BANDS: tuple[tuple[float, str], ...] = (
-    (0.005, "near-lossless"),
-    (0.02, "very low quality loss"),
-    (0.06, "low quality loss"),
-    (0.2, "moderate quality loss"),
-    (float("inf"), "high quality loss"),
-)
+#: The edges are the runners' (runners.adaptive.BAND_EDGES: adaptive windows settle against them).
+KLD_BANDS: tuple[tuple[float, str], ...] = tuple(zip(
+    (*BAND_EDGES, float("inf")),
+    ("near-lossless", "very low quality loss", "low quality loss", "moderate quality loss",
+     "high quality loss"), strict=True))
 _ADVICE = {
     "near-lossless": "indistinguishable from the original on our text; use when memory allows",
     "very low quality loss": "barely differs from the original",
