@@ -33,17 +33,21 @@ from runners.units import human_bytes  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "real-model"
 PLOT = RESULTS / "quality.png"
 MARK_BEGIN, MARK_END = "<!-- real:begin -->", "<!-- real:end -->"
-#: The two requests: the stock set beside the transformers-family methods, then the i-quants.
+#: The requests, each its own quantbot run (``--requests`` picks some, so that one request can be
+#: run again without the others): the GGUF default set, the transformers-family methods, the
+#: i-quants with an importance matrix.
 REQUESTS = {
-    "stock": ("gguf", "gptq", "awq", "nf4"),
+    "gguf": ("gguf",),
+    "transformers": ("gptq", "awq", "nf4"),
     "iquants": ("gguf=IQ2_XXS,IQ2_XS,IQ3_XXS,IQ3_XS,IQ4_XS", "imatrix"),
 }
 
 
-def run_requests(work: Path, extra: list[str]) -> dict[str, float]:
-    """Each request through the real command line; seconds each took."""
+def run_requests(work: Path, names: list[str], extra: list[str]) -> dict[str, float]:
+    """The named requests through the real command line; seconds each took."""
     seconds = {}
-    for name, words in REQUESTS.items():
+    for name in names:
+        words = REQUESTS[name]
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "demo", "--model",
                         "smollm2-135m-instruct", *words, "--out", str(work / name / "hub"),
@@ -141,10 +145,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, default=Path("/tmp/quantbot-real-model"))
     parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("--requests", default=",".join(REQUESTS),
+                        help=f"which requests to run, comma-separated (of {', '.join(REQUESTS)})")
     parser.add_argument("extra", nargs="*", help="more quantbot options, e.g. --chunks 16")
     args = parser.parse_args()
+    names = [n for n in args.requests.split(",") if n]
+    unknown = sorted(set(names) - set(REQUESTS))
+    if unknown:
+        parser.error(f"unknown request {', '.join(unknown)}: use some of {', '.join(REQUESTS)}")
     if not args.render_only:
-        for request, took in run_requests(args.work, args.extra).items():
+        for request, took in run_requests(args.work, names, args.extra).items():
             print(f"{request}: {took:.0f} s")  # a shared machine's wall time: printed, not kept
     rewrite_readme(render(args.work), ROOT / "README.md")
 
