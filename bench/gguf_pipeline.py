@@ -8,9 +8,13 @@ Both sides use the same llama.cpp tools on the same model and text:
 - quantbot: ``run_gguf`` (the same steps plus a load-and-generate check per file, on a pool of
   workers).
 
-Prints both wall times, the ratio, and whether the quantized files are byte-identical.
+Prints both wall times, the ratio, and whether the quantized files are byte-identical (both
+sides convert to the same 16-bit type, the one quantbot picks from the source's dtype; a type
+quantbot folds into another with identical tensor types is compared with that file's bytes).
+``--answers N`` adds quantbot's answer agreement (N prompts) to its side, timed separately.
 
     python bench/gguf_pipeline.py                 # the built-in demo model, all 12 types
+    python bench/gguf_pipeline.py --model smollm2-135m-instruct --chunks 16   # the real model
     python bench/gguf_pipeline.py --model DIR --types Q4_K_M,Q8_0 --ctx 512 --chunks 32
 """
 
@@ -24,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bot.pipeline import answer_prompts
+from runners.builtin import BUILTIN_MODELS
 from runners.demo_model import build_demo_model
 from runners.gguf import llama_tools
 from runners.gguf.pipeline import run as run_gguf
@@ -34,11 +40,12 @@ from runners.source import load_source
 from runners.texts import text_set
 
 
-def by_hand(tc, model_dir: Path, types: list[str], work: Path, ctx: int, chunks: int) -> float:
+def by_hand(tc, model_dir: Path, types: list[str], work: Path, ctx: int, chunks: int,
+            outtype: str) -> float:
     threads = os.cpu_count() or 1
     start = time.perf_counter()
-    f16 = work / "model.F16.gguf"
-    llama_tools.convert(tc, model_dir, f16, "f16")
+    f16 = work / f"model.{outtype.upper()}.gguf"
+    llama_tools.convert(tc, model_dir, f16, outtype)
     for qtype in types:
         llama_tools.quantize(tc, f16, work / f"model.{qtype}.gguf", qtype, threads)
     text = text_set("evaluation").write(work / "evaluation.txt")
@@ -50,42 +57,61 @@ def by_hand(tc, model_dir: Path, types: list[str], work: Path, ctx: int, chunks:
 
 
 def with_quantbot(tc, model_dir: Path, types: list[str], work: Path, ctx: int,
-                  chunks: int) -> tuple[float, Path]:
+                  chunks: int, answers: int) -> tuple[float, Path, dict[str, str]]:
+    """Wall time, the repository folder, and which file each requested type is."""
     source = load_source(str(model_dir), repo_id="bench/model")
     repo = work / "repo"
+    prompts = answer_prompts(source, work, answers, 48) if answers else None
     start = time.perf_counter()
-    run_gguf(source, GgufSpec(types=tuple(types)), RunSettings(work_dir=work, ctx=ctx,
-                                                             chunks=chunks), repo, tc)
-    return time.perf_counter() - start, repo
+    run = run_gguf(source, GgufSpec(types=tuple(types)),
+                   RunSettings(work_dir=work, ctx=ctx, chunks=chunks,
+                               answer_prompts_file=prompts), repo, tc)
+    file_of = {name: v.files[0] for v in run.variants
+               for name in v.params.get("stands_for") or [v.name]}
+    return time.perf_counter() - start, repo, file_of
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="HF model folder (default: demo)")
+    parser.add_argument("--model", default=None,
+                        help="HF model folder or a built-in model's name (default: the demo)")
     parser.add_argument("--types", default=None, help="GGUF types (default: the 12 of TheBloke)")
     parser.add_argument("--ctx", type=int, default=512)
     parser.add_argument("--chunks", type=int, default=32)
+    parser.add_argument("--answers", type=int, default=0,
+                        help="quantbot also measures answer agreement on this many prompts")
     args = parser.parse_args()
     tc = ensure_toolchain()
-    model_dir = args.model or build_demo_model()
+    if args.model in BUILTIN_MODELS:
+        model_dir = BUILTIN_MODELS[args.model].build()
+    else:
+        model_dir = Path(args.model) if args.model else build_demo_model()
+    dtype = load_source(str(model_dir), repo_id="bench/model").info.dtype
+    outtype = "bf16" if "bfloat16" in dtype else "f16"  # as runners.gguf.pipeline picks
     types = list(GgufSpec(**({"types": GgufSpec.option("types").read(args.types, "GGUF")}
                              if args.types else {})).types)
     root = Path(tempfile.mkdtemp(prefix="quantbot-bench-"))
     try:
         (root / "hand").mkdir()
-        hand = by_hand(tc, model_dir, types, root / "hand", args.ctx, args.chunks)
-        ours, repo = with_quantbot(tc, model_dir, types, root / "quantbot", args.ctx, args.chunks)
-        same = all(
-            filecmp.cmp(root / "hand" / f"model.{t}.gguf", repo / f"model.{t}.gguf", shallow=False)
-            for t in types)
+        hand = by_hand(tc, model_dir, types, root / "hand", args.ctx, args.chunks, outtype)
+        ours, repo, file_of = with_quantbot(tc, model_dir, types, root / "quantbot", args.ctx,
+                                            args.chunks, args.answers)
+        same = all(filecmp.cmp(root / "hand" / f"model.{t}.gguf", repo / file_of[t],
+                               shallow=False) for t in types
+                   if file_of[t] == f"model.{t}.gguf")
+        folded = sorted(t for t in types if file_of[t] != f"model.{t}.gguf")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"model: {model_dir}  types: {len(types)}  cores: {os.cpu_count()}  "
           f"eval: ctx {args.ctx} x {args.chunks} chunks")
     print(f"{'by hand (serial)':<28}{hand:8.1f} s")
-    print(f"{'quantbot (+ checks)':<28}{ours:8.1f} s")
+    print(f"{'quantbot (+ checks)':<28}{ours:8.1f} s"
+          + (f"   (with answer agreement on {args.answers} prompts)" if args.answers else ""))
     print(f"{'ratio by hand / quantbot':<28}{hand / ours:8.2f} x")
     print(f"{'quantized files identical':<28}{'yes' if same else 'NO':>8}")
+    if folded:
+        print(f"{'folded (identical tensors)':<28}{', '.join(folded)}: published as "
+              f"{', '.join(sorted({file_of[t] for t in folded}))}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """The README's "Measured on a real model" table and plot, from one command.
 
-``python bench/real_model.py`` runs ``quantbot demo --model smollm2-135m-instruct`` twice, each
-in a fresh process with quantbot's default measurement (32 windows of 512 tokens, 64 prompts of
-up to 48 tokens): the GGUF default set with GPTQ, AWQ and NF4, then the i-quants with an
-importance matrix. It reads every ``quantbot.json`` they wrote and rewrites the block between
+``python bench/real_model.py [-- QUANTBOT OPTIONS]`` runs ``quantbot demo --model
+smollm2-135m-instruct`` twice, each in a fresh process (quantbot's defaults unless options are
+given, e.g. ``-- --answers 32 --calib-samples 32`` on a small machine): the GGUF default set with
+GPTQ, AWQ and NF4, then the i-quants with an importance matrix. The block names the settings the
+runs recorded. It reads every ``quantbot.json`` they wrote and rewrites the block between
 ``<!-- real:begin -->`` and ``<!-- real:end -->`` in README.md, and the plot
 ``bench/results/real-model/quality.png``. ``--render-only`` rewrites both from the saved runs.
 """
@@ -11,7 +12,7 @@ importance matrix. It reads every ``quantbot.json`` they wrote and rewrites the 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import platform
 import re
 import subprocess
@@ -23,38 +24,36 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.cards.plot import PlotPoint, draw_quality_plot  # noqa: E402
-from bot.cards.quality import answers_cell  # noqa: E402
+from bot.cards.quality import answers_cell, interval_text  # noqa: E402
 from bot.methods import METHODS  # noqa: E402
-from runners.results import QuantRun, load_run  # noqa: E402
+from runners.results import RUN_FILE, QuantRun, load_run  # noqa: E402
 from runners.smollm2 import REFERENCE_NOTE  # noqa: E402
 from runners.units import human_bytes  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "real-model"
 PLOT = RESULTS / "quality.png"
 MARK_BEGIN, MARK_END = "<!-- real:begin -->", "<!-- real:end -->"
-#: The two requests: the stock set beside the transformers-family methods, then the i-quants.
+#: The requests, each its own quantbot run (``--requests`` picks some, so that one request can be
+#: run again without the others): the GGUF default set, the transformers-family methods, the
+#: i-quants with an importance matrix.
 REQUESTS = {
-    "stock": ("gguf", "gptq", "awq", "nf4"),
+    "gguf": ("gguf",),
+    "transformers": ("gptq", "awq", "nf4"),
     "iquants": ("gguf=IQ2_XXS,IQ2_XS,IQ3_XXS,IQ3_XS,IQ4_XS", "imatrix"),
 }
 
 
-def run_requests(work: Path, extra: list[str]) -> dict[str, float]:
-    """Each request through the real command line; seconds each took."""
+def run_requests(work: Path, names: list[str], extra: list[str]) -> dict[str, float]:
+    """The named requests through the real command line; seconds each took."""
     seconds = {}
-    for name, words in REQUESTS.items():
+    for name in names:
+        words = REQUESTS[name]
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "demo", "--model",
                         "smollm2-135m-instruct", *words, "--out", str(work / name / "hub"),
                         "--work", str(work / name / "work"), *extra], check=True, cwd=ROOT)
         seconds[name] = round(time.perf_counter() - start, 1)
     return seconds
-
-
-def _pm(value: float | None, err: float | None, spec: str) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:{spec}} ± {err:{spec}}" if err is not None else f"{value:{spec}}"
 
 
 def rows(runs: list[tuple[str, QuantRun]]) -> list[list[str]]:
@@ -67,16 +66,30 @@ def rows(runs: list[tuple[str, QuantRun]]) -> list[list[str]]:
             names = v.params.get("stands_for") or [v.name]
             out.append((v.size_bytes, [
                 label, " = ".join(names), human_bytes(v.size_bytes), f"{v.bits_per_weight:.2f}",
-                _pm(q.ppl, q.ppl_err, ".3f"), _pm(q.kld_mean, q.kld_err, ".4f"),
+                interval_text(q.ppl, q.ppl_err, ".3f"),
+                interval_text(q.kld_mean, q.kld_err, ".4f"),
                 "n/a" if q.kld_p99 is None else f"{q.kld_p99:.3f}",
-                "n/a" if q.same_top_p is None else f"{100 * q.same_top_p:.1f}",
-                answers_cell(v.answers)]))
+                interval_text(q.same_top_p, q.same_top_err, ".1f", 100),
+                answers_cell(v.answers), str(v.params.get("eval_tokens", ""))]))
     return [cells for _, cells in sorted(out, key=lambda r: r[0])]
 
 
-def render(work: Path, seconds: dict[str, float]) -> str:
+def finished(work: Path, request: str) -> list[Path]:
+    """The request's published folders; while it runs (or after it was stopped), the folders of
+    the methods it has finished, which hold the same records before publishing."""
+    published = work / request / "hub" / "quantbot"
+    if published.is_dir():
+        return sorted(published.iterdir())
+    return sorted(p.parent for p in (work / request / "work").glob(f"*/*/repo/*/{RUN_FILE}"))
+
+
+def render(work: Path) -> str:
     runs = [(request, load_run(folder)) for request in REQUESTS
-            for folder in sorted((work / request / "hub" / "quantbot").iterdir())]
+            for folder in finished(work, request)]
+    made = {(request, run.method) for request, run in runs}
+    missing = [f"{request}: {word.split('=')[0]}" for request, words in REQUESTS.items()
+               for word in words if word in METHODS or word.split("=")[0] in METHODS
+               if (request, word.split("=")[0]) not in made]
     first = runs[0][1]
     baselines = "; ".join(dict.fromkeys(
         f"{run.evaluation.evaluator}: {run.baseline.ppl:.3f} ± {run.baseline.ppl_err:.3f}"
@@ -88,21 +101,26 @@ def render(work: Path, seconds: dict[str, float]) -> str:
     RESULTS.mkdir(parents=True, exist_ok=True)
     draw_quality_plot(points, "SmolLM2-135M-Instruct: KL divergence against size", PLOT)
     versions = first.provenance.get("versions", {})
+    settings = first.provenance.get("settings", {})
     header = ["Format", "File", "Size", "Bits/weight", "PPL", "KLD", "p99 KLD", "Same top %",
-              "Answers like the original"]
+              "Answers like the original", "Tokens"]
     lines = [
         f"Made by `python bench/real_model.py` on {platform.machine()} "
-        f"({len(__import__('os').sched_getaffinity(0))} cores), quantbot's default measurement: "
+        f"({len(os.sched_getaffinity(0))} cores): at most "
         f"{first.evaluation.chunks} windows of {first.evaluation.ctx} tokens of "
         f"{first.evaluation.text_name} ({first.evaluation.n_tokens} tokens), and "
         f"{answers.prompts} chat prompts answered with up to {answers.max_new_tokens} new tokens "
         f"(GGUF against the BF16 GGUF in llama-cpp-python, the others against the bf16 model in "
-        f"transformers). Reference: {REFERENCE_NOTE}. Unquantized PPL: {baselines}. "
+        f"transformers); each file measured on windows added until its KLD settled "
+        f"(**Tokens** is the scored tokens it used); GPTQ/AWQ calibrated on "
+        f"{settings.get('calib_samples')} x {settings.get('calib_len')} tokens of quantbot's "
+        f"calibration text. ± is the 95 % interval. "
+        f"Reference: {REFERENCE_NOTE}. Unquantized PPL on all windows: {baselines} (each row's "
+        f"PPL is on the tokens it used: compare rows by KLD). "
         f"Versions: " + ", ".join(f"{k} {versions[k]}" for k in
                                   ("llama-cpp-python", "gptqmodel", "bitsandbytes", "transformers",
                                    "torch") if k in versions)
-        + (f". Wall time: {', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())}."
-           if seconds else "."),
+        + ".",
         "",
         "| " + " | ".join(header) + " |",
         "|" + " ---- |" * len(header),
@@ -110,6 +128,8 @@ def render(work: Path, seconds: dict[str, float]) -> str:
         "",
         f"![KL divergence against size, every file]({PLOT.relative_to(ROOT)})",
     ]
+    if missing:
+        lines.insert(1, f"\nNot measured yet (the run stopped before them): {', '.join(missing)}.")
     return "\n".join(lines)
 
 
@@ -125,15 +145,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, default=Path("/tmp/quantbot-real-model"))
     parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("--requests", default=",".join(REQUESTS),
+                        help=f"which requests to run, comma-separated (of {', '.join(REQUESTS)})")
     parser.add_argument("extra", nargs="*", help="more quantbot options, e.g. --chunks 16")
     args = parser.parse_args()
-    timings = RESULTS / "seconds.json"
+    names = [n for n in args.requests.split(",") if n]
+    unknown = sorted(set(names) - set(REQUESTS))
+    if unknown:
+        parser.error(f"unknown request {', '.join(unknown)}: use some of {', '.join(REQUESTS)}")
     if not args.render_only:
-        seconds = run_requests(args.work, args.extra)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        timings.write_text(json.dumps(seconds, indent=1) + "\n")
-    seconds = json.loads(timings.read_text()) if timings.is_file() else {}
-    rewrite_readme(render(args.work, seconds), ROOT / "README.md")
+        for request, took in run_requests(args.work, names, args.extra).items():
+            print(f"{request}: {took:.0f} s")  # a shared machine's wall time: printed, not kept
+    rewrite_readme(render(args.work), ROOT / "README.md")
 
 
 if __name__ == "__main__":

@@ -238,6 +238,16 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise QuantbotError(f"{path} is not valid TOML ({exc})", "fix the syntax") from exc
 
 
+#: The files :func:`load_config` reads from the working folder, in that order.
+CONFIG_NAMES = ("quantbot.toml", "pyproject.toml")
+
+
+def config_files(cwd: Path | None = None) -> list[Path]:
+    """The configuration files present in ``cwd`` (what a sandboxed command must see)."""
+    cwd = Path(cwd) if cwd else Path.cwd()
+    return [cwd / name for name in CONFIG_NAMES if (cwd / name).is_file()]
+
+
 def load_config(path: Path | str | None = None, cwd: Path | None = None) -> Config:
     """``path`` if given; else ``./quantbot.toml``; else ``[tool.quantbot]`` of
     ``./pyproject.toml``; else the defaults."""
@@ -248,10 +258,10 @@ def load_config(path: Path | str | None = None, cwd: Path | None = None) -> Conf
             data = data.get("tool", {}).get("quantbot", {})
         return config_from_dict(data, source=str(path))
     cwd = Path(cwd) if cwd else Path.cwd()
-    own = cwd / "quantbot.toml"
+    own = cwd / CONFIG_NAMES[0]
     if own.is_file():
         return config_from_dict(_read_toml(own), source=str(own))
-    pyproject = cwd / "pyproject.toml"
+    pyproject = cwd / CONFIG_NAMES[1]
     if pyproject.is_file():
         table = _read_toml(pyproject).get("tool", {}).get("quantbot")
         if table is not None:

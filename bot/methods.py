@@ -71,6 +71,9 @@ class Method:
     #: runner's CUDA build (perplexity 25x faster) while its CPU cores quantize. The plan
     #: decides (:func:`bot.capacity.place`).
     also_on: str | None = None
+    #: "module:function" that builds what its runs read from quantbot's cache (the llama.cpp
+    #: tools): called before the make step's sandbox, which sees that cache read-only.
+    tools: str | None = None
     #: What its repositories hold of a multimodal model's vision part beside the quantized text
     #: model: "projector" (separate mmproj files, where llama.cpp's converter has a projector
     #: for the architecture), "tower" (the vision tower kept in 16-bit in the same checkpoint)
@@ -110,19 +113,26 @@ class Method:
         module, _, function = self.entry.partition(":")
         return getattr(importlib.import_module(module), function)(source, spec, settings, repo_dir)
 
+    def build_tools(self) -> None:
+        """Build what the method's runs read from the cache, if anything is missing."""
+        if self.tools:
+            module, _, function = self.tools.partition(":")
+            getattr(importlib.import_module(module), function)()
 
-_TRANSFORMERS_COLUMNS = ("size", "peak_memory", "ppl", "kld", "same_top", "answers", "use_case")
+
+_TRANSFORMERS_COLUMNS = ("size", "peak_memory", "ppl", "kld", "kld_p99", "same_top", "answers",
+                         "tokens", "use_case")
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("gguf", "GGUF", "-GGUF", "cpu", GgufSpec, "runners.gguf.pipeline:run",
            ("llama_cpp", "gguf"), "gguf", "card_gguf.md.j2",
            ("files", "quant_method", "bits_per_weight", "size", "ram_estimate", "ppl", "kld",
-            "same_top", "answers", "use_case"),
+            "kld_p99", "same_top", "answers", "tokens", "use_case"),
            ("gguf", "llama.cpp"), "converter", "gguf",
            ("llama.cpp", "llama-cpp-python", "LM Studio", "Ollama"),
            original_formats=("fp8", "mxfp4", "compressed-tensors", "modelopt"),
            intermediate_bytes_per_weight=2.0, also_on="gpu", vision_part="projector",
-           cli_default=True),
+           tools="runners.llamacpp:ensure_tools", cli_default=True),
     Method("gptq", "GPTQ", "-GPTQ", "gpu", GptqSpec, "runners.gptq.pipeline:run",
            ("gptqmodel", "optimum"), "gpu", "card_gptq.md.j2",
            ("variant", "bits", "group_size", "act_order", "damp", *_TRANSFORMERS_COLUMNS),

@@ -21,6 +21,7 @@ from bot.cards.render import write_card
 from bot.hub.upstream import WATCHED_FILES
 from bot.methods import METHODS, Method
 from bot.publish.base import Publisher, PublishResult
+from bot.publish.manifest import FILES_KEY, folder_manifest
 from bot.request import QuantizeRequest
 from runners.answers import PromptSet, folded, pick_prompts, plain_text
 from runners.answers import prompt_library as answer_library
@@ -77,6 +78,11 @@ def snapshot_revision(path: Path) -> str | None:
     return path.name if path.parent.name == "snapshots" and len(path.name) == 40 else None
 
 
+def snapshot_repo(path: Path) -> Path | None:
+    """The Hub cache folder of a download (its snapshot links point into its ``blobs/``)."""
+    return path.parents[1] if snapshot_revision(path) is not None else None
+
+
 def provenance(request: dict, settings: RunSettings, run: QuantRun,
                source_files: dict[str, str]) -> dict:
     """How a run was made: the request, the settings, the command, versions, text hashes."""
@@ -114,6 +120,11 @@ def calibration_text(source: SourceModel, work: Path) -> Path:
     return path
 
 
+def work_folder(work_dir: Path, repo_id: str, m: Method) -> Path:
+    """Where method ``m`` works on ``repo_id`` (the one folder its sandbox may change)."""
+    return work_dir / _slug(repo_id) / m.work_group
+
+
 def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
                     settings: RunSettings, owner: str,
                     reference: str | None = None) -> tuple[str, Path]:
@@ -123,7 +134,7 @@ def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
     unquantized baseline once.
     """
     check_supported(source, m)
-    work = settings.work_dir / _slug(source.info.repo_id) / m.work_group
+    work = work_folder(settings.work_dir, source.info.repo_id, m)
     repo_id = f"{owner}/{m.repo_name(source.info.name)}"
     staging = work / "repo" / repo_id.split("/")[1]
     for stale in (staging / "README.md", staging / RUN_FILE):
@@ -142,6 +153,8 @@ def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
                               snapshot_digests(source.path)))
     run.save(staging)  # measurements first: a failing card never loses them
     write_card(run, repo_id, staging)
+    files = {**run.provenance, FILES_KEY: folder_manifest(staging)}  # what publish checks
+    dataclasses.replace(run, provenance=files).save(staging)
     return repo_id, staging
 
 
@@ -150,8 +163,15 @@ class MethodFailure:
     """A requested method that could not be made; the others of the request went on."""
 
     method: str
-    problem: str
-    fix: str
+    error: QuantbotError  # as raised, with its cause (a full disk is told apart by it)
+
+    @property
+    def problem(self) -> str:
+        return self.error.problem
+
+    @property
+    def fix(self) -> str:
+        return self.error.fix
 
 
 @dataclass(frozen=True)
@@ -181,7 +201,7 @@ def quantize_and_publish(source: str, request: QuantizeRequest, settings: RunSet
                                         source_options.reference))
         except QuantbotError as exc:
             log.error("%s failed; going on with the other methods: %s", METHODS[name].label, exc)
-            failed.append(MethodFailure(name, exc.problem, exc.fix))
+            failed.append(MethodFailure(name, exc))
     if len(made) > 1:
         write_release_cards(made)
     results = []

@@ -27,12 +27,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from runners.stats import Z95
+
 PROMPTS_FILE = "answer-prompts.json"
 #: New tokens each answer may take. Long enough to say a sentence, short enough that a small
 #: runner answers 64 prompts per file in seconds to minutes.
 DEFAULT_TOKENS = 48
-#: Two-sided 95 % normal quantile.
-Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)

@@ -341,6 +341,13 @@ def ensure_cuda_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION,
                   f"{tc.bin_dir.parent.name}.log", f"CUDA tools (sm {','.join(archs)})")
 
 
+def ensure_tools(version: str = LLAMA_CPP_PYTHON_VERSION) -> None:
+    """Build every llama.cpp build a GGUF run may use (the CPU tools, and the CUDA ones where a
+    card and nvcc are present) before the make step's sandbox, which sees the cache read-only."""
+    ensure_toolchain(version)
+    ensure_cuda_toolchain(version)
+
+
 def best_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
     """The CUDA build where a card and nvcc are present, else the CPU build (both built once)."""
     return ensure_cuda_toolchain(version) or ensure_toolchain(version)

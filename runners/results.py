@@ -87,6 +87,13 @@ class Quality:
     kld_err: float | None = None
     kld_p99: float | None = None
     same_top_p: float | None = None  # share of tokens where the top choice is unchanged, 0..1
+    #: Standard errors are 1 sigma (llama-perplexity's ±); cards show 95 % (runners.stats.ci95).
+    same_top_err: float | None = None
+    #: KLD percentiles (``max``, ``p99.9`` … ``min``, runners.stats.KLD_PERCENTILES).
+    kld_percentiles: dict[str, float] | None = None
+    #: Δp, the change in the probability of the right token: ``mean``, ``mean_err``, ``rms``,
+    #: ``rms_err`` and percentiles (runners.stats.DELTA_P_PERCENTILES), as fractions.
+    delta_p: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,9 @@ class RunSettings:
     work_dir: Path
     ctx: int = 512  # evaluation window, tokens
     chunks: int = 32  # evaluation windows at most
+    #: Measure each file on 4, 8, 16 … windows until its KLD is settled (runners.adaptive);
+    #: False: every file on all ``chunks`` windows.
+    adaptive: bool = True
     jobs: int = 0  # GGUF tools in parallel; 0: from cores and memory
     threads: int = 0  # threads per tool; 0: cores / jobs
     split_bytes: int = SPLIT_BYTES

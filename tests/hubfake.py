@@ -631,6 +631,7 @@ def release_jobs(root: Path, owner: str = "qb", source: str = "tiny/Tiny-1B") ->
     method, ``root/<method>/results/<owner>/<repo>/`` with the files, ``quantbot.json`` measured
     on one text and the card rendered from that one record. Returns each job's results folder."""
     from bot.cards.render import write_card
+    from bot.publish.manifest import FILES_KEY, folder_manifest
 
     jobs = {m: root / m / "results" for m in RELEASE}
     gguf = jobs["gguf"] / owner / RELEASE["gguf"][0]
@@ -657,6 +658,7 @@ def release_jobs(root: Path, owner: str = "qb", source: str = "tiny/Tiny-1B") ->
         variants=[_variant("nf4-dq-bfloat16", "main", MAIN_FILES, "nf4", 150, 0.05)],
         tools={"quantizer": "bitsandbytes (test)"}, created="2026-01-01T00:00:00Z"))
     for folder, run in runs.values():
-        run.save(folder)
+        run = dataclasses.replace(run, provenance={FILES_KEY: folder_manifest(folder)})
+        run.save(folder)  # with the file hashes `run-job publish` checks, as make records them
         write_card(run, f"{owner}/{folder.name}", folder)
     return jobs

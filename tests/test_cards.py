@@ -198,3 +198,16 @@ def test_answer_agreement_and_reference_caveat_on_the_card():
     assert "**Reference:** a model dequantized from Q4_1." in text
     assert "and so did the BF16 GGUF" in text
     assert run_from_dict(json.loads(json.dumps(dataclasses.asdict(run)))).variants[0].answers == answers
+
+
+def test_a_slightly_larger_file_clearly_closer_is_recommended_instead():
+    """On small real models the stock mixes are erratic; the card follows the front."""
+    run = _run()
+    q4ks = _variant("Q4_K_S", 505_000, 0.012)  # 1 % larger than Q4_K_M (KLD 0.04 ± 0.002)
+    noisy = dataclasses.replace(q4ks, quality=dataclasses.replace(q4ks.quality, kld_err=0.02))
+    for extra, picked in ((q4ks, "Q4_K_S"), (noisy, "Q4_K_M")):
+        card = build_card_data(QuantRun(**{**run.__dict__, "variants": [*run.variants, extra]}),
+                               "o/r")
+        assert card.recommended.name == picked
+    assert "not `Q4_K_M`" in build_card_data(
+        QuantRun(**{**run.__dict__, "variants": [*run.variants, q4ks]}), "o/r").recommended_reason

@@ -21,3 +21,15 @@ def test_every_verb_has_help():
     for name in main.commands:
         result = CliRunner().invoke(main, [name, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output, name
+
+
+def test_doctor_says_whether_the_make_steps_sandbox_is_in_place(monkeypatch, tmp_path):
+    """Self-hosted runners check it (`--isolation bwrap`); elsewhere it is only reported."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    reported = CliRunner().invoke(main, ["doctor"])
+    assert reported.exit_code == 0 and "sandbox" in reported.output
+    assert "not installed (bubblewrap)" in reported.output
+    required = CliRunner().invoke(main, ["doctor", "--isolation", "bwrap"])
+    assert required.exit_code == 1
+    assert "error: bubblewrap (bwrap) is not installed; fix: install bubblewrap " \
+           "(Debian/Ubuntu: apt-get install bubblewrap" in required.output

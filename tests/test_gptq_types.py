@@ -123,8 +123,10 @@ def test_summarize_matches_hand_math():
     assert q.ppl == pytest.approx(8.0)
     assert m.n_scored == 20
     assert q.kld_mean == pytest.approx(0.05)
-    assert q.kld_p99 == pytest.approx(1.0)
+    assert q.kld_p99 == pytest.approx(0.81)  # llama-perplexity's interpolation: 0.99 x 19 = 18.81
+    assert q.kld_percentiles["max"] == 1.0 and q.kld_percentiles["median"] == 0.0
     assert q.same_top_p == pytest.approx(0.75)
+    assert q.same_top_err == pytest.approx(math.sqrt(0.75 * 0.25 / 19))
     assert q.ppl_err > 0
     with pytest.raises(QuantbotError):
         summarize([1.0])

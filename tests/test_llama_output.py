@@ -1,9 +1,11 @@
 """Parsing what llama.cpp's perplexity tool prints (captured from real runs in tests/data)."""
 
+import math
 from pathlib import Path
 
 import pytest
 
+from runners import stats
 from runners.errors import QuantbotError
 from runners.gguf.llama_tools import parse_base_ppl, parse_chunks, parse_kld
 from runners.gguf.pipeline import plan_workers
@@ -62,3 +64,26 @@ def test_workers_fit_cores_and_memory():
     # a 16 GB f16 file on a 24 GB machine: one tool at a time, with every core
     assert plan_workers(13, model_bytes=16 * 10**9, cores=8, free_bytes=24 * 10**9) == (1, 8)
     assert plan_workers(1, model_bytes=1, cores=4, free_bytes=10**9) == (1, 4)
+
+
+def test_kld_run_gives_every_interval_and_the_spread():
+    """Standard errors, percentiles and Δp as llama-perplexity printed them (issue 19)."""
+    q = parse_kld((DATA / "perplexity_kld.txt").read_text())
+    assert q.same_top_err == 0.0 and q.kld_err == 1e-06
+    assert q.kld_percentiles == {"max": 0.000272, "p99.9": 0.000272, "p99": 0.000267,
+                                 "p95": 0.000262, "p90": 0.000257, "median": 0.000241,
+                                 "p10": 0.000225, "p5": 0.000222, "p1": 0.000217,
+                                 "p0.1": 0.000216, "min": 0.000216}
+    assert q.delta_p["rms"] == 0.00019 and q.delta_p["rms_err"] == 0.00002
+    assert q.delta_p["p99"] == 0.00074 and q.delta_p["min"] == -0.00052
+
+
+def test_stats_helper_reproduces_llama_perplexitys_formulas():
+    values = [0.1 * i for i in range(21)]
+    # E[x^2] = 0.01 * (0^2 + ... + 20^2) / 21 = 28.7 / 21
+    assert stats.mean_and_error(values) == pytest.approx((1.0, math.sqrt((28.7 / 21 - 1) / 20)))
+    ordered = sorted(values)
+    assert stats.percentile(ordered, 0.99) == pytest.approx(0.99 * 2.0)
+    assert stats.percentile(ordered, 0.5) == pytest.approx(1.0)
+    assert stats.share_and_error(15, 20) == pytest.approx((0.75, math.sqrt(0.75 * 0.25 / 19)))
+    assert stats.mean_and_error([1.0] * 5) == (1.0, 0.0)  # llama.cpp: no error under 11 values

@@ -245,7 +245,7 @@ def test_issue_text_has_marker_sizes_and_trigger() -> None:
     assert "https://huggingface.co/meta/Llama-3-8B" in text.body
     assert "8.03B" in text.body and "`LlamaForCausalLM`" in text.body and "`llama3`" in text.body
     assert "| GGUF | Q4_K_M | 4.91 GB |" in text.body
-    assert "| GPTQ | gptq-4bit-128g-actorder |" in text.body and "| AWQ |" in text.body
+    assert "| GPTQ | gptq-4bit-autog-actorder |" in text.body and "| AWQ |" in text.body
     assert "| NF4 |" in text.body
     for m in METHODS.values():
         assert f"{Config().hub.namespace}/Llama-3-8B{m.repo_suffix}" in text.body

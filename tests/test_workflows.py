@@ -132,6 +132,24 @@ def test_one_job_per_method_on_its_runner_and_only_the_publish_step_sees_the_tok
     assert [a["with"]["path"] for a in artifacts] == ["${{ runner.temp }}/report/"]
 
 
+def test_the_make_step_is_sandboxed_and_publish_checks_what_it_made():
+    """Issue 22: the runner is checked for the sandbox, the make step runs its untrusted phase in
+    it, and the publish step, which alone holds the token, is given the plan so that it checks
+    every folder's name and files before uploading; the record step copies plain files only."""
+    steps = _jobs("quantize-jobs.yml")["make"]["steps"]
+    runs = {s.get("name"): s.get("run", "") for s in steps}
+    assert "--isolation bwrap" in runs["Check the runner"]
+    make = next(r for r in runs.values() if "run-job make" in r)
+    assert "--isolation bwrap" in make and "--isolation none" not in str(steps)
+    publish = next(s for s in steps if "run-job publish" in s.get("run", ""))
+    assert '--plan "$RUNNER_TEMP/plan.json"' in publish["run"]
+    assert publish["env"] == {"HF_TOKEN": "${{ secrets.HF_TOKEN }}",
+                              "QUANTBOT_HUB_OWNER": "${{ vars.QUANTBOT_HUB_OWNER }}"}
+    maker = next(s for s in steps if "run-job make" in s.get("run", ""))
+    assert maker["env"]["QUANTBOT_HUB_OWNER"] == publish["env"]["QUANTBOT_HUB_OWNER"]
+    assert "find . -type f " in runs["Keep the record for the report"]
+
+
 def test_the_report_job_puts_every_card_on_the_hub_with_the_token_in_that_step_only():
     """The method jobs' cards each know one format; the report job renders them all again from
     the downloaded records and commits only the card files (`run-job cards`), after the download

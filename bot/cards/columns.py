@@ -64,8 +64,10 @@ COLUMNS: dict[str, Column] = {
     "peak_memory": Column("Memory to run", lambda r, _: r.ram),
     "ppl": Column("PPL", lambda r, _: r.ppl),
     "kld": Column("KLD", lambda r, _: r.kld),
+    "kld_p99": Column("p99 KLD", lambda r, _: r.kld_p99),
     "same_top": Column("Same top %", lambda r, _: r.same_top),
     "answers": Column("Answers like the original", lambda r, _: r.answers),
+    "tokens": Column("Tokens measured", lambda r, _: r.tokens),
     "use_case": Column("Use case", _use_case),
 }
 

@@ -15,7 +15,13 @@ import yaml
 from bot.cards.columns import table
 from bot.cards.memory import fits, max_context, memory_table
 from bot.cards.prompt import prompt_template
-from bot.cards.quality import answers_cell, name_notes, recommendation, use_case
+from bot.cards.quality import (
+    answers_cell,
+    interval_text,
+    name_notes,
+    recommendation,
+    use_case,
+)
 from bot.cards.release import Release
 from bot.methods import METHODS
 from runners.answers import prompt_library
@@ -38,8 +44,10 @@ class FileRow:
     peak_rss: str
     ppl: str
     kld: str
+    kld_p99: str
     same_top: str
     answers: str
+    tokens: str  # scored tokens this row was measured on
     use_case: str
     recommended: bool
     params: dict = field(default_factory=dict)
@@ -167,6 +175,8 @@ class CardData:
     answers: AnswersInfo | None = None
     #: Where a file's name does not say what it holds (:func:`bot.cards.quality.name_notes`).
     name_notes: list[str] = field(default_factory=list)
+    #: Files were measured on windows added until settled (runners.adaptive), not all of them.
+    adaptive: bool = False
 
 
 def _metadata(run: QuantRun, repo_id: str) -> str:
@@ -194,6 +204,7 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+
 def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None) -> CardData:
     """Card data for the repository ``repo_id`` holding ``run``'s variants; ``release`` adds the
     cross-format table and plot of every repository made with it."""
@@ -212,11 +223,12 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
             quant_method=" = ".join(v.params.get("stands_for") or [v.name]),
             bits=v.bits_per_weight, size=human_bytes(v.size_bytes), ram=human_bytes(v.ram_bytes),
             peak_rss=human_bytes(v.peak_rss_bytes),
-            ppl=f"{v.quality.ppl:.3f} ± {v.quality.ppl_err:.3f}",
-            kld=_fmt(v.quality.kld_mean, ".4f"),
-            same_top=_fmt(None if v.quality.same_top_p is None else 100 * v.quality.same_top_p,
-                          ".1f"),
+            ppl=interval_text(v.quality.ppl, v.quality.ppl_err, ".3f"),
+            kld=interval_text(v.quality.kld_mean, v.quality.kld_err, ".4f"),
+            kld_p99=_fmt(v.quality.kld_p99, ".3f"),
+            same_top=interval_text(v.quality.same_top_p, v.quality.same_top_err, ".1f", 100),
             answers=answers_cell(v.answers),
+            tokens=str(v.params.get("eval_tokens", "")),
             use_case=use_case(v, v is smallest, v is best), recommended=v is chosen,
             params=v.params, branch=v.branch,
         )
@@ -233,7 +245,7 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
         prompt_template=prompt, prompt_problem=rendered.problem, cli_prompt=shlex.quote(prompt),
         has_chat_template=bool(run.source.chat_template), license=run.source.license,
         n_params=human_params(run.source.n_params), architecture=run.source.architecture,
-        baseline_ppl=f"{run.baseline.ppl:.3f} ± {run.baseline.ppl_err:.3f}",
+        baseline_ppl=interval_text(run.baseline.ppl, run.baseline.ppl_err, ".3f"),
         eval_text=run.evaluation.text_name, eval_sha256=run.evaluation.text_sha256,
         eval_tokens=run.evaluation.n_tokens, eval_ctx=run.evaluation.ctx,
         eval_chunks=run.evaluation.chunks, evaluator=run.evaluation.evaluator, ram_ctx=ram_ctx,
@@ -244,4 +256,5 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
         extra_files=[asdict(e) | {"size": human_bytes(e.size_bytes)} for e in run.extra_files],
         reference=run.source.reference, answers=answers_info(variants),
         name_notes=name_notes(variants),
+        adaptive=bool(run.provenance.get("settings", {}).get("adaptive")),
     )

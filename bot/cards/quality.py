@@ -6,17 +6,17 @@ the smallest whose loss is at most "low".
 
 from __future__ import annotations
 
+from runners.adaptive import BAND_EDGES
 from runners.answers import Answers
 from runners.results import Variant
+from runners.stats import ci95
 
 #: (upper bound of mean KLD in nats, quality band): thresholds as llama.cpp's KLD tables use them.
-KLD_BANDS: tuple[tuple[float, str], ...] = (
-    (0.005, "near-lossless"),
-    (0.02, "very low quality loss"),
-    (0.06, "low quality loss"),
-    (0.2, "moderate quality loss"),
-    (float("inf"), "high quality loss"),
-)
+#: The edges are the runners' (runners.adaptive.BAND_EDGES: adaptive windows settle against them).
+KLD_BANDS: tuple[tuple[float, str], ...] = tuple(zip(
+    (*BAND_EDGES, float("inf")),
+    ("near-lossless", "very low quality loss", "low quality loss", "moderate quality loss",
+     "high quality loss"), strict=True))
 _ADVICE = {
     "near-lossless": "indistinguishable from the original on our text; use when memory allows",
     "very low quality loss": "barely differs from the original",
@@ -42,22 +42,56 @@ def use_case(variant: Variant, smallest: bool, best: bool) -> str:
     return " - ".join(n for n in notes if n)
 
 
+#: "Nearly the same size": a file at most this much larger than the pick is worth it when the
+#: intervals say it is clearly closer to the original.
+NEAR_SIZE = 1.05
+
+
 def recommendation(variants: list[Variant]) -> tuple[Variant, str]:
-    """The file to recommend and why, in words that are true of it: the smallest file whose
-    loss is at most "low"; if none is, the closest to the original, said so."""
+    """The file to recommend and why, in words that are true of it.
+
+    The smallest file whose mean KLD is at most "low"; if none is, the closest to the original.
+    Then the front: a file at most 5 % larger whose KLD is lower beyond both 95 % intervals
+    (stock mixes on small models are erratic) is recommended instead, and the reason says so.
+    """
     acceptable = [v for v in variants
                   if v.quality.kld_mean is not None and v.quality.kld_mean <= KLD_BANDS[2][0]]
     if acceptable:
-        return (min(acceptable, key=lambda v: v.size_bytes),
-                'the smallest file whose measured quality loss is at most "low"')
-    best = min(variants, key=lambda v: v.quality.kld_mean or float("inf"))
-    return best, (f'no file here measured "low" quality loss or better; this one is the closest '
-                  f'to the original ({quality_band(best.quality.kld_mean)})')
+        chosen = min(acceptable, key=lambda v: v.size_bytes)
+        why = 'the smallest file whose measured quality loss is at most "low"'
+    else:
+        chosen = min(variants, key=lambda v: v.quality.kld_mean or float("inf"))
+        return chosen, (f'no file here measured "low" quality loss or better; this one is the '
+                        f'closest to the original ({quality_band(chosen.quality.kld_mean)})')
+    first = chosen
+    while True:
+        better = [v for v in variants if v is not chosen
+                  and v.size_bytes <= chosen.size_bytes * NEAR_SIZE and _clearly_worse(chosen, v)]
+        if not better:
+            break
+        chosen = min(better, key=lambda v: v.quality.kld_mean or 0.0)
+    if chosen is not first:
+        extra = 100 * (chosen.size_bytes / first.size_bytes - 1)
+        why = (f"not `{first.name}`, the smallest file whose measured loss is at most \"low\": "
+               f"this one is {extra:.0f} % larger and measured clearly closer to the original "
+               f"(KLD {chosen.quality.kld_mean:.4f} against {first.quality.kld_mean:.4f}, "
+               f"95 % intervals apart)")
+    return chosen, why
 
 
 def recommended(variants: list[Variant]) -> Variant:
     """The file :func:`recommendation` picks."""
     return recommendation(variants)[0]
+
+
+def interval_text(value: float | None, standard_error: float | None, spec: str,
+                  scale: float = 1.0) -> str:
+    """``value ± half-width`` of its 95 % interval: the cards' one way to show an estimate."""
+    if value is None:
+        return "n/a"
+    half = ci95(standard_error)
+    shown = format(value * scale, spec)
+    return shown if half is None else f"{shown} ± {format(half * scale, spec)}"
 
 
 def answers_cell(answers: Answers | None) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bot.cards import PLOT_FILE
 from bot.cards.plot import PlotPoint
-from bot.cards.quality import answers_cell, recommended
+from bot.cards.quality import answers_cell, interval_text, recommended
 from bot.methods import METHODS
 from runners.results import QuantRun, Variant
 from runners.units import human_bytes
@@ -68,10 +68,6 @@ class Release:
         return len(self.repos)
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
 def _link(repo_id: str, v: Variant) -> str:
     """Where the variant lives: its one file, or its branch (a whole model folder)."""
     if len(v.files) == 1:
@@ -98,9 +94,10 @@ def build_release(runs: list[tuple[str, QuantRun]]) -> Release:
             q = v.quality
             rows.append(ReleaseRow(
                 label=m.label, repo_id=repo_id, variant=v.name, size_bytes=v.size_bytes,
-                size=human_bytes(v.size_bytes), kld_mean=q.kld_mean, kld=_fmt(q.kld_mean, ".4f"),
-                ppl=_fmt(q.ppl, ".3f"),
-                same_top=_fmt(None if q.same_top_p is None else 100 * q.same_top_p, ".1f"),
+                size=human_bytes(v.size_bytes), kld_mean=q.kld_mean,
+                kld=interval_text(q.kld_mean, q.kld_err, ".4f"),
+                ppl=interval_text(q.ppl, q.ppl_err, ".3f"),
+                same_top=interval_text(q.same_top_p, q.same_top_err, ".1f", 100),
                 answers=answers_cell(v.answers), runs_in=", ".join(m.runtimes),
                 link=_link(repo_id, v), recommended=v is best))
     rows.sort(key=lambda r: (r.size_bytes, r.label))

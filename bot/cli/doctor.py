@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import click
 
 from bot.methods import METHODS, Method, method
+from runners import sandbox
 from runners.llamacpp import ensure_toolchain, toolchain
 from runners.paths import cache_dir
 from runners.support.registry import default_registry
@@ -77,8 +78,16 @@ def support_counts() -> dict[str, list[str]]:
             "mlx": sorted(registry.mlx_types)}
 
 
-def collect(require: tuple[str, ...], min_free_gb: float, build: bool) -> list[Finding]:
-    """Everything ``doctor`` reports, with problems for what the ``require``d methods need."""
+def _sandbox(required: bool) -> Finding:
+    """Whether the make step's sandbox (:mod:`runners.sandbox`) runs on this machine."""
+    value, problem = sandbox.describe()
+    return Finding("sandbox", value, problem if required else None)
+
+
+def collect(require: tuple[str, ...], min_free_gb: float, build: bool,
+            isolation: str = "none") -> list[Finding]:
+    """Everything ``doctor`` reports, with problems for what the ``require``d methods and the
+    ``isolation`` need."""
     wanted = [method(name) for name in require]
     need_gguf = any(m.support == "converter" for m in wanted)
     need_gpu = any(m.runner == "gpu" for m in wanted)
@@ -99,6 +108,7 @@ def collect(require: tuple[str, ...], min_free_gb: float, build: bool) -> list[F
                                 f"{tool} not found; fix: apt-get install cmake g++"
                                 if path is None and need_gguf and missing else None))
     findings.append(_gpu(need_gpu))
+    findings.append(_sandbox(isolation == sandbox.BWRAP))
     free_gb = shutil.disk_usage(cache_dir()).free / 1e9
     findings.append(Finding("disk free", f"{free_gb:.1f} GB in the cache's file system",
                             f"only {free_gb:.1f} GB free, {min_free_gb:g} GB required; fix: free "
@@ -113,9 +123,13 @@ def collect(require: tuple[str, ...], min_free_gb: float, build: bool) -> list[F
 @click.option("--min-free-gb", type=float, default=0.0, show_default=True,
               help="Fail with less free disk than this in the cache's file system.")
 @click.option("--build", is_flag=True, help="Build the llama.cpp tools now if they are missing.")
-def command(require: tuple[str, ...], min_free_gb: float, build: bool) -> None:
-    """Say what is installed and where; exit 1 if a required tool, GPU or disk space is missing."""
-    findings = collect(require, min_free_gb, build)
+@click.option("--isolation", type=click.Choice(sandbox.ISOLATIONS), default="none",
+              show_default=True,
+              help="bwrap: fail unless the make step's sandbox runs here (self-hosted runners).")
+def command(require: tuple[str, ...], min_free_gb: float, build: bool, isolation: str) -> None:
+    """Say what is installed and where; exit 1 if a required tool, GPU, disk space or the
+    sandbox is missing."""
+    findings = collect(require, min_free_gb, build, isolation)
     width = max(len(f.name) for f in findings)
     for f in findings:
         click.echo(f"{f.name:<{width}}  {f.value}")

@@ -50,6 +50,9 @@ def job_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Calibration blocks (GPTQ, AWQ)."),
         click.option("--calib-len", type=click.IntRange(16), default=512, show_default=True,
                      help="Tokens per calibration block."),
+        click.option("--fixed-windows", is_flag=True,
+                     help="Measure every file on all --chunks windows (default: add windows, "
+                          "4, 8, 16 …, only until each file's KLD is settled)."),
         click.option("--answers", type=click.IntRange(0), default=64, show_default=True,
                      help="Chat prompts every file answers, to compare with the original's "
                           "answers (0: skip answer agreement)."),
@@ -63,13 +66,14 @@ def job_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_settings(work: Path | None, ctx: int, chunks: int, jobs: int, threads: int,
                  split_size: str, device: str, calib_samples: int, calib_len: int,
-                 answers: int = 64, answer_tokens: int = 48) -> RunSettings:
+                 answers: int = 64, answer_tokens: int = 48,
+                 fixed_windows: bool = False) -> RunSettings:
     from runners.paths import cache_dir
 
     return RunSettings(work_dir=work or cache_dir() / "work", ctx=ctx, chunks=chunks, jobs=jobs,
                        threads=threads, split_bytes=parse_count(split_size, "--split-size"),
                        device=device, calib_samples=calib_samples, calib_len=calib_len,
-                       answers=answers, answer_tokens=answer_tokens)
+                       answers=answers, answer_tokens=answer_tokens, adaptive=not fixed_windows)
 
 
 def run_quantize(source: str, *, words: tuple[str, ...], out: Path, owner: str,
@@ -82,7 +86,7 @@ def run_quantize(source: str, *, words: tuple[str, ...], out: Path, owner: str,
     for result in outcome.published:
         click.echo(f"{result.repo_id}: {len(result.uploaded)} files in {result.location}")
     if len(outcome.failed) == 1 and not outcome.published:  # the request's only method
-        raise QuantbotError(outcome.failed[0].problem, outcome.failed[0].fix)
+        raise outcome.failed[0].error
     if outcome.failed:
         names = ", ".join(METHODS[f.method].label for f in outcome.failed)
         details = "; ".join(f"{METHODS[f.method].label}: {f.problem}" for f in outcome.failed)

@@ -15,6 +15,7 @@ from runners.errors import QuantbotError
 from runners.llamacpp import PERPLEXITY, Toolchain
 from runners.proc import ToolRun, run_tool
 from runners.results import Quality
+from runners.stats import DELTA_P_PERCENTILES, KLD_PERCENTILES
 
 _NUM = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf)"
 _PM = r"\s*(?:±|\+/-)\s*"
@@ -102,15 +103,40 @@ def parse_base_ppl(output: str) -> Quality:
     return Quality(ppl=float(m.group(1)), ppl_err=float(m.group(2)))
 
 
+def _table(output: str, unit: str, keys: dict[str, float]) -> dict[str, float] | None:
+    """The percentile lines (``99.9%   KLD: x``, ``Median  Δp: x%``) by quantbot's keys."""
+    names = {"max": "Maximum", "median": "Median", "min": "Minimum"}
+    out = {}
+    for key, fraction in keys.items():
+        label = names.get(key, f"{100 * fraction:.1f}%")
+        m = re.search(rf"^\s*{re.escape(label)}\s+{unit}:\s*{_NUM}", output, re.M)
+        if m is None:
+            return None
+        out[key] = float(m.group(1))
+    return out
+
+
 def parse_kld(output: str) -> Quality:
-    """PPL(Q), mean/99th-percentile KLD and same-top-token share of a --kl-divergence run."""
+    """PPL(Q), mean/99th-percentile KLD and same-top-token share of a --kl-divergence run, with
+    their standard errors, the KLD percentiles and the Δp statistics."""
     ppl = _find(rf"Mean PPL\(Q\)\s*:\s*{_NUM}{_PM}{_NUM}", output, "Mean PPL(Q)")
     kld = _find(rf"Mean\s+KLD:\s*{_NUM}{_PM}{_NUM}", output, "Mean KLD")
     p99 = _find(rf"99\.0%\s+KLD:\s*{_NUM}", output, "99.0% KLD")
     top = _find(rf"Same top p:\s*{_NUM}{_PM}{_NUM}\s*%", output, "Same top p")
+    delta_p = _table(output, "Δp", DELTA_P_PERCENTILES)
+    mean_dp = re.search(rf"Mean\s+Δp:\s*{_NUM}{_PM}{_NUM}\s*%", output)
+    rms_dp = re.search(rf"RMS Δp\s*:\s*{_NUM}{_PM}{_NUM}\s*%", output)
+    if delta_p is not None and mean_dp and rms_dp:  # llama-perplexity prints Δp in percent
+        delta_p = {k: round(v / 100, 8) for k, v in {
+            **delta_p, "mean": float(mean_dp.group(1)), "mean_err": float(mean_dp.group(2)),
+            "rms": float(rms_dp.group(1)), "rms_err": float(rms_dp.group(2))}.items()}
+    else:
+        delta_p = None
     return Quality(ppl=float(ppl.group(1)), ppl_err=float(ppl.group(2)),
                    kld_mean=float(kld.group(1)), kld_err=float(kld.group(2)),
-                   kld_p99=float(p99.group(1)), same_top_p=float(top.group(1)) / 100.0)
+                   kld_p99=float(p99.group(1)), same_top_p=float(top.group(1)) / 100.0,
+                   same_top_err=float(top.group(2)) / 100.0,
+                   kld_percentiles=_table(output, "KLD", KLD_PERCENTILES), delta_p=delta_p)
 
 
 def supported_architectures(tc: Toolchain) -> frozenset[str]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from runners.adaptive import schedule, settled
 from runners.answers import PromptSet, compare
 from runners.calibration_mix import MIX_NAME
 from runners.errors import QuantbotError
@@ -32,10 +33,12 @@ from runners.gguf.check import check_gguf
 from runners.gguf.contents import contents, fingerprint, same_files
 from runners.gguf.header import read_header
 from runners.gguf.inspect import summarize
+from runners.gguf.logits import LogitsHeader, prefix_of, remove_prefixes
+from runners.gguf.logits import read_header as read_logits
 from runners.gguf.overlap import plan_lanes, run_overlapped
 from runners.gguf.spec import GgufSpec
 from runners.llamacpp import Toolchain, ensure_cuda_toolchain, ensure_toolchain
-from runners.proc import ToolFailed
+from runners.proc import ToolFailed, ToolRun
 from runners.progress import progress
 from runners.results import EvalSpec, ExtraFile, Quality, QuantRun, Variant
 from runners.settings import RunSettings
@@ -175,8 +178,10 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                      "quantization", lanes.wall_seconds, lanes.hidden_seconds())
         else:
             with ThreadPoolExecutor(max_workers=jobs) as pool:
+                # Every type waits for the reference after its quantization: give it every core.
                 base_future = pool.submit(_baseline, tc, base, eval_file, work, ctx,
-                                          settings.chunks, threads, log_file, progress, prompts)
+                                          settings.chunks, jobs * threads, log_file, progress,
+                                          prompts)
                 futures = [pool.submit(_one_type, tc, source, base, qtype, repo_dir,
                                        base_future, imatrix_file, threads, opts, log_file,
                                        progress)
@@ -184,6 +189,7 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                 baseline, chunks, n_ctx, _, _ = base_future.result()
                 variants = [f.result() for f in futures]
         variants = _fold_identical(variants, repo_dir)
+        remove_prefixes(_logits_path(work, ctx, settings.chunks))
         projector_future.result()
         extra_files = mmproj.check_projectors(tc, source, repo_dir,
                                               repo_dir / variants[0].files[0],
@@ -294,7 +300,7 @@ def _publish_imatrix(matrix: Path, repo_dir: Path, source: SourceModel,
 def _baseline(tc: Toolchain, base: Path, eval_file: Path, work: Path, ctx: int, max_chunks: int,
               threads: int, log_file: Path, progress: _Progress, prompts: Path | None = None
               ) -> tuple[Quality, int, int, Path, tuple[list[list[int]], str] | None]:
-    logits = work / f"reference-c{ctx}-n{max_chunks}.kld"
+    logits = _logits_path(work, ctx, max_chunks)
     out_file = logits.with_suffix(".log")
     if not (logits.exists() and out_file.exists()):
         tmp = logits.with_suffix(".partial")
@@ -312,6 +318,11 @@ def _baseline(tc: Toolchain, base: Path, eval_file: Path, work: Path, ctx: int, 
         reference = (tokens, f"the unquantized {base.stem.rsplit('.', 1)[-1]} GGUF in "
                              "llama-cpp-python")
     return llama_tools.parse_base_ppl(output), chunks, n_ctx, logits, reference
+
+
+def _logits_path(work: Path, ctx: int, max_chunks: int) -> Path:
+    """The reference logits of this window size and count (a new size is a new file)."""
+    return work / f"reference-c{ctx}-n{max_chunks}.kld"
 
 
 def _answers_file(work: Path, model_name: str, prompts: Path) -> Path:
@@ -359,9 +370,9 @@ def _measured(eval_tc: Toolchain, qtype: str, parts: list[Path], base_run: tuple
     load-and-generate check and the answer set in llama-cpp-python with the same build (on the
     GPU for the CUDA one: see runners.gguf.check)."""
     logits, reference = base_run[3], base_run[4]
-    run = llama_tools.perplexity_kld(eval_tc, parts[0], logits, threads, log_file)
-    quality = llama_tools.parse_kld(run.output)
-    progress.done(f"{qtype} measured")
+    run, quality, chunks = _measure_adaptive(eval_tc, parts[0], logits, threads, log_file,
+                                             opts.settings.adaptive)
+    progress.done(f"{qtype} measured on {chunks} windows")
     text = check_gguf(eval_tc, parts[0], tokens=opts.settings.check_tokens)
     answers = None
     prompts = opts.settings.answer_prompts_file
@@ -382,10 +393,32 @@ def _measured(eval_tc: Toolchain, qtype: str, parts: list[Path], base_run: tuple
         bits_per_weight=round(summary.bits_per_weight, 3), ram_bytes=ram,
         peak_rss_bytes=run.peak_rss_bytes, quality=quality, check_output=text, answers=answers,
         params={"tensor_types": summary.tensor_types, "ram_ctx": ram_ctx,
+                "eval_chunks": chunks, "eval_tokens": chunks * _scored(read_logits(logits)),
                 "tensor_fingerprint": fingerprint(tensors), "content_note": held.note(),
                 "imatrix": imatrix_file is not None, "measured_on": eval_tc.backend,
                 "checked_on": eval_tc.backend},
     )
+
+
+def _scored(header: LogitsHeader) -> int:
+    """Tokens llama-perplexity scores per window: the second half, less the last."""
+    return header.n_ctx - 1 - header.n_ctx // 2
+
+
+def _measure_adaptive(eval_tc: Toolchain, model: Path, logits: Path, threads: int,
+                      log_file: Path, adaptive: bool) -> tuple[ToolRun, Quality, int]:
+    """KLD on the first 4, 8, 16 … windows of the reference until the estimate is settled
+    (:mod:`runners.adaptive`), or on all of them; the run, its numbers and the windows used."""
+    total = read_logits(logits).n_chunk
+    peak = 0
+    for chunks in schedule(total) if adaptive else [total]:
+        run = llama_tools.perplexity_kld(eval_tc, model, prefix_of(logits, chunks), threads,
+                                         log_file)
+        peak = max(peak, run.peak_rss_bytes)
+        quality = llama_tools.parse_kld(run.output)
+        if settled(quality):
+            break
+    return dataclasses.replace(run, peak_rss_bytes=peak), quality, chunks
 
 
 def _fold_identical(variants: list[Variant], repo_dir: Path) -> list[Variant]:

@@ -20,9 +20,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runners.adaptive import schedule, settled
 from runners.errors import QuantbotError
 from runners.hfmodel.types import Measurement
 from runners.results import Quality
+from runners.stats import (
+    DELTA_P_PERCENTILES,
+    KLD_PERCENTILES,
+    mean_and_error,
+    percentiles,
+    rms_and_error,
+    share_and_error,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -66,12 +75,16 @@ def window_terms(logits: torch.Tensor, tokens: torch.Tensor,
                 "delete the baseline folder so it is computed again for this model and text")
         out["kld"] = (base.exp() * (base - lp)).sum(-1).clamp_min(0)
         out["same"] = (base.argmax(-1) == lp.argmax(-1)).float()
+        # Δp: the change in the probability of the right token (llama-perplexity's p - p_base)
+        out["dp"] = (lp.gather(1, target[:, None])[:, 0].exp()
+                     - base.gather(1, target[:, None])[:, 0].exp())
     return out
 
 
 def summarize(nll: list[float], kld: list[float] | None = None,
-              same: list[float] | None = None) -> Measurement:
-    """Perplexity (± its standard error, as llama.cpp gives it) and KLD statistics (pure)."""
+              same: list[float] | None = None, dp: list[float] | None = None) -> Measurement:
+    """Perplexity (± its standard error, as llama.cpp gives it) and the divergence statistics
+    llama-perplexity prints, by the same formulas (:mod:`runners.stats`) (pure)."""
     n = len(nll)
     if n < 2:
         raise QuantbotError(f"only {n} scored tokens", "evaluate on more or longer windows")
@@ -80,13 +93,19 @@ def summarize(nll: list[float], kld: list[float] | None = None,
     ppl = math.exp(mean)
     out: dict[str, Any] = {"ppl": ppl, "ppl_err": ppl * math.sqrt(var / n)}
     if kld:
-        k_mean = math.fsum(kld) / len(kld)
-        k_var = math.fsum((x - k_mean) ** 2 for x in kld) / max(1, len(kld) - 1)
-        ordered = sorted(kld)
-        out |= {"kld_mean": k_mean, "kld_err": math.sqrt(k_var / len(kld)),
-                "kld_p99": ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]}
+        k_mean, k_err = mean_and_error(kld)
+        spread = percentiles(kld, KLD_PERCENTILES)
+        out |= {"kld_mean": k_mean, "kld_err": k_err, "kld_p99": spread["p99"],
+                "kld_percentiles": spread}
     if same:
-        out["same_top_p"] = math.fsum(same) / len(same)
+        share, err = share_and_error(round(math.fsum(same)), len(same))
+        out |= {"same_top_p": share, "same_top_err": err}
+    if dp:
+        d_mean, d_err = mean_and_error(dp)
+        rms, rms_err = rms_and_error(dp)
+        out["delta_p"] = {**percentiles(dp, DELTA_P_PERCENTILES), "mean": round(d_mean, 8),
+                          "mean_err": round(d_err, 8), "rms": round(rms, 8),
+                          "rms_err": round(rms_err, 8)}
     return Measurement(quality=Quality(**out), n_scored=n)
 
 
@@ -104,8 +123,10 @@ def baseline_ready(folder: Path, key: str) -> bool:
 
 
 def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
-            write_baseline: bool = False) -> Measurement:
-    """Score ``model`` on ``blocks``; write the baseline (unquantized) or compare with it."""
+            write_baseline: bool = False, adaptive: bool = False) -> Measurement:
+    """Score ``model`` on ``blocks``; write the baseline (unquantized, every window) or compare
+    with it: on all windows, or with ``adaptive`` on the first 4, 8, 16 … until the KLD is
+    settled (:mod:`runners.adaptive`, the rule llama-perplexity's measurements follow too)."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -117,7 +138,10 @@ def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
     nll: list[float] = []
     kld: list[float] = []
     same: list[float] = []
+    dp: list[float] = []
     start = time.perf_counter()
+    checkpoints = set(schedule(len(blocks))) if adaptive and not write_baseline else set()
+    used = len(blocks)
     with torch.inference_mode():
         for i, block in enumerate(blocks):
             tokens = torch.tensor(block, dtype=torch.long, device=device)
@@ -131,10 +155,15 @@ def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
             else:
                 kld += terms["kld"].tolist()
                 same += terms["same"].tolist()
-    result = summarize(nll, kld or None, same or None)
+                dp += terms["dp"].tolist()
+                if i + 1 in checkpoints and i + 1 < len(blocks) and settled(
+                        summarize(nll, kld, same).quality):
+                    used = i + 1
+                    break
+    result = summarize(nll, kld or None, same or None, dp or None)
     if write_baseline:
         (baseline_dir / BASELINE_META).write_text(json.dumps(
             {"key": key, "windows": len(blocks), "ppl": result.quality.ppl}, indent=1))
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     return Measurement(quality=result.quality, n_scored=result.n_scored, dtype=dtype,
-                       seconds=round(time.perf_counter() - start, 3))
+                       seconds=round(time.perf_counter() - start, 3), windows=used)

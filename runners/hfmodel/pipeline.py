@@ -234,7 +234,7 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
     # numbers are the same).
     env = {"TORCHDYNAMO_DISABLE": "1"} if settings.device == "cpu" else {}
     eval_req = {"blocks_file": str(blocks_file), "baseline_dir": str(work / "baseline"),
-                "key": key}
+                "key": key, "adaptive": settings.adaptive}
     base = _baseline(source, settings, eval_req, log_file, env)
     runtime = quantizer.runtime
     _runtime_reference(source, settings, runtime, Path(eval_req["baseline_dir"]), log_file, env)
@@ -278,6 +278,7 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
                     "quant_peak_vram_bytes": outcome.peak_vram_bytes,
                     "calibration_tokens": outcome.calibration_tokens,
                     "kernel": checked.load_class, "eval_dtype": measured.dtype,
+                    "eval_chunks": measured.windows, "eval_tokens": measured.n_scored,
                     "eval_device": checked.device}))
     calibrated = ({"calibration": f"{calibration.text_name}: {len(calibration.blocks)} x "
                                   f"{settings.calib_len} tokens",

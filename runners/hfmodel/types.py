@@ -49,6 +49,7 @@ class Measurement:
     n_scored: int
     dtype: str = ""
     seconds: float = 0.0
+    windows: int = 0  # evaluation windows used (fewer than given when the rule settled early)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,36 @@ check_disk() {  # check_disk GB: free space under QUANTBOT_HOME
   echo "disk: ${free_gb} GB free under $QUANTBOT_HOME (need ${need_gb} GB)"
 }
 
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_sandbox() {  # bubblewrap, and user namespaces for it: the make step's sandbox
+  if ! command -v bwrap >/dev/null; then
+    command -v apt-get >/dev/null || die "bwrap not found; install bubblewrap with the system's package manager"
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq bubblewrap
+  fi
+  local bwrap clone=/proc/sys/kernel/unprivileged_userns_clone
+  local restrict=/proc/sys/kernel/apparmor_restrict_unprivileged_userns
+  bwrap="$(command -v bwrap)"
+  if [ -r "$clone" ] && [ "$(cat "$clone")" = 0 ]; then  # older Debian kernels
+    echo "kernel.unprivileged_userns_clone = 1" | as_root tee /etc/sysctl.d/90-quantbot-userns.conf >/dev/null
+    as_root sysctl -q -w kernel.unprivileged_userns_clone=1
+  fi
+  if [ -r "$restrict" ] && [ "$(cat "$restrict")" = 1 ]; then  # Ubuntu 23.10+: per-program AppArmor rule
+    as_root tee /etc/apparmor.d/quantbot-bwrap >/dev/null <<EOT
+abi <abi/4.0>,
+include <tunables/global>
+
+profile quantbot-bwrap $bwrap flags=(unconfined) {
+  userns,
+  include if exists <local/quantbot-bwrap>
+}
+EOT
+    as_root apparmor_parser -r /etc/apparmor.d/quantbot-bwrap
+  fi
+  echo "sandbox: $($bwrap --version) at $bwrap"
+}
+
 make_venv() {  # make_venv EXTRA [pip args for torch...]
   local extra=$1; shift
   command -v "$PYTHON" >/dev/null || die "$PYTHON not found; install Python 3.11 or set PYTHON"

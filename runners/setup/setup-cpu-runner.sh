@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up a [self-hosted, cpu] runner for the GGUF jobs: a venv with quantbot[gguf] and CPU torch,
-# cache folders, the runner's .env, and llama.cpp built once into QUANTBOT_CACHE.
+# Set up a [self-hosted, cpu] runner for the GGUF jobs: bubblewrap for the make step's sandbox, a
+# venv with quantbot[gguf] and CPU torch, cache folders, the runner's .env, and llama.cpp built
+# once into QUANTBOT_CACHE.
 #
 #   sudo apt-get install -y python3.11 python3.11-venv build-essential cmake git
 #   QUANTBOT_HOME=/srv/quantbot RUNNER_DIR=~/actions-runner runners/setup/setup-cpu-runner.sh
@@ -15,8 +16,9 @@ export REPO_ROOT
 . "$(dirname "$0")/common.sh"
 
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
+install_sandbox
 check_disk "${MIN_FREE_GB:-200}"
 make_venv gguf "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu
 write_runner_env
-QUANTBOT_CACHE="$QUANTBOT_CACHE" HF_HOME="$HF_HOME" "$QUANTBOT_VENV/bin/quantbot" doctor --method gguf
+QUANTBOT_CACHE="$QUANTBOT_CACHE" HF_HOME="$HF_HOME" "$QUANTBOT_VENV/bin/quantbot" doctor --method gguf --isolation bwrap
 print_register_hint cpu

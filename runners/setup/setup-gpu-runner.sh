@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a [self-hosted, gpu] runner for the GPTQ, AWQ and NF4 jobs (and GGUF, which runs on a GPU
-# runner too): a venv with quantbot[gpu,gguf] and CUDA
+# runner too): bubblewrap for the make step's sandbox, a venv with quantbot[gpu,gguf] and CUDA
 # torch, cache folders and the runner's .env. Needs an NVIDIA driver (nvidia-smi) first.
 #
 #   QUANTBOT_HOME=/srv/quantbot RUNNER_DIR=~/actions-runner runners/setup/setup-gpu-runner.sh
@@ -18,8 +18,9 @@ command -v nvidia-smi >/dev/null || die "nvidia-smi not found: install the NVIDI
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 TORCH_INDEX="${TORCH_INDEX:-https://download.pytorch.org/whl/cu128}"
+install_sandbox
 check_disk "${MIN_FREE_GB:-150}"
 make_venv gpu,gguf "torch==$TORCH_VERSION" --index-url "$TORCH_INDEX"
 write_runner_env
-QUANTBOT_CACHE="$QUANTBOT_CACHE" HF_HOME="$HF_HOME" "$QUANTBOT_VENV/bin/quantbot" doctor --method gptq --method awq --method nf4
+QUANTBOT_CACHE="$QUANTBOT_CACHE" HF_HOME="$HF_HOME" "$QUANTBOT_VENV/bin/quantbot" doctor --method gptq --method awq --method nf4 --isolation bwrap
 print_register_hint gpu
