@@ -1,10 +1,11 @@
 """The README's "Measured on a real model" table and plot, from one command.
 
 ``python bench/real_model.py [-- QUANTBOT OPTIONS]`` runs ``quantbot demo --model
-smollm2-135m-instruct`` twice, each in a fresh process (quantbot's defaults unless options are
-given, e.g. ``-- --answers 32 --calib-samples 32`` on a small machine): the GGUF default set with
-GPTQ, AWQ and NF4, then the i-quants with an importance matrix. The block names the settings the
-runs recorded. It reads every ``quantbot.json`` they wrote and rewrites the block between
+smollm2-135m-instruct`` once per request of :data:`REQUESTS`, each in a fresh process (quantbot's
+defaults unless options are given, e.g. ``-- --answers 32 --calib-samples 32`` on a small
+machine): the GGUF default set; GPTQ, AWQ and NF4; the i-quants with an importance matrix; MLX
+and FP8 dynamic. The block names the settings the runs recorded and whom each format's answers
+were compared with. It reads every ``quantbot.json`` they wrote and rewrites the block between
 ``<!-- real:begin -->`` and ``<!-- real:end -->`` in README.md, and the plot
 ``bench/results/real-model/quality.png``. ``--render-only`` rewrites both from the saved runs.
 """
@@ -35,11 +36,12 @@ PLOT = RESULTS / "quality.png"
 MARK_BEGIN, MARK_END = "<!-- real:begin -->", "<!-- real:end -->"
 #: The requests, each its own quantbot run (``--requests`` picks some, so that one request can be
 #: run again without the others): the GGUF default set, the transformers-family methods, the
-#: i-quants with an importance matrix.
+#: i-quants with an importance matrix, MLX and FP8 dynamic.
 REQUESTS = {
     "gguf": ("gguf",),
     "transformers": ("gptq", "awq", "nf4"),
     "iquants": ("gguf=IQ2_XXS,IQ2_XS,IQ3_XXS,IQ3_XS,IQ4_XS", "imatrix"),
+    "formats": ("mlx", "fp8"),
 }
 
 
@@ -72,6 +74,20 @@ def rows(runs: list[tuple[str, QuantRun]]) -> list[list[str]]:
                 interval_text(q.same_top_p, q.same_top_err, ".1f", 100),
                 answers_cell(v.answers), str(v.params.get("eval_tokens", ""))]))
     return [cells for _, cells in sorted(out, key=lambda r: r[0])]
+
+
+def references(runs: list[tuple[str, QuantRun]]) -> str:
+    """Whom each format's answers were compared with, as the records say (e.g. "GGUF against the
+    BF16 GGUF in llama-cpp-python; MLX against the unquantized model in mlx-lm")."""
+    by_reference: dict[str, list[str]] = {}
+    for _, run in runs:
+        for v in run.variants:
+            if v.answers is not None:
+                labels = by_reference.setdefault(v.answers.reference, [])
+                if METHODS[run.method].label not in labels:
+                    labels.append(METHODS[run.method].label)
+    return "; ".join(f"{', '.join(labels)} against {reference}"
+                     for reference, labels in by_reference.items())
 
 
 def finished(work: Path, request: str) -> list[Path]:
@@ -110,16 +126,16 @@ def render(work: Path) -> str:
         f"{first.evaluation.chunks} windows of {first.evaluation.ctx} tokens of "
         f"{first.evaluation.text_name} ({first.evaluation.n_tokens} tokens), and "
         f"{answers.prompts} chat prompts answered with up to {answers.max_new_tokens} new tokens "
-        f"(GGUF against the BF16 GGUF in llama-cpp-python, the others against the bf16 model in "
-        f"transformers); each file measured on windows added until its KLD settled "
+        f"({references(runs)}); each file measured on windows added until its KLD settled "
         f"(**Tokens** is the scored tokens it used); GPTQ/AWQ calibrated on "
         f"{settings.get('calib_samples')} x {settings.get('calib_len')} tokens of quantbot's "
         f"calibration text. ± is the 95 % interval. "
         f"Reference: {REFERENCE_NOTE}. Unquantized PPL on all windows: {baselines} (each row's "
         f"PPL is on the tokens it used: compare rows by KLD). "
         f"Versions: " + ", ".join(f"{k} {versions[k]}" for k in
-                                  ("llama-cpp-python", "gptqmodel", "bitsandbytes", "transformers",
-                                   "torch") if k in versions)
+                                  ("llama-cpp-python", "gptqmodel", "bitsandbytes",
+                                   "compressed-tensors", "mlx-lm", "transformers", "torch")
+                                  if k in versions)
         + ".",
         "",
         "| " + " | ".join(header) + " |",

@@ -61,7 +61,8 @@ def check_supported(source: SourceModel, m: Method) -> None:
 
 #: Distributions whose versions a run records (those installed).
 RECORDED_VERSIONS = ("quantbot", "transformers", "torch", "gguf", "llama-cpp-python", "gptqmodel",
-                     "optimum", "bitsandbytes", "huggingface-hub", "safetensors", "tokenizers")
+                     "optimum", "bitsandbytes", "compressed-tensors", "mlx", "mlx-lm",
+                     "huggingface-hub", "safetensors", "tokenizers")
 
 
 def snapshot_digests(path: Path) -> dict[str, str]:

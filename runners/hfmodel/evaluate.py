@@ -6,8 +6,10 @@ has at least ``ctx/2`` tokens of context). The unquantized model's log-probabili
 scored positions are written once (float16 safetensors, one file per window) and every variant's
 KL divergence is computed against them; the baseline is reused while its key matches.
 
-The math (:func:`window_terms`, :func:`summarize`) is separate from the loop that runs a model
-(:func:`measure`), which the fresh-process worker in :mod:`runners.hfmodel.check` calls.
+The math (:func:`window_terms`, :func:`summarize`) is separate from the loop over the windows
+(:func:`score_windows`), which takes any runtime's logits: transformers' (:func:`measure`, called
+by the fresh-process worker in :mod:`runners.hfmodel.check`) and MLX's
+(:mod:`runners.mlx.check`) share it, adaptive rule and statistics included.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,11 +126,17 @@ def baseline_ready(folder: Path, key: str) -> bool:
         window_file(folder, i).is_file() for i in range(data.get("windows", 0)))
 
 
-def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
-            write_baseline: bool = False, adaptive: bool = False) -> Measurement:
-    """Score ``model`` on ``blocks``; write the baseline (unquantized, every window) or compare
-    with it: on all windows, or with ``adaptive`` on the first 4, 8, 16 … until the KLD is
-    settled (:mod:`runners.adaptive`, the rule llama-perplexity's measurements follow too)."""
+def score_windows(logits_of: Callable[[list[int]], torch.Tensor], blocks: list[list[int]],
+                  baseline_dir: Path, key: str, write_baseline: bool = False,
+                  adaptive: bool = False) -> Measurement:
+    """Score a model on ``blocks``, whatever runs it: ``logits_of(block)`` gives the window's
+    ``[ctx, vocab]`` logits as a torch tensor (transformers' forward pass, or MLX's converted).
+
+    Writes the baseline (unquantized, every window) or compares with it: on all windows, or with
+    ``adaptive`` on the first 4, 8, 16 … until the KLD is settled (:mod:`runners.adaptive`, the
+    rule llama-perplexity's measurements follow too). One loop for every runtime, so every
+    format's record has the same statistics (:func:`summarize`) and ``windows`` used.
+    """
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -134,7 +144,6 @@ def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
         raise QuantbotError(f"no finished baseline in {baseline_dir}",
                             "evaluate the unquantized model first (the pipeline does)")
     baseline_dir.mkdir(parents=True, exist_ok=True)
-    device = next(model.parameters()).device
     nll: list[float] = []
     kld: list[float] = []
     same: list[float] = []
@@ -142,28 +151,40 @@ def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
     start = time.perf_counter()
     checkpoints = set(schedule(len(blocks))) if adaptive and not write_baseline else set()
     used = len(blocks)
-    with torch.inference_mode():
-        for i, block in enumerate(blocks):
-            tokens = torch.tensor(block, dtype=torch.long, device=device)
-            logits = model(input_ids=tokens[None]).logits[0]
-            base = None if write_baseline else load_file(window_file(baseline_dir, i))["logprobs"]
-            terms = window_terms(logits, tokens, base)
-            nll += terms["nll"].tolist()
-            if write_baseline:
-                save_file({"logprobs": terms["logprobs"].half().cpu().contiguous()},
-                          window_file(baseline_dir, i))
-            else:
-                kld += terms["kld"].tolist()
-                same += terms["same"].tolist()
-                dp += terms["dp"].tolist()
-                if i + 1 in checkpoints and i + 1 < len(blocks) and settled(
-                        summarize(nll, kld, same).quality):
-                    used = i + 1
-                    break
+    for i, block in enumerate(blocks):
+        tokens = torch.tensor(block, dtype=torch.long)
+        base = None if write_baseline else load_file(window_file(baseline_dir, i))["logprobs"]
+        terms = window_terms(logits_of(block), tokens, base)
+        nll += terms["nll"].tolist()
+        if write_baseline:
+            save_file({"logprobs": terms["logprobs"].half().cpu().contiguous()},
+                      window_file(baseline_dir, i))
+        else:
+            kld += terms["kld"].tolist()
+            same += terms["same"].tolist()
+            dp += terms["dp"].tolist()
+            if i + 1 in checkpoints and i + 1 < len(blocks) and settled(
+                    summarize(nll, kld, same).quality):
+                used = i + 1
+                break
     result = summarize(nll, kld or None, same or None, dp or None)
     if write_baseline:
         (baseline_dir / BASELINE_META).write_text(json.dumps(
             {"key": key, "windows": len(blocks), "ppl": result.quality.ppl}, indent=1))
-    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-    return Measurement(quality=result.quality, n_scored=result.n_scored, dtype=dtype,
-                       seconds=round(time.perf_counter() - start, 3), windows=used)
+    return replace(result, seconds=round(time.perf_counter() - start, 3), windows=used)
+
+
+def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
+            write_baseline: bool = False, adaptive: bool = False) -> Measurement:
+    """Score a transformers ``model`` on ``blocks`` (:func:`score_windows`)."""
+    import torch
+
+    device = next(model.parameters()).device
+
+    def logits_of(block: list[int]) -> torch.Tensor:
+        ids = torch.tensor([block], dtype=torch.long, device=device)
+        return model(input_ids=ids).logits[0]
+
+    with torch.inference_mode():
+        result = score_windows(logits_of, blocks, baseline_dir, key, write_baseline, adaptive)
+    return replace(result, dtype=str(next(model.parameters()).dtype).removeprefix("torch."))

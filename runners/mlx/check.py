@@ -4,8 +4,8 @@ This is how users run an MLX repository (``mlx_lm.load``, ``mlx_lm.generate``), 
 that fails here is not published. The same process optionally measures the model (on a CPU
 with its weights dequantized, :data:`CPU_DEQUANTIZED`) on the
 evaluation windows with MLX's own forward pass, against the unquantized model's log-probs that
-:mod:`runners.hfmodel.evaluate` wrote with transformers (same windows, same math:
-:func:`~runners.hfmodel.evaluate.window_terms`, :func:`~runners.hfmodel.evaluate.summarize`),
+:mod:`runners.hfmodel.evaluate` wrote with transformers (same windows, same loop and math:
+:func:`~runners.hfmodel.evaluate.score_windows`, with the adaptive rule),
 and answers the prompt set greedily, as :mod:`runners.hfmodel.check` does in transformers.
 
 Run as ``python -m runners.mlx.check REQUEST.json RESULT.json``; the request and result are
@@ -19,7 +19,7 @@ import logging
 import resource
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,31 +70,22 @@ def _stop_ids(tokenizer: Any) -> set[int]:
     return {int(t) for t in tokenizer.eos_token_ids}
 
 
-def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str) -> Measurement:
-    """Score ``model`` on ``blocks`` against the transformers baseline's log-probs."""
+def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
+            adaptive: bool = False) -> Measurement:
+    """Score ``model`` on ``blocks`` against the transformers baseline's log-probs: the one loop
+    of every runtime (:func:`runners.hfmodel.evaluate.score_windows`), adaptive rule included,
+    fed with MLX's own logits."""
     import mlx.core as mx
     import numpy as np
     import torch
-    from safetensors.torch import load_file
 
-    if not evaluate.baseline_ready(baseline_dir, key):
-        raise QuantbotError(f"no finished baseline in {baseline_dir}",
-                            "evaluate the unquantized model with transformers first (the pipeline does)")
-    nll: list[float] = []
-    kld: list[float] = []
-    same: list[float] = []
-    start = time.perf_counter()
-    for i, block in enumerate(blocks):
+    def logits_of(block: list[int]) -> torch.Tensor:
         logits = model(mx.array([block]))[0].astype(mx.float32)
         mx.eval(logits)
-        base = load_file(evaluate.window_file(baseline_dir, i))["logprobs"]
-        terms = evaluate.window_terms(torch.from_numpy(np.array(logits)), torch.tensor(block), base)
-        nll += terms["nll"].tolist()
-        kld += terms["kld"].tolist()
-        same += terms["same"].tolist()
-    result = evaluate.summarize(nll, kld, same)
-    return Measurement(quality=result.quality, n_scored=result.n_scored, dtype=_dtype(model),
-                       seconds=round(time.perf_counter() - start, 3))
+        return torch.from_numpy(np.array(logits))
+
+    result = evaluate.score_windows(logits_of, blocks, baseline_dir, key, adaptive=adaptive)
+    return replace(result, dtype=_dtype(model))
 
 
 def _dtype(model: Any) -> str:
@@ -163,7 +154,8 @@ def _worker(request: dict[str, Any]) -> dict[str, Any]:
             raise QuantbotError("the MLX check cannot write the baseline",
                                 "score the unquantized model with runners.hfmodel.check")
         blocks = json.loads(Path(ev["blocks_file"]).read_text())
-        measurement = measure(model, blocks, Path(ev["baseline_dir"]), ev["key"])
+        measurement = measure(model, blocks, Path(ev["baseline_dir"]), ev["key"],
+                              adaptive=bool(ev.get("adaptive")))
     if request.get("answers"):
         prompts_file, out_file = request["answers"]
         answer_prompts(model, tokenizer, Path(prompts_file), Path(out_file))

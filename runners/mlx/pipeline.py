@@ -21,8 +21,9 @@ MLX = Runtime("mlx-lm", "runners.mlx.check", "reference-mlx")
 QUANTIZER = Quantizer(module="runners.mlx.quantize", verify=verify_folder, calibrated=False,
                       runtime=MLX)
 TOOLS = {"loader": "mlx_lm.load",
-         "measured": "mlx-lm's forward pass (on a CPU with the weights dequantized by mx.dequantize), "
-                     "against transformers' log-probs of the unquantized model"}
+         "measured": "mlx-lm's own forward pass (where it runs on a CPU, with the weights "
+                     "dequantized by mx.dequantize), against transformers' log-probabilities of "
+                     "the unquantized model"}
 
 
 def run(source: SourceModel, spec: MlxSpec, settings: RunSettings, repo_dir: Path) -> QuantRun:
