@@ -64,3 +64,36 @@ def test_a_torn_logits_file_is_refused(tmp_path):
     src.write_bytes(src.read_bytes()[:-3])
     with pytest.raises(QuantbotError, match="not a whole llama-perplexity logits file"):
         prefix_of(src, 2)
+
+
+def test_one_window_loop_for_every_runtime_stops_when_settled(tmp_path):
+    """``score_windows`` takes any runtime's logits (transformers', MLX's): a file far from the
+    reference settles on the first 4 of 16 windows, and its record is exactly what those 4
+    windows give, with every statistic of the contract; ``adaptive=False`` uses all 16."""
+    import torch
+
+    from runners.hfmodel.evaluate import score_windows
+
+    gen = torch.Generator().manual_seed(0)
+    ctx, vocab, n = 32, 50, 16
+    blocks = [torch.randint(0, vocab, (ctx,), generator=gen).tolist() for _ in range(n)]
+    reference = {tuple(b): torch.randn(ctx, vocab, generator=gen) for b in blocks}
+    noise = {tuple(b): 3 * torch.randn(ctx, vocab, generator=gen) for b in blocks}
+    base = tmp_path / "baseline"
+    score_windows(lambda b: reference[tuple(b)], blocks, base, "k", write_baseline=True)
+
+    def far(block: list[int]) -> torch.Tensor:
+        return reference[tuple(block)] + noise[tuple(block)]
+
+    early = score_windows(far, blocks, base, "k", adaptive=True)
+    first_four = score_windows(far, blocks[:4], base, "k")
+    every = score_windows(far, blocks, base, "k")
+    scored = ctx - 1 - ctx // 2
+    assert (early.windows, early.n_scored) == (4, 4 * scored)
+    assert (every.windows, every.n_scored) == (16, 16 * scored)
+    assert early.quality == first_four.quality != every.quality
+    q = early.quality
+    assert q.kld_mean > 0.2 and q.kld_err and q.same_top_err is not None
+    assert q.kld_percentiles["p99"] == q.kld_p99 and q.delta_p["rms"] > 0
+    with pytest.raises(QuantbotError, match="no finished baseline"):
+        score_windows(far, blocks, tmp_path / "none", "k")

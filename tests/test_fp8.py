@@ -78,6 +78,27 @@ def test_measured_close_to_the_original_and_answers_compared_in_transformers(fp8
     assert 8 < v.bits_per_weight < 16
 
 
+
+@slow
+def test_measured_by_the_contract_every_format_shares(fp8):
+    """The transformers evaluator's record: windows used and tokens scored, intervals,
+    percentiles and Δp; the card's columns show them."""
+    run, folder = fp8
+    (v,) = run.variants
+    scored = run.evaluation.ctx - 1 - run.evaluation.ctx // 2
+    assert 1 <= v.params["eval_chunks"] <= run.evaluation.chunks
+    assert v.params["eval_tokens"] == v.params["eval_chunks"] * scored
+    q = v.quality
+    assert q.kld_err and q.same_top_err is not None and q.kld_percentiles["p99"] == q.kld_p99
+    assert q.delta_p is not None
+    card = (folder / "README.md").read_text()
+    header = next(line for line in card.splitlines() if line.startswith("| Variant |"))
+    assert all(f"| {c} |" in header for c in ("KLD", "p99 KLD", "Answers like the original",
+                                               "Tokens measured"))
+    row = card.split(header)[1].splitlines()[2]
+    assert f"| {v.params['eval_tokens']} |" in row and " ± " in row
+
+
 @slow
 def test_card_has_vllm_and_transformers_snippets(fp8):
     _, folder = fp8

@@ -31,7 +31,7 @@ def mlx(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> tuple[
     root = tmp_path_factory.mktemp("mlx")
     result = CliRunner().invoke(main, [
         "quantize", str(trained_model), "--repo-id", "tests/trained-llama", "mlx", "bits=4,8",
-        "--device", "cpu", "--ctx", "128", "--chunks", "4", "--answers", "3",
+        "--device", "cpu", "--ctx", "128", "--chunks", "8", "--answers", "3",
         "--answer-tokens", "6", "--out", str(root / "hub"), "--work", str(root / "work")])
     assert result.exit_code == 0, result.output
     folder = root / "hub" / "quantbot" / METHODS["mlx"].repo_name("trained-llama")
@@ -58,7 +58,22 @@ def test_measured_on_the_shared_windows_and_eight_bit_is_closer(mlx):
     four, eight = run.variants
     assert four.size_bytes < eight.size_bytes and four.params["kernel"] == "QuantizedLinear" + CPU_DEQUANTIZED
     assert four.params["eval_device"] == "cpu" and four.params["eval_dtype"] == "bfloat16"
-    assert run.evaluation.chunks == 4 and run.tools["quantizer"].startswith("mlx-lm ")
+    assert run.evaluation.chunks == 8 and run.tools["quantizer"].startswith("mlx-lm ")
+
+
+@slow
+def test_measured_by_the_contract_every_format_shares(mlx):
+    """Adaptive windows, intervals and percentiles from the one loop: tokens used recorded, the
+    4-bit file (far from the original) settles before the 8 windows are used up."""
+    run, _, _ = mlx
+    scored = run.evaluation.ctx - 1 - run.evaluation.ctx // 2
+    for v in run.variants:
+        q = v.quality
+        assert v.params["eval_tokens"] == v.params["eval_chunks"] * scored
+        assert q.kld_err and q.same_top_err and q.kld_percentiles["p99"] == q.kld_p99
+        assert q.delta_p is not None and q.delta_p["rms"] > 0
+    assert run.variants[0].params["eval_chunks"] < run.evaluation.chunks
+    assert run.provenance["settings"]["adaptive"] is True
 
 
 @slow
@@ -97,6 +112,11 @@ def test_card_has_mlx_lm_snippets(mlx):
     assert f"[mlx-8bit-64g](https://huggingface.co/{REPO}/tree/mlx-8bit-64g)" in card
     assert "library_name: mlx\n" in card and "- mlx\n" in card
     assert "vllm" not in card.lower()
+    header = next(line for line in card.splitlines() if line.startswith("| Variant |"))
+    assert all(f"| {c} |" in header for c in ("KLD", "p99 KLD", "Answers like the original",
+                                               "Tokens measured"))
+    assert "each file measured with mlx-lm's own forward pass" in card
+    assert " ± " in card.split(header)[1].splitlines()[2]  # the first row's intervals
 
 
 # -- fast ----------------------------------------------------------------------------------------
