@@ -4,6 +4,7 @@ several formats) every card made again with all of them → report."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -187,4 +188,55 @@ def test_three_formats_published_per_method_then_every_card_shows_all(
     event = write_event(tmp_path, comment_event(comment))
     invoke(command, ["report", "--event", event, "--results", report])
     report_body = github.bodies()[-1]
+    assert all(f"### [quantbot/{r.name}](" in report_body for r in repos)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="the workflow's make step needs bubblewrap")
+def test_quantize_mlx_fp8_comment_to_published_report(github, model_hub, tmp_path,  # noqa: F811
+                                                      trained_model):
+    """`/quantize mlx fp8` as the workflow runs it: the plan's matrix puts MLX on the cpu runner
+    (mlx extra) and FP8 on the gpu runner (fp8 extra); each job makes its repository in the
+    make step's sandbox (mlx-lm and compressed-tensors on the CPU), publishes it and hands over
+    its record; every card then shows both formats on one scale, and the report posts both."""
+    github.permissions["alice"] = "write"
+    upload(model_hub, "TinyOrg/tiny-llama", trained_model)
+    event = write_event(tmp_path, comment_event("/quantize mlx fp8"))
+    invoke(command, ["plan", "--event", event])
+    outputs = read_outputs(tmp_path / "github_output")
+    jobs = json.loads(outputs["matrix"])["include"]
+    assert sorted(jobs, key=lambda j: j["method"]) == [
+        {"method": "fp8", "runner": "gpu", "extra": "fp8"},
+        {"method": "mlx", "runner": "cpu", "extra": "mlx"}]
+    plan = tmp_path / "plan.json"
+    plan.write_text(outputs["plan"])
+    hub, report = tmp_path / "hub", tmp_path / "report"
+    for job in jobs:
+        runner_temp = tmp_path / job["method"]
+        invoke(run_job, ["make", "--plan", plan, "--method", job["method"],
+                         "--out", runner_temp / "results", "--source", trained_model,
+                         "--work", tmp_path / "work", "--ctx", 128, "--chunks", 4,
+                         "--answers", "2", "--answer-tokens", "4", "--device", "cpu",
+                         "--isolation", "bwrap"])
+        invoke(run_job, ["publish", "--results", runner_temp / "results", "--plan", plan,
+                         "--hub-dir", hub])
+        hand_over(runner_temp, report, job["method"])
+    repos = [hub / "quantbot" / name for name in ("tiny-llama-MLX", "tiny-llama-FP8-dynamic")]
+    runs = [load_run(r) for r in repos]
+    assert [(r.method, [v.name for v in r.variants]) for r in runs] == [
+        ("mlx", ["mlx-4bit-64g"]), ("fp8", ["fp8-dynamic"])]
+    for run in runs:
+        (v,) = run.variants
+        assert v.quality.kld_mean is not None and v.answers is not None and v.check_output
+    assert (repos[0] / "model.safetensors").is_file()
+
+    invoke(run_job, ["cards", "--results", report, "--hub-dir", hub])
+    for repo in repos:
+        card = (repo / "README.md").read_text()
+        assert "## Every format of this release" in card and "All 2 variants of " in card
+        assert "| MLX | [mlx-4bit-64g](" in card and "| FP8 | [fp8-dynamic](" in card
+    invoke(command, ["report", "--event", event, "--results", report])
+    plan_body, report_body = github.bodies()
+    assert "| MLX | `quantbot/tiny-llama-MLX` |" in plan_body
+    assert "| FP8 | `quantbot/tiny-llama-FP8-dynamic` |" in plan_body
     assert all(f"### [quantbot/{r.name}](" in report_body for r in repos)
