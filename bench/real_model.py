@@ -108,7 +108,7 @@ def render(work: Path) -> str:
                if (request, word.split("=")[0]) not in made]
     first = runs[0][1]
     baselines = "; ".join(dict.fromkeys(
-        f"{run.evaluation.evaluator}: {run.baseline.ppl:.3f} ± {run.baseline.ppl_err:.3f}"
+        f"{run.evaluation.evaluator}: {interval_text(run.baseline.ppl, run.baseline.ppl_err, '.3f')}"
         for _, run in runs))
     answers = next(v.answers for _, run in runs for v in run.variants if v.answers)
     points = [PlotPoint(format=METHODS[run.method].label + (" imatrix" if r == "iquants" else ""),

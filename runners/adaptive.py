@@ -7,7 +7,8 @@ well enough for what the card decides with it: the 95 % interval's half-width is
 the mean, or the whole interval lies inside one quality band (:data:`bot.cards.quality.KLD_BANDS`
 are built from :data:`BAND_EDGES`, so the runners need nothing from the bot). A file far from
 the original stops early; a close one takes more windows; none takes more than ``--chunks``.
-Both evaluators (llama-perplexity for GGUF, transformers for the others) use this one rule.
+Every evaluator uses this one rule: llama-perplexity for GGUF, and for the others the one window
+loop (:func:`runners.hfmodel.evaluate.score_windows`) over transformers' or MLX's logits.
 """
 
 from __future__ import annotations

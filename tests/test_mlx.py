@@ -115,7 +115,9 @@ def test_card_has_mlx_lm_snippets(mlx):
     header = next(line for line in card.splitlines() if line.startswith("| Variant |"))
     assert all(f"| {c} |" in header for c in ("KLD", "p99 KLD", "Answers like the original",
                                                "Tokens measured"))
-    assert "each file measured with mlx-lm's own forward pass" in card
+    evaluator = next(line for line in card.splitlines() if "**Evaluator**" in line)
+    assert evaluator.startswith("- **Evaluator**: transformers (")  # its own line
+    assert "each file measured with mlx-lm's own forward pass" in evaluator
     assert " ± " in card.split(header)[1].splitlines()[2]  # the first row's intervals
 
 

@@ -1,8 +1,8 @@
 """One release: every variant of every format made for one model by one request, on one scale
 (pure).
 
-GGUF, GPTQ, AWQ and NF4 of a model are measured on the same evaluation text in the same windows
-against the unquantized model (llama.cpp scores the GGUF baseline, transformers the others; the
+Every format of a model is measured on the same evaluation text in the same windows against the
+unquantized model (llama.cpp scores the GGUF baseline, transformers the others', MLX included; the
 two agree on the same tokens, which ``tests/test_evaluators_agree.py`` holds), so their KLD and
 PPL can sit in one table and one plot. Every card of the release shows both, with links to the
 sibling repositories.
