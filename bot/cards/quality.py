@@ -145,5 +145,4 @@ def _clearly_worse(a: Variant, b: Variant) -> bool:
     ka, kb = a.quality.kld_mean, b.quality.kld_mean
     if ka is None or kb is None:
         return False
-    ea, eb = a.quality.kld_err or 0.0, b.quality.kld_err or 0.0
-    return ka - 1.96 * ea > kb + 1.96 * eb
+    return ka - (ci95(a.quality.kld_err) or 0.0) > kb + (ci95(b.quality.kld_err) or 0.0)
