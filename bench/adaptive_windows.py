@@ -36,7 +36,7 @@ from runners.source import load_source
 def decisions(run: QuantRun) -> dict[str, object]:
     """What the card decides from the measurements."""
     chosen, why = recommendation(run.variants)
-    return {"recommended": chosen.name,
+    return {"recommended": f"{chosen.name} ({why})",
             "bands": {v.name: quality_band(v.quality.kld_mean) for v in run.variants},
             "notes": sorted(n for n in name_notes(run.variants) if "further" in n)}
 
