@@ -35,8 +35,7 @@ from runners.source import load_source
 
 def decisions(run: QuantRun) -> dict[str, object]:
     """What the card decides from the measurements."""
-    chosen, why = recommendation(run.variants)
-    return {"recommended": f"{chosen.name} ({why})",
+    return {"recommended": recommendation(run.variants)[0].name,
             "bands": {v.name: quality_band(v.quality.kld_mean) for v in run.variants},
             "notes": sorted(n for n in name_notes(run.variants) if "further" in n)}
 
@@ -94,7 +93,7 @@ def main() -> None:
         if ours[key] != theirs[key]:
             print(f"  fixed:    {ours[key]}\n  adaptive: {theirs[key]}")
         elif key == "recommended":
-            print(f"  {ours[key]}")
+            print(f"  {ours[key]}: {recommendation(adaptive.variants)[1]}")
 
 
 if __name__ == "__main__":
