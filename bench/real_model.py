@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.cards.plot import PlotPoint, draw_quality_plot  # noqa: E402
-from bot.cards.quality import answers_cell, interval_text  # noqa: E402
+from bot.cards.quality import answers_cell, interval_text, ppl_cell  # noqa: E402
 from bot.methods import METHODS  # noqa: E402
 from runners.results import RUN_FILE, QuantRun, load_run  # noqa: E402
 from runners.smollm2 import REFERENCE_NOTE  # noqa: E402
@@ -68,7 +68,7 @@ def rows(runs: list[tuple[str, QuantRun]]) -> list[list[str]]:
             names = v.params.get("stands_for") or [v.name]
             out.append((v.size_bytes, [
                 label, " = ".join(names), human_bytes(v.size_bytes), f"{v.bits_per_weight:.2f}",
-                interval_text(q.ppl, q.ppl_err, ".3f"),
+                ppl_cell(q),
                 interval_text(q.kld_mean, q.kld_err, ".4f"),
                 "n/a" if q.kld_p99 is None else f"{q.kld_p99:.3f}",
                 interval_text(q.same_top_p, q.same_top_err, ".1f", 100),
@@ -130,8 +130,9 @@ def render(work: Path) -> str:
         f"(**Tokens** is the scored tokens it used); GPTQ/AWQ calibrated on "
         f"{settings.get('calib_samples')} x {settings.get('calib_len')} tokens of quantbot's "
         f"calibration text. ± is the 95 % interval. "
-        f"Reference: {REFERENCE_NOTE}. Unquantized PPL on all windows: {baselines} (each row's "
-        f"PPL is on the tokens it used: compare rows by KLD). "
+        f"Reference: {REFERENCE_NOTE}. Unquantized PPL on all windows: {baselines}; each row's "
+        f"PPL is on the tokens it used, and in brackets its change against the original's PPL "
+        f"on those same tokens (paired, with its own 95 % interval). "
         f"Versions: " + ", ".join(f"{k} {versions[k]}" for k in
                                   ("llama-cpp-python", "gptqmodel", "bitsandbytes",
                                    "compressed-tensors", "mlx-lm", "transformers", "torch")

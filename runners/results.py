@@ -94,6 +94,12 @@ class Quality:
     #: Δp, the change in the probability of the right token: ``mean``, ``mean_err``, ``rms``,
     #: ``rms_err`` and percentiles (runners.stats.DELTA_P_PERCENTILES), as fractions.
     delta_p: dict[str, float] | None = None
+    #: PPL(Q)/PPL(original) on the tokens this row used (paired, so its error is the change's own,
+    #: far smaller than either PPL's), and the original's PPL on those tokens; 1 sigma errors.
+    ppl_ratio: float | None = None
+    ppl_ratio_err: float | None = None
+    ppl_base: float | None = None
+    ppl_base_err: float | None = None
 
 
 @dataclass(frozen=True)

@@ -95,5 +95,6 @@ def test_one_window_loop_for_every_runtime_stops_when_settled(tmp_path):
     q = early.quality
     assert q.kld_mean > 0.2 and q.kld_err and q.same_top_err is not None
     assert q.kld_percentiles["p99"] == q.kld_p99 and q.delta_p["rms"] > 0
+    assert q.ppl_ratio > 1 and q.ppl_ratio_err and q.ppl_base  # paired with the reference
     with pytest.raises(QuantbotError, match="no finished baseline"):
         score_windows(far, blocks, tmp_path / "none", "k")

@@ -211,3 +211,19 @@ def test_a_slightly_larger_file_clearly_closer_is_recommended_instead():
         assert card.recommended.name == picked
     assert "not `Q4_K_M`" in build_card_data(
         QuantRun(**{**run.__dict__, "variants": [*run.variants, q4ks]}), "o/r").recommended_reason
+
+
+def test_ppl_row_shows_its_paired_change_against_the_original():
+    """Rows measured on different windows compare by the paired change, not by raw PPL."""
+    run = _run()
+    q8 = run.variants[0]
+    paired = dataclasses.replace(q8.quality, ppl=17.646, ppl_err=1.54, ppl_ratio=1.048,
+                                 ppl_ratio_err=0.0056, ppl_base=16.84, ppl_base_err=1.5)
+    run = dataclasses.replace(run, variants=[dataclasses.replace(q8, quality=paired),
+                                             *run.variants[1:]])
+    text = render_card(build_card_data(run, "quantbot/Model-7B-GGUF"))
+    row = next(line for line in text.splitlines() if line.startswith("| [m.Q8_0"))
+    assert "17.646 ± 3.018 (+4.8 ± 1.1 %)" in row
+    assert "paired token by token" in text
+    other = next(line for line in text.splitlines() if line.startswith("| [m.Q2_K"))
+    assert "10.500 ± 0.196 |" in other  # no ratio measured: PPL alone

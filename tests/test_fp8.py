@@ -90,7 +90,7 @@ def test_measured_by_the_contract_every_format_shares(fp8):
     assert v.params["eval_tokens"] == v.params["eval_chunks"] * scored
     q = v.quality
     assert q.kld_err and q.same_top_err is not None and q.kld_percentiles["p99"] == q.kld_p99
-    assert q.delta_p is not None
+    assert q.delta_p is not None and q.ppl_ratio and q.ppl_ratio_err  # paired with the reference
     card = (folder / "README.md").read_text()
     header = next(line for line in card.splitlines() if line.startswith("| Variant |"))
     assert all(f"| {c} |" in header for c in ("KLD", "p99 KLD", "Answers like the original",

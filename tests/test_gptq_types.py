@@ -132,6 +132,24 @@ def test_summarize_matches_hand_math():
         summarize([1.0])
 
 
+def test_paired_ppl_ratio_follows_llama_perplexitys_formula():
+    """PPL(Q)/PPL(base) on the same tokens, its error sqrt(var_q + var_b - 2 cov) as
+    llama-perplexity computes it: far tighter than either PPL's own when the two move together."""
+    base = [0.5 + 0.25 * (i % 7) for i in range(40)]
+    quant = [b + 0.01 * (i % 3) for i, b in enumerate(base)]
+    q = summarize(quant, nll_base=base).quality
+    n = len(base)
+    mq, mb = sum(quant) / n, sum(base) / n
+    var_q = (sum(x * x for x in quant) / n - mq * mq) / (n - 1)
+    var_b = (sum(x * x for x in base) / n - mb * mb) / (n - 1)
+    cov = (sum(x * y for x, y in zip(quant, base, strict=True)) / n - mq * mb) / (n - 1)
+    assert q.ppl_ratio == pytest.approx(math.exp(mq - mb))
+    assert q.ppl_ratio_err == pytest.approx(q.ppl_ratio * math.sqrt(var_q + var_b - 2 * cov))
+    assert q.ppl_base == pytest.approx(math.exp(mb))
+    assert q.ppl_ratio_err < 0.1 * q.ppl_err / q.ppl
+    assert summarize(quant).quality.ppl_ratio is None
+
+
 def test_window_terms_kld():
     torch = pytest.importorskip("torch")
     from runners.hfmodel.evaluate import window_terms

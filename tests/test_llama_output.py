@@ -76,6 +76,8 @@ def test_kld_run_gives_every_interval_and_the_spread():
                                  "p0.1": 0.000216, "min": 0.000216}
     assert q.delta_p["rms"] == 0.00019 and q.delta_p["rms_err"] == 0.00002
     assert q.delta_p["p99"] == 0.00074 and q.delta_p["min"] == -0.00052
+    assert (q.ppl_base, q.ppl_base_err) == (240.805195, 19.472944)
+    assert (q.ppl_ratio, q.ppl_ratio_err) == (1.000037, 0.001797)
 
 
 def test_stats_helper_reproduces_llama_perplexitys_formulas():

@@ -72,6 +72,7 @@ def test_measured_by_the_contract_every_format_shares(mlx):
         assert v.params["eval_tokens"] == v.params["eval_chunks"] * scored
         assert q.kld_err and q.same_top_err and q.kld_percentiles["p99"] == q.kld_p99
         assert q.delta_p is not None and q.delta_p["rms"] > 0
+        assert q.ppl_ratio and q.ppl_ratio_err and q.ppl_base  # paired with the reference
     assert run.variants[0].params["eval_chunks"] < run.evaluation.chunks
     assert run.provenance["settings"]["adaptive"] is True
 

@@ -19,6 +19,7 @@ from bot.cards.quality import (
     answers_cell,
     interval_text,
     name_notes,
+    ppl_cell,
     recommendation,
     use_case,
 )
@@ -223,7 +224,7 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
             quant_method=" = ".join(v.params.get("stands_for") or [v.name]),
             bits=v.bits_per_weight, size=human_bytes(v.size_bytes), ram=human_bytes(v.ram_bytes),
             peak_rss=human_bytes(v.peak_rss_bytes),
-            ppl=interval_text(v.quality.ppl, v.quality.ppl_err, ".3f"),
+            ppl=ppl_cell(v.quality),
             kld=interval_text(v.quality.kld_mean, v.quality.kld_err, ".4f"),
             kld_p99=_fmt(v.quality.kld_p99, ".3f"),
             same_top=interval_text(v.quality.same_top_p, v.quality.same_top_err, ".1f", 100),

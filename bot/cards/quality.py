@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from runners.adaptive import BAND_EDGES
 from runners.answers import Answers
-from runners.results import Variant
+from runners.results import Quality, Variant
 from runners.stats import ci95
 
 #: (upper bound of mean KLD in nats, quality band): thresholds as llama.cpp's KLD tables use them.
@@ -91,7 +91,18 @@ def interval_text(value: float | None, standard_error: float | None, spec: str,
         return "n/a"
     half = ci95(standard_error)
     shown = format(value * scale, spec)
-    return shown if half is None else f"{shown} ± {format(half * scale, spec)}"
+    return shown if half is None else f"{shown} ± {format(half * scale, spec.lstrip('+'))}"
+
+
+def ppl_cell(q: Quality) -> str:
+    """PPL with its interval, then its change against the original on the same tokens (paired,
+    with the change's own 95 % interval): the figure that compares rows measured on different
+    numbers of windows."""
+    shown = interval_text(q.ppl, q.ppl_err, ".3f")
+    if q.ppl_ratio is None:
+        return shown
+    change = interval_text(q.ppl_ratio - 1, q.ppl_ratio_err, "+.1f", 100)
+    return f"{shown} ({change} %)"
 
 
 def answers_cell(answers: Answers | None) -> str:
@@ -134,5 +145,4 @@ def _clearly_worse(a: Variant, b: Variant) -> bool:
     ka, kb = a.quality.kld_mean, b.quality.kld_mean
     if ka is None or kb is None:
         return False
-    ea, eb = a.quality.kld_err or 0.0, b.quality.kld_err or 0.0
-    return ka - 1.96 * ea > kb + 1.96 * eb
+    return ka - (ci95(a.quality.kld_err) or 0.0) > kb + (ci95(b.quality.kld_err) or 0.0)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bot.cards import PLOT_FILE
 from bot.cards.plot import PlotPoint
-from bot.cards.quality import answers_cell, interval_text, recommended
+from bot.cards.quality import answers_cell, interval_text, ppl_cell, recommended
 from bot.methods import METHODS
 from runners.results import QuantRun, Variant
 from runners.units import human_bytes
@@ -96,7 +96,7 @@ def build_release(runs: list[tuple[str, QuantRun]]) -> Release:
                 label=m.label, repo_id=repo_id, variant=v.name, size_bytes=v.size_bytes,
                 size=human_bytes(v.size_bytes), kld_mean=q.kld_mean,
                 kld=interval_text(q.kld_mean, q.kld_err, ".4f"),
-                ppl=interval_text(q.ppl, q.ppl_err, ".3f"),
+                ppl=ppl_cell(q),
                 same_top=interval_text(q.same_top_p, q.same_top_err, ".1f", 100),
                 answers=answers_cell(v.answers), runs_in=", ".join(m.runtimes),
                 link=_link(repo_id, v), recommended=v is best))

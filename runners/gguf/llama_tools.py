@@ -118,8 +118,12 @@ def _table(output: str, unit: str, keys: dict[str, float]) -> dict[str, float] |
 
 def parse_kld(output: str) -> Quality:
     """PPL(Q), mean/99th-percentile KLD and same-top-token share of a --kl-divergence run, with
-    their standard errors, the KLD percentiles and the Δp statistics."""
+    their standard errors, the KLD percentiles, the Δp statistics, and PPL(base) and
+    PPL(Q)/PPL(base) on the same tokens."""
     ppl = _find(rf"Mean PPL\(Q\)\s*:\s*{_NUM}{_PM}{_NUM}", output, "Mean PPL(Q)")
+    base = _find(rf"Mean PPL\(base\)\s*:\s*{_NUM}{_PM}{_NUM}", output, "Mean PPL(base)")
+    ratio = _find(rf"Mean PPL\(Q\)/PPL\(base\)\s*:\s*{_NUM}{_PM}{_NUM}", output,
+                  "Mean PPL(Q)/PPL(base)")
     kld = _find(rf"Mean\s+KLD:\s*{_NUM}{_PM}{_NUM}", output, "Mean KLD")
     p99 = _find(rf"99\.0%\s+KLD:\s*{_NUM}", output, "99.0% KLD")
     top = _find(rf"Same top p:\s*{_NUM}{_PM}{_NUM}\s*%", output, "Same top p")
@@ -136,7 +140,9 @@ def parse_kld(output: str) -> Quality:
                    kld_mean=float(kld.group(1)), kld_err=float(kld.group(2)),
                    kld_p99=float(p99.group(1)), same_top_p=float(top.group(1)) / 100.0,
                    same_top_err=float(top.group(2)) / 100.0,
-                   kld_percentiles=_table(output, "KLD", KLD_PERCENTILES), delta_p=delta_p)
+                   kld_percentiles=_table(output, "KLD", KLD_PERCENTILES), delta_p=delta_p,
+                   ppl_ratio=float(ratio.group(1)), ppl_ratio_err=float(ratio.group(2)),
+                   ppl_base=float(base.group(1)), ppl_base_err=float(base.group(2)))
 
 
 def supported_architectures(tc: Toolchain) -> frozenset[str]:

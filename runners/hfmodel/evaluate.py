@@ -78,6 +78,7 @@ def window_terms(logits: torch.Tensor, tokens: torch.Tensor,
                 f"baseline log-probs have shape {tuple(base.shape)}, this model {tuple(lp.shape)}",
                 "delete the baseline folder so it is computed again for this model and text")
         out["kld"] = (base.exp() * (base - lp)).sum(-1).clamp_min(0)
+        out["nll_base"] = -base.gather(1, target[:, None])[:, 0]
         out["same"] = (base.argmax(-1) == lp.argmax(-1)).float()
         # Δp: the change in the probability of the right token (llama-perplexity's p - p_base)
         out["dp"] = (lp.gather(1, target[:, None])[:, 0].exp()
@@ -85,17 +86,35 @@ def window_terms(logits: torch.Tensor, tokens: torch.Tensor,
     return out
 
 
-def summarize(nll: list[float], kld: list[float] | None = None,
-              same: list[float] | None = None, dp: list[float] | None = None) -> Measurement:
-    """Perplexity (± its standard error, as llama.cpp gives it) and the divergence statistics
-    llama-perplexity prints, by the same formulas (:mod:`runners.stats`) (pure)."""
+def _ppl(nll: list[float]) -> tuple[float, float]:
+    """Perplexity and its standard error, as llama.cpp gives it."""
     n = len(nll)
-    if n < 2:
-        raise QuantbotError(f"only {n} scored tokens", "evaluate on more or longer windows")
     mean = math.fsum(nll) / n
     var = math.fsum((x - mean) ** 2 for x in nll) / (n - 1)
     ppl = math.exp(mean)
-    out: dict[str, Any] = {"ppl": ppl, "ppl_err": ppl * math.sqrt(var / n)}
+    return ppl, ppl * math.sqrt(var / n)
+
+
+def summarize(nll: list[float], kld: list[float] | None = None,
+              same: list[float] | None = None, dp: list[float] | None = None,
+              nll_base: list[float] | None = None) -> Measurement:
+    """Perplexity (± its standard error, as llama.cpp gives it) and the divergence statistics
+    llama-perplexity prints, by the same formulas (:mod:`runners.stats`) (pure). With the
+    original's per-token ``nll_base`` on the same tokens: its PPL and the paired ratio
+    PPL(Q)/PPL(base), whose error is that of the mean per-token difference (llama-perplexity's
+    ``sqrt(var_q + var_b - 2 cov)``)."""
+    n = len(nll)
+    if n < 2:
+        raise QuantbotError(f"only {n} scored tokens", "evaluate on more or longer windows")
+    ppl, ppl_err = _ppl(nll)
+    out: dict[str, Any] = {"ppl": ppl, "ppl_err": ppl_err}
+    if nll_base:
+        base, base_err = _ppl(nll_base)
+        log_ratio, log_ratio_err = mean_and_error([q - b for q, b in zip(nll, nll_base,
+                                                                         strict=True)])
+        ratio = math.exp(log_ratio)
+        out |= {"ppl_base": base, "ppl_base_err": base_err, "ppl_ratio": ratio,
+                "ppl_ratio_err": ratio * log_ratio_err}
     if kld:
         k_mean, k_err = mean_and_error(kld)
         spread = percentiles(kld, KLD_PERCENTILES)
@@ -148,6 +167,7 @@ def score_windows(logits_of: Callable[[list[int]], torch.Tensor], blocks: list[l
     kld: list[float] = []
     same: list[float] = []
     dp: list[float] = []
+    nll_base: list[float] = []
     start = time.perf_counter()
     checkpoints = set(schedule(len(blocks))) if adaptive and not write_baseline else set()
     used = len(blocks)
@@ -163,11 +183,12 @@ def score_windows(logits_of: Callable[[list[int]], torch.Tensor], blocks: list[l
             kld += terms["kld"].tolist()
             same += terms["same"].tolist()
             dp += terms["dp"].tolist()
+            nll_base += terms["nll_base"].tolist()
             if i + 1 in checkpoints and i + 1 < len(blocks) and settled(
                     summarize(nll, kld, same).quality):
                 used = i + 1
                 break
-    result = summarize(nll, kld or None, same or None, dp or None)
+    result = summarize(nll, kld or None, same or None, dp or None, nll_base or None)
     if write_baseline:
         (baseline_dir / BASELINE_META).write_text(json.dumps(
             {"key": key, "windows": len(blocks), "ppl": result.quality.ppl}, indent=1))
