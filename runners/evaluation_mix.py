@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from runners.calibration_mix import calibration_mix
-from runners.errors import QuantbotError
 from runners.mix_sources import (
     DJANGO_CATALOGUES,
     DJANGO_LICENCE,
@@ -183,17 +182,6 @@ def window_order(available: Sequence[int], max_chunks: int) -> list[tuple[int, i
 def windows_wanted(n_domains: int, max_chunks: int) -> list[int]:
     """Windows each domain gives to :func:`window_order` of ``max_chunks`` (pure)."""
     return [len(range(d, max_chunks, n_domains)) for d in range(n_domains)]
-
-
-def check_windows(got: Sequence[int], domains: Sequence[str], max_chunks: int, ctx: int) -> None:
-    """Refuse a layout where a domain's text is too short for its share of the windows: the
-    domains would no longer be even."""
-    wanted = windows_wanted(len(got), max_chunks)
-    short = [f"{name} gives {n} of {w}" for name, n, w in zip(domains, got, wanted, strict=True)
-             if n < w]
-    if short:
-        raise QuantbotError(f"the evaluation text is too short for {max_chunks} windows of {ctx} "
-                            f"tokens: {', '.join(short)}", "lower --chunks or --ctx")
 
 
 # --- building the shipped file (python -m runners.evaluation_mix) ---

@@ -31,7 +31,7 @@ def test_f16_perplexity_agrees_within_one_percent(tmp_path, trained_model, toolc
     tok = AutoTokenizer.from_pretrained(trained_model)
     ids = [tok.bos_token_id, *tok(text.read_text(), add_special_tokens=False).input_ids]
     by_hand = [[tok.bos_token_id, *ids[i * CTX + 1:(i + 1) * CTX]] for i in range(CHUNKS)]
-    blocks, _ = evaluation_blocks(tok, CTX, CHUNKS)  # what the GPTQ/AWQ/NF4 pipeline scores
+    blocks, _, _ = evaluation_blocks(tok, CTX, CHUNKS)  # what the GPTQ/AWQ/NF4 pipeline scores
     assert blocks == by_hand
     model = AutoModelForCausalLM.from_pretrained(trained_model, dtype=torch.float32)
     hf_ppl = measure(model, blocks, tmp_path / "baseline", "agree", write_baseline=True).quality.ppl

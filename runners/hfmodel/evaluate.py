@@ -12,6 +12,7 @@ The math (:func:`window_terms`, :func:`summarize`) is separate from the loop tha
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from runners.adaptive import schedule, settled
 from runners.errors import QuantbotError
 from runners.hfmodel.types import Measurement
-from runners.results import Quality
+from runners.results import DomainQuality, Quality
 from runners.stats import (
     DELTA_P_PERCENTILES,
     KLD_PERCENTILES,
@@ -128,6 +129,27 @@ def summarize(nll: list[float], kld: list[float] | None = None,
     return Measurement(quality=Quality(**out), n_scored=n)
 
 
+def by_domain(labels: list[str], bounds: list[int], nll: list[float],
+              kld: list[float] | None = None, same: list[float] | None = None
+              ) -> list[DomainQuality] | None:
+    """Each domain's figures from its windows' per-token values (pure): window ``i`` (of domain
+    ``labels[i]``) is ``[bounds[i], bounds[i + 1])`` of the flat lists. None for one domain."""
+    if len(set(labels)) < 2:
+        return None
+    spans: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        spans.setdefault(label, []).extend(range(bounds[i], bounds[i + 1]))
+    out = []
+    for domain, at in spans.items():
+        q = summarize([nll[j] for j in at], [kld[j] for j in at] if kld else None,
+                      [same[j] for j in at] if same else None).quality
+        out.append(DomainQuality(domain=domain, windows=labels.count(domain), tokens=len(at),
+                                 ppl=q.ppl, ppl_err=q.ppl_err, kld_mean=q.kld_mean,
+                                 kld_err=q.kld_err, same_top_p=q.same_top_p,
+                                 same_top_err=q.same_top_err))
+    return out
+
+
 def _window_file(folder: Path, index: int) -> Path:
     return folder / f"window_{index:05d}.safetensors"
 
@@ -142,10 +164,12 @@ def baseline_ready(folder: Path, key: str) -> bool:
 
 
 def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
-            write_baseline: bool = False, adaptive: bool = False) -> Measurement:
+            write_baseline: bool = False, adaptive: bool = False,
+            labels: list[str] | None = None) -> Measurement:
     """Score ``model`` on ``blocks``; write the baseline (unquantized, every window) or compare
     with it: on all windows, or with ``adaptive`` on the first 4, 8, 16 … until the KLD is
-    settled (:mod:`runners.adaptive`, the rule llama-perplexity's measurements follow too)."""
+    settled (:mod:`runners.adaptive`, the rule llama-perplexity's measurements follow too).
+    ``labels`` (the domain of each block) adds each domain's figures on the windows used."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -162,6 +186,7 @@ def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
     start = time.perf_counter()
     checkpoints = set(schedule(len(blocks))) if adaptive and not write_baseline else set()
     used = len(blocks)
+    bounds = [0]
     with torch.inference_mode():
         for i, block in enumerate(blocks):
             tokens = torch.tensor(block, dtype=torch.long, device=device)
@@ -169,6 +194,7 @@ def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
             base = None if write_baseline else load_file(_window_file(baseline_dir, i))["logprobs"]
             terms = window_terms(logits, tokens, base)
             nll += terms["nll"].tolist()
+            bounds.append(len(nll))
             if write_baseline:
                 save_file({"logprobs": terms["logprobs"].half().cpu().contiguous()},
                           _window_file(baseline_dir, i))
@@ -182,6 +208,10 @@ def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
                     used = i + 1
                     break
     result = summarize(nll, kld or None, same or None, dp or None, nll_base or None)
+    domains = by_domain(labels[:len(bounds) - 1], bounds, nll, kld or None,
+                        same or None) if labels else None
+    result = dataclasses.replace(result, quality=dataclasses.replace(result.quality,
+                                                                     domains=domains))
     if write_baseline:
         (baseline_dir / BASELINE_META).write_text(json.dumps(
             {"key": key, "windows": len(blocks), "ppl": result.quality.ppl}, indent=1))
