@@ -137,16 +137,20 @@ def measure_domains(tc: Toolchain, model: Path, reference: Reference, chunks: in
         return None
     per_window = scored(read_header(reference.logits).n_ctx)
     out = []
+    seconds = 0.0
     for domain, windows in by_domain.items():
         if len(windows) * per_window < MIN_SCORED_TOKENS:
             log.info("evaluation: %s has %d scored tokens in the first %d windows, too few for "
                      "llama-perplexity's statistics", domain, len(windows) * per_window, chunks)
             continue
         subset = windows_of(reference.logits, windows, f"{chunks}-{domain}")
-        q = llama_tools.parse_kld(llama_tools.perplexity_kld(tc, model, subset, threads,
-                                                             log_file).output)
+        done = llama_tools.perplexity_kld(tc, model, subset, threads, log_file)
+        seconds += done.seconds
+        q = llama_tools.parse_kld(done.output)
         out.append(DomainQuality(domain=domain, windows=len(windows),
                                  tokens=len(windows) * per_window, ppl=q.ppl, ppl_err=q.ppl_err,
                                  kld_mean=q.kld_mean, kld_err=q.kld_err,
                                  same_top_p=q.same_top_p, same_top_err=q.same_top_err))
+    log.info("evaluation: %s per domain on its first %d windows in %.1f s", model.name, chunks,
+             seconds)
     return out
