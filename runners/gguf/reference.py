@@ -9,6 +9,10 @@ domain, tokenized by llama.cpp itself, and the transformers evaluator cuts the s
 (:func:`runners.hfmodel.calibration.evaluation_blocks`). The baseline's PPL is pooled from the
 domains' runs with :func:`runners.stats.pooled`.
 
+llama-perplexity tokenizes its text without parsing special tokens, so the chat domain's template
+markers (``<|im_start|>``) are read as the plain text they are written in, by both evaluators:
+the chats are measured in the model's format, not with its control tokens.
+
 llama-perplexity prints statistics for the whole file only (its per-window running values have
 5 decimals, too few to difference into a small domain's interval), so a file's per-domain KLD is
 measured on a file of that domain's windows alone, once the adaptive rule has settled how many

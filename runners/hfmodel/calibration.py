@@ -40,8 +40,11 @@ def cut_blocks(ids: Sequence[int], block_len: int, n_blocks: int,
     return blocks
 
 
-def _tokenize(tokenizer: Any, text: str) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+def _tokenize(tokenizer: Any, text: str, as_text: bool = False) -> list[int]:
+    """The text's tokens; ``as_text``: special-token strings in it (a chat template's
+    ``<|im_start|>``) tokenized as the plain text they are, as llama-perplexity reads a text."""
+    return list(tokenizer(text, add_special_tokens=False,
+                          split_special_tokens=as_text)["input_ids"])
 
 
 def calibration_set(tokenizer: Any, seq_len: int = 512, n_samples: int = 128,
@@ -80,16 +83,27 @@ def perplexity_windows(ids: Sequence[int], ctx: int, chunks: int,
     return windows
 
 
+def bos_it_adds(tokenizer: Any) -> int | None:
+    """The BOS id when the tokenizer puts BOS before a text (as llama.cpp then does, from the
+    same tokenizer config), else None: SmolLM2, Qwen and others add none."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return None
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return bos if ids and ids[0] == bos else None
+
+
 def evaluation_blocks(tokenizer: Any, ctx: int = 512, chunks: int = 32,
                       text: EvaluationText | None = None
                       ) -> tuple[list[list[int]], list[str], EvaluationText]:
     """Up to ``chunks`` windows of ``ctx`` tokens of ``text`` (default: the docs' evaluation
     split), exactly as llama-perplexity cuts them (:func:`perplexity_windows`) from each domain's
     text on its own, the domains in turn (:func:`runners.evaluation_mix.window_order`); the
-    windows, the domain of each, and the text."""
+    windows, the domain of each, and the text. Like llama-perplexity, which tokenizes without
+    parsing special tokens, it reads a chat template's markers in the text as plain text."""
     text = text or docs_text()
-    bos = getattr(tokenizer, "bos_token_id", None)
-    per_domain = [perplexity_windows(_tokenize(tokenizer, d.text), ctx, wanted, bos)
+    bos = bos_it_adds(tokenizer)
+    per_domain = [perplexity_windows(_tokenize(tokenizer, d.text, as_text=True), ctx, wanted, bos)
                   for d, wanted in zip(text.domains, windows_wanted(len(text.domains), chunks),
                                        strict=True)]
     order = window_order([len(w) for w in per_domain], chunks)
