@@ -42,6 +42,7 @@ from runners.mix_sources import (
     read_shipped,
     require_python,
     unparsed_functions,
+    write_licences,
     write_shipped,
 )
 from runners.mix_sources import sha256 as sha256
@@ -121,7 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     require_python()
     with tempfile.TemporaryDirectory() as tmp:
-        mix = build_mix(args.po_root or django_package(Path(tmp)))
+        django = args.po_root or django_package(Path(tmp))
+        mix = build_mix(django)
+        write_licences(django)
     out = write_shipped(MIX_FILE, mix)
     sys.stderr.write(f"wrote {len(mix['plain'])} samples and {len(mix['chats'])} chats to {out}\n")
 

@@ -48,6 +48,7 @@ from runners.mix_sources import (
     read_shipped,
     require_python,
     source_functions,
+    write_licences,
     write_shipped,
 )
 from runners.texts import CORPUS_NAME, text_set
@@ -301,7 +302,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     require_python()
     with tempfile.TemporaryDirectory() as tmp:
-        mix = build_mix(args.po_root or django_package(Path(tmp)))
+        django = args.po_root or django_package(Path(tmp))
+        mix = build_mix(django)
+        write_licences(django)
     out = write_shipped(MIX_FILE, mix)
     sizes = {k: sum(len(s) for s in mix[k]) for k in ("prose", "code")}
     sys.stderr.write(f"wrote {out}: {sizes}, {len(mix['chats'])} chats, "

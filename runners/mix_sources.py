@@ -45,6 +45,10 @@ DJANGO_LICENCE = "BSD-3-Clause"
 #: The languages of both mixes (Django locale codes).
 LANGUAGES = ("de", "fr", "es", "it", "pt_BR", "nl", "pl", "ru", "uk", "cs", "tr", "ar", "fa",
              "hi", "ja", "ko", "zh_Hans", "vi", "id", "sv")
+#: The licence texts shipped beside the mixes (``runners/data/licences/``), by licence id: the
+#: CPython licence of the Python that built them, and Django's.
+LICENCE_FILES = {PSF: "PSF-2.0-CPython.txt", DJANGO_LICENCE: "BSD-3-Clause-Django.txt"}
+_DJANGO_LICENSE = f"django-{DJANGO_VERSION}.dist-info/licenses/LICENSE"
 #: Lines shorter than this are too common to say two texts share content ("return result").
 MIN_UNIT_CHARS = 40
 
@@ -117,8 +121,19 @@ def django_package(dest: Path) -> Path:
                                 f"{done.stderr.strip()[-300:]}", "make the package index "
                                 "reachable, or pass --po-root with an unpacked django")
     with zipfile.ZipFile(wheel) as zf:
-        zf.extractall(dest, [n for n in zf.namelist() if n.endswith("/django.po")])
+        zf.extractall(dest, [n for n in zf.namelist()
+                             if n.endswith("/django.po") or n == _DJANGO_LICENSE])
     return dest / "django"
+
+
+def write_licences(django: Path) -> None:
+    """Ship the licence texts of the mixes' sources (:data:`LICENCE_FILES`): Django's from beside
+    the ``django`` package (wheel layout), CPython's from the building Python."""
+    folder = Path(__file__).parent / "data" / "licences"
+    folder.mkdir(exist_ok=True)
+    texts = {PSF: _stdlib() / "LICENSE.txt", DJANGO_LICENCE: django.parent / _DJANGO_LICENSE}
+    for licence, name in LICENCE_FILES.items():
+        (folder / name).write_bytes(texts[licence].read_bytes())
 
 
 def po_messages(po: Path, whole: bool = False) -> list[str]:

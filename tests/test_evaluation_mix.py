@@ -44,6 +44,19 @@ def test_every_domain_ships_with_its_source_and_licence() -> None:
     assert all("def " in sample for sample in mix.code)
 
 
+def test_every_licence_ships_its_text() -> None:
+    from importlib import resources
+
+    from runners.calibration_mix import SOURCES
+    from runners.mix_sources import LICENCE_FILES
+
+    folder = resources.files("runners") / "data" / "licences"
+    for source in [*SOURCES.values(), *(d.source for d in DOMAINS)]:
+        text = (folder / LICENCE_FILES[source.licence]).read_text(encoding="utf-8")
+        holder = "Python Software Foundation" if source.licence == "PSF-2.0" else "Django"
+        assert holder in text and "Copyright" in text
+
+
 def test_at_least_ten_languages_in_their_own_scripts_early_on() -> None:
     blocks = evaluation_mix().languages
     assert len({b["language"] for b in blocks}) == len(LANGUAGES) >= 10
