@@ -174,7 +174,7 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                     log_file, progress),
                 baseline=lambda: _baseline(eval_tc, base, eval_text, work, ctx, settings.chunks,
                                            threads, log_file, progress, prompts))
-            baseline, chunks, n_ctx, _, _ = lanes.baseline[:5]
+            baseline, chunks, n_ctx, _, _, _ = lanes.baseline
             variants = [lanes.results[t] for t in opts.types]
             log.info("gguf: stage %.0f s, of which %.0f s of measurement hidden behind "
                      "quantization", lanes.wall_seconds, lanes.hidden_seconds())
@@ -188,7 +188,7 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                                        base_future, imatrix_file, threads, opts, log_file,
                                        progress)
                            for qtype in opts.types]
-                baseline, chunks, n_ctx, _, _ = base_future.result()[:5]
+                baseline, chunks, n_ctx, _, _, _ = base_future.result()
                 variants = [f.result() for f in futures]
         variants = _fold_identical(variants, repo_dir)
         remove_prefixes(_logits_path(work, ctx, settings.chunks, eval_text.sha256))
