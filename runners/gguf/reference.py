@@ -135,7 +135,7 @@ def build_reference(tc: Toolchain, model: Path, text: EvaluationText, logits: Pa
 def measure_domains(tc: Toolchain, model: Path, reference: Reference, chunks: int, threads: int,
                     log_file: Path | None = None) -> list[DomainQuality] | None:
     """``model``'s KLD on each domain's windows among the reference's first ``chunks``, one
-    llama-perplexity run each; None for a one-domain text."""
+    llama-perplexity run each; None for a one-domain text, or windows too short for any."""
     by_domain = domain_windows(reference.labels, chunks)
     if len(set(reference.labels)) < 2:
         return None
@@ -157,4 +157,4 @@ def measure_domains(tc: Toolchain, model: Path, reference: Reference, chunks: in
                                  same_top_p=q.same_top_p, same_top_err=q.same_top_err))
     log.info("evaluation: %s per domain on its first %d windows in %.1f s", model.name, chunks,
              seconds)
-    return out
+    return out or None
