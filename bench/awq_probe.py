@@ -603,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     calibration = calibration_set(tokenizer, args.calib_len, args.calib_samples)
     report["calibration"] = {"samples": len(calibration.blocks), "len": args.calib_len,
                              "tokens": calibration.n_tokens}
-    blocks, eval_text = evaluation_blocks(tokenizer, args.eval_ctx, args.eval_chunks)
+    blocks, _labels, eval_text = evaluation_blocks(tokenizer, args.eval_ctx, args.eval_chunks)
     baseline_dir = args.work / "baseline"
     key = evaluate.baseline_key(blocks, f"{model}:{cfg.get('num_hidden_layers')}")
     report["evaluation"] = {"windows": len(blocks), "ctx": args.eval_ctx, "text": eval_text.name}

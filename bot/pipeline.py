@@ -27,6 +27,7 @@ from runners.answers import PromptSet, folded, pick_prompts, plain_text
 from runners.answers import prompt_library as answer_library
 from runners.calibration_mix import calibration_mix
 from runners.errors import QuantbotError
+from runners.evaluation_mix import evaluation_mix
 from runners.results import RUN_FILE, QuantRun, load_run
 from runners.settings import RunSettings
 from runners.source import SourceModel, load_source
@@ -45,6 +46,9 @@ class SourceOptions:
     allow_pickle: bool = False
     #: What the unquantized reference is when it is not the release itself (a built-in model).
     reference: str | None = None
+    #: Measure on the evaluation mix (prose, code, chat, languages); False: on the docs'
+    #: evaluation split, as the fast demo model does (trained on those docs alone).
+    mixed_text: bool = True
 
 
 def check_supported(source: SourceModel, m: Method) -> None:
@@ -106,19 +110,32 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", text)
 
 
+def _rendered(source: SourceModel, chats: list[list[dict[str, str]]], what: str) -> list[str]:
+    """``chats`` through the model's own chat template in the bounded sandbox; plain turns when
+    the model has none or it fails (logged)."""
+    rendered, problem = render_conversations(source.info.chat_template, chats,
+                                             source.info.bos_token, source.info.eos_token)
+    if problem is not None:
+        log.info("%s chats as plain text: %s", what, problem)
+        rendered = ["\n".join(turn["content"] for turn in chat) for chat in chats]
+    return rendered
+
+
 def calibration_text(source: SourceModel, work: Path) -> Path:
     """The calibration mix (prose, code, languages, chat) with its chat turns rendered through
     the model's own template in the bounded sandbox; plain turns when the model has none."""
     mix = calibration_mix()
-    rendered, problem = render_conversations(source.info.chat_template, mix.chats,
-                                             source.info.bos_token, source.info.eos_token)
-    if problem is not None:
-        log.info("calibration chats as plain text: %s", problem)
-        rendered = ["\n".join(turn["content"] for turn in chat) for chat in mix.chats]
     path = work / "calibration-mix.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(mix.text(rendered), encoding="utf-8")
+    path.write_text(mix.text(_rendered(source, mix.chats, "calibration")), encoding="utf-8")
     return path
+
+
+def evaluation_text(source: SourceModel, work: Path) -> Path:
+    """The evaluation mix by domain (:mod:`runners.evaluation_mix`), its chats rendered through
+    the model's own template in the bounded sandbox, as the evaluators read it."""
+    mix = evaluation_mix()
+    return mix.text(_rendered(source, mix.chats, "evaluation")).write(work / "evaluation-mix.json")
 
 
 def work_folder(work_dir: Path, repo_id: str, m: Method) -> Path:
@@ -128,7 +145,7 @@ def work_folder(work_dir: Path, repo_id: str, m: Method) -> Path:
 
 def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
                     settings: RunSettings, owner: str,
-                    reference: str | None = None) -> tuple[str, Path]:
+                    reference: str | None = None, mixed_text: bool = True) -> tuple[str, Path]:
     """Run method ``m`` into its staging folder: files, ``quantbot.json`` and the card.
 
     Methods of one work group share ``<work>/<model>/<group>/``, so GPTQ, AWQ and NF4 score the
@@ -145,6 +162,8 @@ def make_repository(source: SourceModel, m: Method, request: QuantizeRequest,
     run = m.run(source, request.specs[m.name],
                 dataclasses.replace(settings, work_dir=work,
                                     calibration_file=calibration_text(source, work),
+                                    evaluation_file=(evaluation_text(source, work)
+                                                     if mixed_text else None),
                                     answer_prompts_file=prompts), staging)
     run = dataclasses.replace(
         run, source=dataclasses.replace(run.source, config=source.config,
@@ -199,7 +218,7 @@ def quantize_and_publish(source: str, request: QuantizeRequest, settings: RunSet
     for name in request.methods:
         try:
             made.append(make_repository(model, METHODS[name], request, settings, owner,
-                                        source_options.reference))
+                                        source_options.reference, source_options.mixed_text))
         except QuantbotError as exc:
             log.error("%s failed; going on with the other methods: %s", METHODS[name].label, exc)
             failed.append(MethodFailure(name, exc))

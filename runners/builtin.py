@@ -26,12 +26,15 @@ class BuiltinModel:
     about: str
     #: What the reference is when it is not the release itself (see runners.results.SourceInfo).
     reference: str | None = None
+    #: Measured on the evaluation mix (runners.evaluation_mix); False: on the docs' evaluation
+    #: split, which is all a model trained on those docs alone can be judged on.
+    mixed_text: bool = True
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {m.name: m for m in (
     BuiltinModel("pydocs-llama-mini", DEMO_REPO_ID, build_demo_model,
                  "4.2 M-parameter Llama trained here on Python's documentation (fast; proves the "
-                 "pipeline, not quality)"),
+                 "pipeline, not quality)", mixed_text=False),
     BuiltinModel("smollm2-135m-instruct", smollm2.REPO_ID, smollm2.build_smollm2,
                  "SmolLM2-135M-Instruct, a real trained chat model, from PyPI's "
                  f"{smollm2.PACKAGE}=={smollm2.VERSION} (dequantized from its Q4_1 file)",

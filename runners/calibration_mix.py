@@ -4,7 +4,8 @@ An importance matrix weights each weight by how much it matters on the calibrati
 text that looks like what users run (chat turns in the model's own template, code, other
 languages) makes better i-quants than English prose alone, as the best GGUF publishers found.
 The mix ships with quantbot (``runners/data/calibration-mix.json.gz``), built offline by
-``python -m runners.calibration_mix --po-root DIR`` from:
+``python -m runners.calibration_mix`` (sources, licences, pins and languages in
+:mod:`runners.mix_sources`) from:
 
 * **prose**: the calibration split of the Python documentation corpus (:mod:`runners.texts`;
   CPython 3.11, PSF License 2.0);
@@ -21,32 +22,41 @@ No evaluation paragraph ever enters the mix: prose and chat come from the calibr
 
 from __future__ import annotations
 
-import ast
-import gzip
-import hashlib
-import json
-import re
 import sys
-import sysconfig
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from runners.mix_sources import (
+    DJANGO_CATALOGUES,
+    DJANGO_LICENCE,
+    LANGUAGES,
+    PSF,
+    PYTHON_DOCS,
+    STDLIB,
+    Source,
+    django_package,
+    first_sentence,
+    po_messages,
+    read_shipped,
+    require_python,
+    unparsed_functions,
+    write_licences,
+    write_shipped,
+)
+from runners.mix_sources import sha256 as sha256
 from runners.texts import text_set
 
 MIX_FILE = "calibration-mix.json.gz"
 MIX_NAME = "quantbot calibration mix (Python docs prose, stdlib code, chat turns, 20 languages)"
-LANGUAGES = ("de", "fr", "es", "it", "pt_BR", "nl", "pl", "ru", "uk", "cs", "tr", "ar", "fa",
-             "hi", "ja", "ko", "zh_Hans", "vi", "id", "sv")
 CODE_MODULES = ("textwrap", "json/decoder", "json/encoder", "csv", "difflib", "heapq", "bisect",
                 "fractions", "statistics", "shlex", "string", "calendar", "ipaddress", "base64")
 SOURCES = {
-    "prose": ("Python 3.11 documentation prose, calibration split", "PSF-2.0"),
-    "code": ("CPython 3.11 standard library source, docstrings removed", "PSF-2.0"),
-    "chat": ("Python 3.11 documentation, calibration split, as question and answer", "PSF-2.0"),
-    "languages": ("Django locale catalogues (django/conf/locale)", "BSD-3-Clause"),
+    "prose": Source(f"{PYTHON_DOCS} prose, calibration split", PSF),
+    "code": Source(f"{STDLIB}, docstrings removed", PSF),
+    "chat": Source(f"{PYTHON_DOCS}, calibration split, as question and answer", PSF),
+    "languages": Source(f"{DJANGO_CATALOGUES} (django/conf/locale)", DJANGO_LICENCE),
 }
 
 
@@ -62,46 +72,18 @@ class Mix:
         return "\n\n".join([*(s["text"] for s in self.plain), *rendered_chats]) + "\n"
 
 
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 @cache
 def calibration_mix() -> Mix:
-    data = resources.files("runners") / "data" / MIX_FILE
-    with gzip.open(data.open("rb"), "rt", encoding="utf-8") as fh:
-        loaded: dict[str, Any] = json.load(fh)
+    loaded = read_shipped(MIX_FILE)
     return Mix(plain=loaded["plain"], chats=loaded["chats"])
 
 
 def _code_samples(max_lines: int = 40, per_module: int = 8) -> list[str]:
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
     samples = []
     for name in CODE_MODULES:
-        tree = ast.parse((stdlib / f"{name}.py").read_text(encoding="utf-8"))
-        taken = 0
-        for node in tree.body:
-            if not isinstance(node, ast.FunctionDef) or taken >= per_module:
-                continue
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-            source = ast.unparse(node)
-            if 4 <= source.count("\n") + 1 <= max_lines:
-                samples.append(source)
-                taken += 1
+        fitting = [f for f in unparsed_functions(name) if 4 <= f.count("\n") + 1 <= max_lines]
+        samples += fitting[:per_module]
     return samples
-
-
-def _po_messages(po: Path, limit: int) -> list[str]:
-    text = po.read_text(encoding="utf-8")
-    found = []
-    for match in re.finditer(r'^msgstr "(.+)"$', text, re.MULTILINE):
-        message = match.group(1).encode().decode("unicode_escape").encode("latin-1").decode("utf-8")
-        if len(message) > 25 and "%" not in message and "{" not in message:
-            found.append(message)
-    return found[:limit]
 
 
 def build_mix(po_root: Path, chats: int = 60, prose: int = 120) -> dict[str, Any]:
@@ -115,30 +97,35 @@ def build_mix(po_root: Path, chats: int = 60, prose: int = 120) -> dict[str, Any
     plain += [{"kind": "code", "text": c} for c in _code_samples()]
     for lang in LANGUAGES:
         po = po_root / "conf" / "locale" / lang / "LC_MESSAGES" / "django.po"
-        messages = _po_messages(po, 20)
+        messages = po_messages(po)[:20]
         if not messages:
             raise SystemExit(f"no messages in {po}: pass --po-root pointing at the django package")
         plain.append({"kind": "languages", "text": "\n".join(messages)})
     conversations = []
     for paragraph in paragraphs[prose:prose + chats]:
-        first = re.split(r"(?<=[.:])\s", paragraph, maxsplit=1)[0]
+        first = first_sentence(paragraph)
         conversations.append([
             {"role": "user", "content": f"Explain this from Python's documentation: {first}"},
             {"role": "assistant", "content": paragraph}])
-    return {"name": MIX_NAME, "sources": SOURCES, "plain": plain, "chats": conversations}
+    return {"name": MIX_NAME, "sources": {k: s.record() for k, s in SOURCES.items()},
+            "plain": plain, "chats": conversations}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m runners.calibration_mix --po-root .../site-packages/django``"""
+    """Rebuild ``runners/data/calibration-mix.json.gz`` (Python 3.11; pip fetches the pinned
+    Django wheel unless ``--po-root`` names an unpacked ``django`` package)."""
     import argparse
+    import tempfile
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--po-root", type=Path, required=True)
+    parser.add_argument("--po-root", type=Path)
     args = parser.parse_args(argv)
-    mix = build_mix(args.po_root)
-    out = Path(__file__).parent / "data" / MIX_FILE
-    with gzip.GzipFile(out, "wb", mtime=0) as fh:
-        fh.write(json.dumps(mix, ensure_ascii=False, sort_keys=True).encode())
+    require_python()
+    with tempfile.TemporaryDirectory() as tmp:
+        django = args.po_root or django_package(Path(tmp))
+        mix = build_mix(django)
+        write_licences(django)
+    out = write_shipped(MIX_FILE, mix)
     sys.stderr.write(f"wrote {len(mix['plain'])} samples and {len(mix['chats'])} chats to {out}\n")
 
 

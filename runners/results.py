@@ -78,6 +78,22 @@ class EvalSpec:
 
 
 @dataclass(frozen=True)
+class DomainQuality:
+    """One domain's share of a measurement (:mod:`runners.evaluation_mix`): the windows of that
+    domain only, so a card can say where a file loses most (chat, code, other languages)."""
+
+    domain: str  # a key of runners.evaluation_mix.DOMAINS
+    windows: int
+    tokens: int  # scored tokens
+    ppl: float
+    ppl_err: float
+    kld_mean: float | None = None  # None for the unquantized baseline
+    kld_err: float | None = None  # 1 sigma, as every standard error here
+    same_top_p: float | None = None
+    same_top_err: float | None = None
+
+
+@dataclass(frozen=True)
 class Quality:
     """Perplexity on the evaluation text, and divergence from the unquantized model."""
 
@@ -100,6 +116,14 @@ class Quality:
     ppl_ratio_err: float | None = None
     ppl_base: float | None = None
     ppl_base_err: float | None = None
+    #: The same measurement on each domain's windows alone, in the text's domain order; None for
+    #: a one-domain text (the fast demo's).
+    domains: list[DomainQuality] | None = None
+
+    def __post_init__(self) -> None:
+        if self.domains and isinstance(self.domains[0], dict):  # read back from JSON
+            object.__setattr__(self, "domains",
+                               [DomainQuality(**d) for d in self.domains])  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

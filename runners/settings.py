@@ -41,6 +41,9 @@ class RunSettings:
     #: The importance-matrix calibration text, already in the model's chat format
     #: (:mod:`runners.calibration_mix`); None: the calibration split of the docs corpus.
     calibration_file: Path | None = None
+    #: The evaluation text, by domain, already in the model's chat format (a
+    #: :class:`runners.evaluation_mix.EvaluationText` file); None: the docs' evaluation split.
+    evaluation_file: Path | None = None
     #: Answer agreement (:mod:`runners.answers`): how many of the shipped prompts (0: none) and
     #: how many new tokens each answer may take.
     answers: int = 64

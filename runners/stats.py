@@ -39,6 +39,21 @@ def mean_and_error(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / (n - 1)) if var > 0 and n > 10 else 0.0
 
 
+def pooled(parts: Sequence[tuple[float, float, int]]) -> tuple[float, float]:
+    """Mean and standard error of the union of samples known by ``(mean, error, count)`` each,
+    as :func:`mean_and_error` of all the values would give them (exact but for the parts'
+    rounding): how one evaluation's figure is made from its domains' separate runs."""
+    n = sum(count for _, _, count in parts)
+    if n < 1:
+        return 0.0, 0.0
+    total = math.fsum(mean * count for mean, _, count in parts)
+    squares = math.fsum(count * (err * err * (count - 1) + mean * mean)
+                        for mean, err, count in parts)
+    mean = total / n
+    var = squares / n - mean * mean
+    return mean, math.sqrt(var / (n - 1)) if var > 0 and n > 10 else 0.0
+
+
 def percentile(ordered: Sequence[float], fraction: float) -> float:
     """llama-perplexity's percentile of sorted values (linear interpolation; the median of an
     even count is the mean of the middle two, which the same rule gives)."""

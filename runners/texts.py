@@ -1,4 +1,5 @@
-"""The text quantbot trains, calibrates and evaluates on: English prose from Python's own docs.
+"""English prose from Python's own docs: what the demo model trains and is measured on, what
+GPTQ/AWQ calibrate on, and the prose of real models' evaluation mix (:mod:`runners.evaluation_mix`).
 
 The corpus is made offline from what every CPython ships: the prose paragraphs of the language
 reference (``pydoc_data.topics``) and of the standard library's docstrings (read with ``ast``,

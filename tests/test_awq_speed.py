@@ -178,7 +178,7 @@ def test_awq_with_and_without_the_patches_scores_the_same(
 
     tokenizer = AutoTokenizer.from_pretrained(trained_model)
     calibration = calibration_set(tokenizer, 64, 16)
-    blocks, _text = evaluation_blocks(tokenizer, 64, 8)
+    blocks, _labels, _text = evaluation_blocks(tokenizer, 64, 8)
     baseline = tmp_path / "baseline"
     key = evaluate.baseline_key(blocks, str(trained_model))
     hf = AutoModelForCausalLM.from_pretrained(trained_model, dtype=torch.float32)

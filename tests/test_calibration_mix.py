@@ -21,7 +21,7 @@ def test_the_mix_has_every_kind_with_its_source_and_licence() -> None:
     data = resources.files("runners") / "data" / MIX_FILE
     with gzip.open(data.open("rb"), "rt", encoding="utf-8") as fh:
         shipped = json.load(fh)
-    assert shipped["sources"] == {k: list(v) for k, v in SOURCES.items()}
+    assert shipped["sources"] == {k: v.record() for k, v in SOURCES.items()}
     assert all(licence for _, licence in shipped["sources"].values())
     scripts = "".join(s["text"] for s in mix.plain if s["kind"] == "languages")
     assert any("\u3040" <= c <= "\u30ff" for c in scripts)  # Japanese kana

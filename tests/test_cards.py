@@ -227,3 +227,28 @@ def test_ppl_row_shows_its_paired_change_against_the_original():
     assert "paired token by token" in text
     other = next(line for line in text.splitlines() if line.startswith("| [m.Q2_K"))
     assert "10.500 ± 0.196 |" in other  # no ratio measured: PPL alone
+
+
+def test_card_shows_the_recommended_file_per_domain():
+    """A run on the evaluation mix: the recommended file's KLD per kind of text, each with its
+    95 % interval, its tokens and its source; a one-domain run shows no such table."""
+    from dataclasses import replace
+
+    from runners.results import DomainQuality
+
+    run = _run()
+    domains = [DomainQuality("prose", 2, 510, 9.0, 0.5, 0.031, 0.002, 0.91, 0.01),
+               DomainQuality("code", 2, 510, 3.0, 0.1, 0.012, 0.001, 0.95, 0.008),
+               DomainQuality("chat", 2, 510, 5.0, 0.2, 0.045, 0.004, 0.89, 0.012),
+               DomainQuality("languages", 2, 510, 7.0, 0.3, 0.090, 0.006, 0.80, 0.015)]
+    variants = [replace(v, quality=replace(v.quality, domains=domains)) if v.name == "Q4_K_M"
+                else v for v in run.variants]
+    text = render_card(build_card_data(replace(run, variants=variants), "quantbot/M-GGUF"))
+    assert "**Per domain**: `Q4_K_M`" in text
+    rows = [line for line in text.splitlines() if line.startswith("| Python code |")]
+    assert rows == ["| Python code | 510 | 0.0120 ± 0.0020 | 95.0 ± 1.6 | CPython 3.11 standard "
+                    "library source: functions of modules the calibration mix does not use, "
+                    "docstrings removed (PSF-2.0) |"]
+    assert "| 20 languages | 510 | 0.0900 ± 0.0118 |" in text and "BSD-3-Clause" in text
+    assert "source and licence.\n- **Evaluator**" in text
+    assert "Per domain" not in render_card(build_card_data(run, "quantbot/M-GGUF"))

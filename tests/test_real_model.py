@@ -78,3 +78,21 @@ def test_no_two_published_files_share_tensor_types_unsaid(published):
         assert f"`{v['name']}` also stands for {', '.join(others)}" in card
         for other in others:
             assert not (folder / f"SmolLM2-135M-Instruct.{other}.gguf").exists()
+
+
+def test_every_file_is_measured_per_domain(published):
+    """The evaluation mix: both evaluators give the baseline and every file per kind of text, on
+    the same windows (the same tokens per domain), and the card shows the recommended file's."""
+    from runners.evaluation_mix import DOMAIN_KEYS, MIX_NAME
+
+    tokens = []
+    for name in ("SmolLM2-135M-Instruct-GGUF", "SmolLM2-135M-Instruct-bnb-4bit"):
+        run = _run(published / name)
+        assert run["evaluation"]["text_name"] == MIX_NAME
+        assert [d["domain"] for d in run["baseline"]["domains"]] == list(DOMAIN_KEYS)
+        tokens.append([d["tokens"] for d in run["baseline"]["domains"]])
+        for v in run["variants"]:
+            assert [d["domain"] for d in v["quality"]["domains"]] == list(DOMAIN_KEYS)
+            assert all(d["kld_mean"] >= 0 and d["kld_err"] > 0 for d in v["quality"]["domains"])
+        assert "**Per domain**" in (published / name / "README.md").read_text()
+    assert tokens[0] == tokens[1]

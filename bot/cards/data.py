@@ -26,11 +26,13 @@ from bot.cards.quality import (
 from bot.cards.release import Release
 from bot.methods import METHODS
 from runners.answers import prompt_library
+from runners.evaluation_mix import DOMAINS
 from runners.results import QuantRun, Variant
 from runners.units import human_bytes, human_gib, human_params
 
 QUANTIZED_BY = "quantbot"
 REPO_URL = "https://github.com/quantbot/quantbot"
+DOMAINS_BY_KEY = {d.key: d for d in DOMAINS}
 
 @dataclass(frozen=True)
 class FileRow:
@@ -132,6 +134,41 @@ def answers_info(variants: list[Variant]) -> AnswersInfo | None:
 
 
 @dataclass(frozen=True)
+class DomainLine:
+    """One domain of the evaluation text, as the recommended file measured on it."""
+
+    title: str
+    source: str  # where the text comes from, with its licence
+    tokens: int
+    kld: str
+    same_top: str
+
+
+@dataclass(frozen=True)
+class DomainTable:
+    """The recommended file's KLD on each domain of the evaluation text alone."""
+
+    file: str
+    lines: list[DomainLine]
+
+
+def domain_table(variant: Variant) -> DomainTable | None:
+    """The per-domain table of ``variant``; None when it was measured on one domain only."""
+    measured = [d for d in variant.quality.domains or [] if d.kld_mean is not None]
+    if not measured:
+        return None
+    lines = []
+    for d in measured:
+        domain = DOMAINS_BY_KEY.get(d.domain)
+        lines.append(DomainLine(
+            title=domain.title if domain else d.domain,
+            source=f"{domain.source.what} ({domain.source.licence})" if domain else "",
+            tokens=d.tokens, kld=interval_text(d.kld_mean, d.kld_err, ".4f"),
+            same_top=interval_text(d.same_top_p, d.same_top_err, ".1f", 100)))
+    return DomainTable(variant.name, lines)
+
+
+@dataclass(frozen=True)
 class CardData:
     """What one repository's README.md shows."""
 
@@ -178,6 +215,8 @@ class CardData:
     name_notes: list[str] = field(default_factory=list)
     #: Files were measured on windows added until settled (runners.adaptive), not all of them.
     adaptive: bool = False
+    #: The recommended file on each domain of the evaluation text (None: one domain).
+    domains: DomainTable | None = None
 
 
 def _metadata(run: QuantRun, repo_id: str) -> str:
@@ -258,4 +297,5 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
         reference=run.source.reference, answers=answers_info(variants),
         name_notes=name_notes(variants),
         adaptive=bool(run.provenance.get("settings", {}).get("adaptive")),
+        domains=domain_table(chosen),
     )

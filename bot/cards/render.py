@@ -18,7 +18,8 @@ README = CARD_FILE
 def render_card(card: CardData) -> str:
     """The README.md of one repository, from the method's own card template."""
     return render(card.template, card=card,
-                  **{**asdict(card), "memory": card.memory, "release": card.release})
+                  **{**asdict(card), "memory": card.memory, "release": card.release,
+                     "domains": card.domains})
 
 
 def write_card(run: QuantRun, repo_id: str, folder: Path, release: Release | None = None) -> Path:

@@ -27,5 +27,6 @@ def command(model_name: str, **options: object) -> None:
     model_dir = model.build()
     click.echo(f"{model.name}: {model_dir}")
     run_quantize(str(model_dir), source_options=SourceOptions(repo_id=model.repo_id,
-                                                              reference=model.reference),
+                                                              reference=model.reference,
+                                                              mixed_text=model.mixed_text),
                  **options)  # type: ignore[arg-type]

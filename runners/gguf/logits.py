@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,50 @@ def write_prefix(src: Path, dst: Path, chunks: int) -> Path:
             fout.write(block)
             remaining -= len(block)
     tmp.rename(dst)
+    return dst
+
+
+def write_windows(sources: Sequence[Path], order: Sequence[tuple[int, int]], dst: Path) -> Path:
+    """``dst``: the windows ``order`` names, ``(source, window)`` each, from logits files of one
+    window size and vocabulary, in that order (how each domain's reference, computed on its own
+    text, becomes one interleaved reference; and how one domain's windows are measured alone)."""
+    headers = [read_header(src) for src in sources]
+    if len({(h.n_ctx, h.n_vocab) for h in headers}) != 1:
+        raise QuantbotError("reference logits of different window sizes or vocabularies",
+                            "delete the work folder's reference files and measure again")
+    first = headers[0]
+    for source, window in order:
+        if not 0 <= window < headers[source].n_chunk:
+            raise ValueError(f"window {window} asked of a file of {headers[source].n_chunk}")
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.partial")  # workers may race
+    files = [src.open("rb") for src in sources]
+    try:
+        with tmp.open("wb") as fout:
+            fout.write(_HEADER.pack(MAGIC, first.n_ctx, first.n_vocab, len(order)))
+            for source, window in order:
+                files[source].seek(_HEADER.size + 4 * first.n_ctx * window)
+                fout.write(files[source].read(4 * first.n_ctx))
+            for source, window in order:
+                files[source].seek(_HEADER.size + headers[source].tokens_bytes
+                                   + window * first.window_bytes)
+                block = files[source].read(first.window_bytes)
+                if len(block) != first.window_bytes:
+                    raise QuantbotError(f"{sources[source].name} ended early",
+                                        "delete it and measure again")
+                fout.write(block)
+    finally:
+        for fh in files:
+            fh.close()
+    tmp.rename(dst)
+    return dst
+
+
+def windows_of(src: Path, windows: Sequence[int], name: str) -> Path:
+    """The file of ``src``'s ``windows`` beside it, named ``<src stem>.first<name>`` so that
+    :func:`remove_prefixes` removes it too; made once."""
+    dst = src.with_name(f"{src.stem}.first{name}{src.suffix}")
+    if not dst.exists():
+        write_windows([src], [(0, w) for w in windows], dst)
     return dst
 
 

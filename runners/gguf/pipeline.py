@@ -26,6 +26,7 @@ from runners.adaptive import schedule, settled
 from runners.answers import PromptSet, compare
 from runners.calibration_mix import MIX_NAME
 from runners.errors import QuantbotError
+from runners.evaluation_mix import EvaluationText, docs_text
 from runners.gguf import llama_tools, mmproj
 from runners.gguf.answers import answer_gguf
 from runners.gguf.chat_check import check_chat_template
@@ -36,6 +37,7 @@ from runners.gguf.inspect import summarize
 from runners.gguf.logits import LogitsHeader, prefix_of, remove_prefixes
 from runners.gguf.logits import read_header as read_logits
 from runners.gguf.overlap import plan_lanes, run_overlapped
+from runners.gguf.reference import Reference, build_reference, measure_domains
 from runners.gguf.spec import GgufSpec
 from runners.llamacpp import Toolchain, ensure_cuda_toolchain, ensure_toolchain
 from runners.proc import ToolFailed, ToolRun
@@ -159,8 +161,8 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
         imatrix_file, calibration = _imatrix(eval_tc, base, work, ctx, opts, imatrix_threads,
                                              log_file, progress)
         prompts = settings.answer_prompts_file
-        eval_text = text_set("evaluation")
-        eval_file = eval_text.write(work / "evaluation.txt")
+        eval_text = (EvaluationText.read(settings.evaluation_file)
+                     if settings.evaluation_file is not None else docs_text())
         if on_gpu:
             lanes = run_overlapped(
                 opts.types,
@@ -170,26 +172,26 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                 measure=lambda qtype, parts, base_run, _lane: _measured(
                     eval_tc, qtype, parts, base_run, imatrix_file, threads, opts,
                     log_file, progress),
-                baseline=lambda: _baseline(eval_tc, base, eval_file, work, ctx, settings.chunks,
+                baseline=lambda: _baseline(eval_tc, base, eval_text, work, ctx, settings.chunks,
                                            threads, log_file, progress, prompts))
-            baseline, chunks, n_ctx, _, _ = lanes.baseline
+            baseline, chunks, n_ctx, _, _, _ = lanes.baseline
             variants = [lanes.results[t] for t in opts.types]
             log.info("gguf: stage %.0f s, of which %.0f s of measurement hidden behind "
                      "quantization", lanes.wall_seconds, lanes.hidden_seconds())
         else:
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 # Every type waits for the reference after its quantization: give it every core.
-                base_future = pool.submit(_baseline, tc, base, eval_file, work, ctx,
+                base_future = pool.submit(_baseline, tc, base, eval_text, work, ctx,
                                           settings.chunks, jobs * threads, log_file, progress,
                                           prompts)
                 futures = [pool.submit(_one_type, tc, source, base, qtype, repo_dir,
                                        base_future, imatrix_file, threads, opts, log_file,
                                        progress)
                            for qtype in opts.types]
-                baseline, chunks, n_ctx, _, _ = base_future.result()
+                baseline, chunks, n_ctx, _, _, _ = base_future.result()
                 variants = [f.result() for f in futures]
         variants = _fold_identical(variants, repo_dir)
-        remove_prefixes(_logits_path(work, ctx, settings.chunks))
+        remove_prefixes(_logits_path(work, ctx, settings.chunks, eval_text.sha256))
         projector_future.result()
         extra_files = mmproj.check_projectors(tc, source, repo_dir,
                                               repo_dir / variants[0].files[0],
@@ -205,7 +207,7 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
         progress.close()
     return QuantRun(
         method="gguf", source=source.info, baseline=baseline,
-        evaluation=EvalSpec(text_name=f"{eval_text.name}, evaluation split",
+        evaluation=EvalSpec(text_name=eval_text.name,
                             text_sha256=eval_text.sha256, n_tokens=chunks * n_ctx, ctx=n_ctx,
                             chunks=chunks,
                             evaluator=f"llama.cpp llama-perplexity ({eval_tc.backend.upper()} "
@@ -297,32 +299,28 @@ def _publish_imatrix(matrix: Path, repo_dir: Path, source: SourceModel,
                              "calibration_sha256": calibration.sha256 if calibration else ""})
 
 
-def _baseline(tc: Toolchain, base: Path, eval_file: Path, work: Path, ctx: int, max_chunks: int,
-              threads: int, log_file: Path, progress: _Progress, prompts: Path | None = None
-              ) -> tuple[Quality, int, int, Path, tuple[list[list[int]], str] | None]:
-    logits = _logits_path(work, ctx, max_chunks)
-    out_file = logits.with_suffix(".log")
-    if not (logits.exists() and out_file.exists()):
-        tmp = logits.with_suffix(".partial")
-        run = llama_tools.perplexity_base(tc, base, eval_file, tmp, ctx, max_chunks, threads,
-                                          log_file)
-        out_file.write_text(run.output)
-        tmp.rename(logits)
-    output = out_file.read_text()
+def _baseline(tc: Toolchain, base: Path, eval_text: EvaluationText, work: Path, ctx: int,
+              max_chunks: int, threads: int, log_file: Path, progress: _Progress,
+              prompts: Path | None = None
+              ) -> tuple[Quality, int, int, Path, tuple[list[list[int]], str] | None, Reference]:
+    """The reference logits (each domain's windows in turn, :mod:`runners.gguf.reference`), the
+    unquantized model's PPL, and its answers when a prompt set is given."""
+    ref = build_reference(tc, base, eval_text, _logits_path(work, ctx, max_chunks,
+                                                            eval_text.sha256),
+                          ctx, max_chunks, threads, log_file)
     progress.done("f16 perplexity")
-    chunks, n_ctx = llama_tools.parse_chunks(output)
     reference = None
     if prompts is not None:  # the unquantized file's answers, which every type is compared with
         tokens, _ = answer_gguf(tc, base, prompts, _answers_file(work, base.name, prompts),
                                 threads)
         reference = (tokens, f"the unquantized {base.stem.rsplit('.', 1)[-1]} GGUF in "
                              "llama-cpp-python")
-    return llama_tools.parse_base_ppl(output), chunks, n_ctx, logits, reference
+    return ref.quality, ref.chunks, ref.n_ctx, ref.logits, reference, ref
 
 
-def _logits_path(work: Path, ctx: int, max_chunks: int) -> Path:
-    """The reference logits of this window size and count (a new size is a new file)."""
-    return work / f"reference-c{ctx}-n{max_chunks}.kld"
+def _logits_path(work: Path, ctx: int, max_chunks: int, text_sha256: str) -> Path:
+    """The reference logits of this text, window size and count (a new one is a new file)."""
+    return work / f"reference-{text_sha256[:12]}-c{ctx}-n{max_chunks}.kld"
 
 
 def _answers_file(work: Path, model_name: str, prompts: Path) -> Path:
@@ -372,6 +370,8 @@ def _measured(eval_tc: Toolchain, qtype: str, parts: list[Path], base_run: tuple
     logits, reference = base_run[3], base_run[4]
     run, quality, chunks = _measure_adaptive(eval_tc, parts[0], logits, threads, log_file,
                                              opts.settings.adaptive)
+    quality = dataclasses.replace(quality, domains=measure_domains(
+        eval_tc, parts[0], base_run[5], chunks, threads, log_file))
     progress.done(f"{qtype} measured on {chunks} windows")
     text = check_gguf(eval_tc, parts[0], tokens=opts.settings.check_tokens)
     answers = None

@@ -178,7 +178,8 @@ def _worker(request: dict[str, Any]) -> dict[str, Any]:
         blocks = json.loads(Path(ev["blocks_file"]).read_text())
         measurement = evaluate.measure(model, blocks, Path(ev["baseline_dir"]), ev["key"],
                                        write_baseline=ev.get("write_baseline", False),
-                                       adaptive=bool(ev.get("adaptive")))
+                                       adaptive=bool(ev.get("adaptive")),
+                                       labels=ev.get("labels"))
     if request.get("answers"):
         prompts_file, out_file = request["answers"]
         _answer_prompts(model, tokenizer, Path(prompts_file), Path(out_file))

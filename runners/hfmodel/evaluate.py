@@ -14,6 +14,7 @@ by the fresh-process worker in :mod:`runners.hfmodel.check`) and MLX's
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from runners.adaptive import schedule, settled
 from runners.errors import QuantbotError
 from runners.hfmodel.types import Measurement
-from runners.results import Quality
+from runners.results import DomainQuality, Quality
 from runners.stats import (
     DELTA_P_PERCENTILES,
     KLD_PERCENTILES,
@@ -132,6 +133,27 @@ def summarize(nll: list[float], kld: list[float] | None = None,
     return Measurement(quality=Quality(**out), n_scored=n)
 
 
+def by_domain(labels: list[str], bounds: list[int], nll: list[float],
+              kld: list[float] | None = None, same: list[float] | None = None
+              ) -> list[DomainQuality] | None:
+    """Each domain's figures from its windows' per-token values (pure): window ``i`` (of domain
+    ``labels[i]``) is ``[bounds[i], bounds[i + 1])`` of the flat lists. None for one domain."""
+    if len(set(labels)) < 2:
+        return None
+    spans: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        spans.setdefault(label, []).extend(range(bounds[i], bounds[i + 1]))
+    out = []
+    for domain, at in spans.items():
+        q = summarize([nll[j] for j in at], [kld[j] for j in at] if kld else None,
+                      [same[j] for j in at] if same else None).quality
+        out.append(DomainQuality(domain=domain, windows=labels.count(domain), tokens=len(at),
+                                 ppl=q.ppl, ppl_err=q.ppl_err, kld_mean=q.kld_mean,
+                                 kld_err=q.kld_err, same_top_p=q.same_top_p,
+                                 same_top_err=q.same_top_err))
+    return out
+
+
 def window_file(folder: Path, index: int) -> Path:
     return folder / f"window_{index:05d}.safetensors"
 
@@ -147,7 +169,7 @@ def baseline_ready(folder: Path, key: str) -> bool:
 
 def score_windows(logits_of: Callable[[list[int]], torch.Tensor], blocks: list[list[int]],
                   baseline_dir: Path, key: str, write_baseline: bool = False,
-                  adaptive: bool = False) -> Measurement:
+                  adaptive: bool = False, labels: list[str] | None = None) -> Measurement:
     """Score a model on ``blocks``, whatever runs it: ``logits_of(block)`` gives the window's
     ``[ctx, vocab]`` logits as a torch tensor (transformers' forward pass, or MLX's converted).
 
@@ -155,6 +177,7 @@ def score_windows(logits_of: Callable[[list[int]], torch.Tensor], blocks: list[l
     ``adaptive`` on the first 4, 8, 16 … until the KLD is settled (:mod:`runners.adaptive`, the
     rule llama-perplexity's measurements follow too). One loop for every runtime, so every
     format's record has the same statistics (:func:`summarize`) and ``windows`` used.
+    ``labels`` (the domain of each block) adds each domain's figures on the windows used.
     """
     import torch
     from safetensors.torch import load_file, save_file
@@ -171,11 +194,13 @@ def score_windows(logits_of: Callable[[list[int]], torch.Tensor], blocks: list[l
     start = time.perf_counter()
     checkpoints = set(schedule(len(blocks))) if adaptive and not write_baseline else set()
     used = len(blocks)
+    bounds = [0]
     for i, block in enumerate(blocks):
         tokens = torch.tensor(block, dtype=torch.long)
         base = None if write_baseline else load_file(window_file(baseline_dir, i))["logprobs"]
         terms = window_terms(logits_of(block), tokens, base)
         nll += terms["nll"].tolist()
+        bounds.append(len(nll))
         if write_baseline:
             save_file({"logprobs": terms["logprobs"].half().cpu().contiguous()},
                       window_file(baseline_dir, i))
@@ -189,6 +214,10 @@ def score_windows(logits_of: Callable[[list[int]], torch.Tensor], blocks: list[l
                 used = i + 1
                 break
     result = summarize(nll, kld or None, same or None, dp or None, nll_base or None)
+    domains = by_domain(labels[:len(bounds) - 1], bounds, nll, kld or None,
+                        same or None) if labels else None
+    result = dataclasses.replace(result, quality=dataclasses.replace(result.quality,
+                                                                     domains=domains))
     if write_baseline:
         (baseline_dir / BASELINE_META).write_text(json.dumps(
             {"key": key, "windows": len(blocks), "ppl": result.quality.ppl}, indent=1))
@@ -196,7 +225,8 @@ def score_windows(logits_of: Callable[[list[int]], torch.Tensor], blocks: list[l
 
 
 def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
-            write_baseline: bool = False, adaptive: bool = False) -> Measurement:
+            write_baseline: bool = False, adaptive: bool = False,
+            labels: list[str] | None = None) -> Measurement:
     """Score a transformers ``model`` on ``blocks`` (:func:`score_windows`)."""
     import torch
 
@@ -207,5 +237,6 @@ def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
         return model(input_ids=ids).logits[0]
 
     with torch.inference_mode():
-        result = score_windows(logits_of, blocks, baseline_dir, key, write_baseline, adaptive)
+        result = score_windows(logits_of, blocks, baseline_dir, key, write_baseline, adaptive,
+                               labels)
     return replace(result, dtype=str(next(model.parameters()).dtype).removeprefix("torch."))

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from runners.answers import Answers, PromptSet, compare
 from runners.errors import QuantbotError
+from runners.evaluation_mix import EvaluationText
 from runners.hfmodel import evaluate, worker
 from runners.hfmodel.calibration import calibration_set, evaluation_blocks
 from runners.hfmodel.check import check_folder
@@ -226,7 +227,9 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
     tokenizer = AutoTokenizer.from_pretrained(source.path)
     calibration = (calibration_set(tokenizer, settings.calib_len, settings.calib_samples)
                    if quantizer.calibrated else None)
-    blocks, eval_text = evaluation_blocks(tokenizer, settings.ctx, settings.chunks)
+    blocks, labels, eval_text = evaluation_blocks(
+        tokenizer, settings.ctx, settings.chunks,
+        EvaluationText.read(settings.evaluation_file) if settings.evaluation_file else None)
     blocks_file = work / "eval-blocks.json"
     blocks_file.write_text(json.dumps(blocks))
     key = evaluate.baseline_key(blocks, f"{source.info.repo_id}:{source.info.n_params}")
@@ -234,7 +237,7 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
     # numbers are the same).
     env = {"TORCHDYNAMO_DISABLE": "1"} if settings.device == "cpu" else {}
     eval_req = {"blocks_file": str(blocks_file), "baseline_dir": str(work / "baseline"),
-                "key": key, "adaptive": settings.adaptive}
+                "key": key, "adaptive": settings.adaptive, "labels": labels}
     base = _baseline(source, settings, eval_req, log_file, env)
     runtime = quantizer.runtime
     _runtime_reference(source, settings, runtime, Path(eval_req["baseline_dir"]), log_file, env)
@@ -285,7 +288,7 @@ def run_variants(source: SourceModel, method: str, variants: list[HfVariant],
                    "calibration_sha256": calibration.text_sha256} if calibration else {})
     return QuantRun(
         method=method, source=source.info, baseline=base.quality,
-        evaluation=EvalSpec(text_name=f"{eval_text.name}, evaluation split",
+        evaluation=EvalSpec(text_name=eval_text.name,
                             text_sha256=eval_text.sha256, n_tokens=len(blocks) * settings.ctx,
                             ctx=settings.ctx, chunks=len(blocks),
                             evaluator="transformers (second half of each window scored, "

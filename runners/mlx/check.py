@@ -71,7 +71,7 @@ def _stop_ids(tokenizer: Any) -> set[int]:
 
 
 def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
-            adaptive: bool = False) -> Measurement:
+            adaptive: bool = False, labels: list[str] | None = None) -> Measurement:
     """Score ``model`` on ``blocks`` against the transformers baseline's log-probs: the one loop
     of every runtime (:func:`runners.hfmodel.evaluate.score_windows`), adaptive rule included,
     fed with MLX's own logits."""
@@ -84,7 +84,8 @@ def measure(model: Any, blocks: list[list[int]], baseline_dir: Path, key: str,
         mx.eval(logits)
         return torch.from_numpy(np.array(logits))
 
-    result = evaluate.score_windows(logits_of, blocks, baseline_dir, key, adaptive=adaptive)
+    result = evaluate.score_windows(logits_of, blocks, baseline_dir, key, adaptive=adaptive,
+                                    labels=labels)
     return replace(result, dtype=_dtype(model))
 
 
@@ -155,7 +156,7 @@ def _worker(request: dict[str, Any]) -> dict[str, Any]:
                                 "score the unquantized model with runners.hfmodel.check")
         blocks = json.loads(Path(ev["blocks_file"]).read_text())
         measurement = measure(model, blocks, Path(ev["baseline_dir"]), ev["key"],
-                              adaptive=bool(ev.get("adaptive")))
+                              adaptive=bool(ev.get("adaptive")), labels=ev.get("labels"))
     if request.get("answers"):
         prompts_file, out_file = request["answers"]
         answer_prompts(model, tokenizer, Path(prompts_file), Path(out_file))
