@@ -36,14 +36,11 @@ from runners.mix_sources import (
     PYTHON_DOCS,
     STDLIB,
     Source,
-    django_package,
     first_sentence,
     po_messages,
     read_shipped,
-    require_python,
+    rebuild,
     unparsed_functions,
-    write_licences,
-    write_shipped,
 )
 from runners.mix_sources import sha256 as sha256
 from runners.texts import text_set
@@ -114,18 +111,7 @@ def build_mix(po_root: Path, chats: int = 60, prose: int = 120) -> dict[str, Any
 def main(argv: list[str] | None = None) -> None:
     """Rebuild ``runners/data/calibration-mix.json.gz`` (Python 3.11; pip fetches the pinned
     Django wheel unless ``--po-root`` names an unpacked ``django`` package)."""
-    import argparse
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--po-root", type=Path)
-    args = parser.parse_args(argv)
-    require_python()
-    with tempfile.TemporaryDirectory() as tmp:
-        django = args.po_root or django_package(Path(tmp))
-        mix = build_mix(django)
-        write_licences(django)
-    out = write_shipped(MIX_FILE, mix)
+    mix, out = rebuild(MIX_FILE, build_mix, main.__doc__ or "", argv)
     sys.stderr.write(f"wrote {len(mix['plain'])} samples and {len(mix['chats'])} chats to {out}\n")
 
 

@@ -41,15 +41,12 @@ from runners.mix_sources import (
     Source,
     catalogues,
     content_hashes,
-    django_package,
     first_sentence,
     interleave,
     po_messages,
     read_shipped,
-    require_python,
+    rebuild,
     source_functions,
-    write_licences,
-    write_shipped,
 )
 from runners.texts import CORPUS_NAME, text_set
 
@@ -294,18 +291,7 @@ def build_mix(django: Path, chars: int = DOMAIN_CHARS) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Rebuild ``runners/data/evaluation-mix.json.gz`` (Python 3.11; pip fetches the pinned
     Django wheel unless ``--po-root`` names an unpacked ``django`` package)."""
-    import argparse
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--po-root", type=Path)
-    args = parser.parse_args(argv)
-    require_python()
-    with tempfile.TemporaryDirectory() as tmp:
-        django = args.po_root or django_package(Path(tmp))
-        mix = build_mix(django)
-        write_licences(django)
-    out = write_shipped(MIX_FILE, mix)
+    mix, out = rebuild(MIX_FILE, build_mix, main.__doc__ or "", argv)
     sizes = {k: sum(len(s) for s in mix[k]) for k in ("prose", "code")}
     sys.stderr.write(f"wrote {out}: {sizes}, {len(mix['chats'])} chats, "
                      f"{len(mix['languages'])} language blocks\n")

@@ -24,7 +24,7 @@ import sys
 import sysconfig
 import textwrap
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -124,6 +124,25 @@ def django_package(dest: Path) -> Path:
         zf.extractall(dest, [n for n in zf.namelist()
                              if n.endswith("/django.po") or n == _DJANGO_LICENSE])
     return dest / "django"
+
+
+def rebuild(name: str, build: Callable[[Path], dict[str, Any]], description: str,
+            argv: list[str] | None = None) -> tuple[dict[str, Any], Path]:
+    """Rebuild the shipped mix ``runners/data/<name>`` with ``build(django_folder)`` and the
+    licence texts beside it: the one command line both mixes share (Python 3.11; pip fetches
+    the pinned Django wheel unless ``--po-root`` names an unpacked ``django`` package)."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--po-root", type=Path)
+    args = parser.parse_args(argv)
+    require_python()
+    with tempfile.TemporaryDirectory() as tmp:
+        django = args.po_root or django_package(Path(tmp))
+        mix = build(django)
+        write_licences(django)
+    return mix, write_shipped(name, mix)
 
 
 def write_licences(django: Path) -> None:
