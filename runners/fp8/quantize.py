@@ -30,7 +30,9 @@ from runners.hfmodel.folder import (
     VISION_MODULES,
     auto_class_name,
     copy_tokenizer_files,
+    new_output_folder,
     quantization_config,
+    quantize_device,
     require_files,
     sixteen_bit_dtype,
 )
@@ -109,11 +111,9 @@ def quantize(source: Path, out_dir: Path, device: str = "auto",
         preset_name_to_scheme,
     )
 
-    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    target = ("cuda:0" if device == "auto" else device) if on_cuda else "cpu"
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise QuantbotError(f"{out_dir} is not empty", "remove it or choose another folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    target = quantize_device(device)
+    on_cuda = target != "cpu"
+    new_output_folder(out_dir)
     config = json.loads((source / "config.json").read_text())
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()

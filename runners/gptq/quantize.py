@@ -27,7 +27,13 @@ from typing import Any
 from runners.errors import QuantbotError
 from runners.gptq import awq_speed
 from runners.gptq.types import QuantSpec
-from runners.hfmodel.folder import copy_tokenizer_files, quantization_config, require_files
+from runners.hfmodel.folder import (
+    copy_tokenizer_files,
+    new_output_folder,
+    quantization_config,
+    quantize_device,
+    require_files,
+)
 from runners.hfmodel.pipeline import serve_quantizer
 from runners.hfmodel.types import CalibrationSet, QuantOutcome
 
@@ -232,11 +238,9 @@ def quantize(source: Path, spec: QuantSpec, out_dir: Path, calibration: Calibrat
         raise QuantbotError(f"GPTQModel is not importable ({exc})",
                             "install quantbot's gpu extra: pip install -e '.[gpu]'") from exc
 
-    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    qdevice = ("cuda:0" if device == "auto" else device) if on_cuda else "cpu"
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise QuantbotError(f"{out_dir} is not empty", "remove it or choose another folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    qdevice = quantize_device(device)
+    on_cuda = qdevice != "cpu"
+    new_output_folder(out_dir)
     tool_defaults = os.environ.get(DEFAULTS_ENV) == "1"
     kwargs = quantize_config_kwargs(spec, on_cuda, tool_defaults, weights_bytes(source),
                                     machine_ram_bytes())

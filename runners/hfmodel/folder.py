@@ -27,6 +27,23 @@ VISION_MODULES = ("vision_tower", "vision_model", "visual", "multi_modal_project
                   "vision_embed_tokens", "image_newline")
 
 
+def quantize_device(device: str) -> str:
+    """Where a quantizer works: ``cuda:0`` for ``auto`` with a GPU, the device asked for, or
+    ``cpu``."""
+    import torch
+
+    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return ("cuda:0" if device == "auto" else device) if on_cuda else "cpu"
+
+
+def new_output_folder(out_dir: Path) -> None:
+    """Create ``out_dir`` for a quantizer's checkpoint; one with files in it is refused, so a
+    stale checkpoint is never mixed with a new one."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise QuantbotError(f"{out_dir} is not empty", "remove it or choose another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
 def auto_class_name(config: dict[str, Any]) -> str:
     """The auto class for a model's ``config.json`` (pure)."""
     return IMAGE_TEXT_TO_TEXT if "vision_config" in config else CAUSAL_LM

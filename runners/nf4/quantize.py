@@ -26,7 +26,9 @@ from runners.hfmodel.folder import (
     VISION_MODULES,
     auto_class_name,
     copy_tokenizer_files,
+    new_output_folder,
     quantization_config,
+    quantize_device,
     require_files,
 )
 from runners.hfmodel.pipeline import serve_quantizer
@@ -74,11 +76,9 @@ def quantize(source: Path, variant: Nf4Variant, out_dir: Path, device: str = "au
     import transformers
     from transformers import BitsAndBytesConfig
 
-    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    target = ("cuda:0" if device == "auto" else device) if on_cuda else "cpu"
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise QuantbotError(f"{out_dir} is not empty", "remove it or choose another folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    target = quantize_device(device)
+    on_cuda = target != "cpu"
+    new_output_folder(out_dir)
     config = json.loads((source / "config.json").read_text())
     kwargs = bnb_config_kwargs(variant, skip_modules(config))
     kwargs["bnb_4bit_compute_dtype"] = getattr(torch, variant.compute_dtype)
