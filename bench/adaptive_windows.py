@@ -1,6 +1,8 @@
 """Benchmark: adaptive evaluation windows against fixed windows, on the same GGUF set.
 
-Runs quantbot's GGUF pipeline twice on one model, back to back in one process: every file
+Runs quantbot's GGUF pipeline twice on one model, on the evaluation mix (its chats through the
+model's own template, as real models are measured; ``--docs-text`` for the fast demo's text),
+back to back in one process: every file
 measured on all ``--chunks`` windows (``--fixed-windows``, the rule before issue 19), then on the
 first 4, 8, 16 … windows until its KLD is settled (:mod:`runners.adaptive`, the default). Both
 runs make the same files from the same reference; answer agreement is off on both sides, so the
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 from bot.cards.quality import interval_text, name_notes, quality_band, recommendation
+from bot.pipeline import evaluation_text
 from runners.builtin import BUILTIN_MODELS
 from runners.demo_model import build_demo_model
 from runners.gguf.pipeline import run as run_gguf
@@ -41,12 +44,14 @@ def decisions(run: QuantRun) -> dict[str, object]:
 
 
 def timed_run(model_dir: Path, types: tuple[str, ...], work: Path, ctx: int, chunks: int,
-              adaptive: bool) -> tuple[float, QuantRun]:
+              adaptive: bool, mixed_text: bool) -> tuple[float, QuantRun]:
     source = load_source(str(model_dir), repo_id="bench/model")
+    text = evaluation_text(source, work) if mixed_text else None
     start = time.perf_counter()
     run = run_gguf(source, GgufSpec(types=types),
                    RunSettings(work_dir=work, ctx=ctx, chunks=chunks, adaptive=adaptive,
-                               answers=0), work / "repo", ensure_toolchain())
+                               answers=0, evaluation_file=text), work / "repo",
+                   ensure_toolchain())
     return time.perf_counter() - start, run
 
 
@@ -57,6 +62,8 @@ def main() -> None:
     parser.add_argument("--types", default=None, help="GGUF types (default: the 12 of TheBloke)")
     parser.add_argument("--ctx", type=int, default=512)
     parser.add_argument("--chunks", type=int, default=16)
+    parser.add_argument("--docs-text", action="store_true",
+                        help="measure on the Python-docs text instead of the evaluation mix")
     args = parser.parse_args()
     ensure_toolchain()
     if args.model in BUILTIN_MODELS:
@@ -67,14 +74,16 @@ def main() -> None:
                         if args.types else {})).types
     root = Path(tempfile.mkdtemp(prefix="quantbot-adaptive-"))
     try:
-        fixed_s, fixed = timed_run(model_dir, types, root / "fixed", args.ctx, args.chunks, False)
+        fixed_s, fixed = timed_run(model_dir, types, root / "fixed", args.ctx, args.chunks, False,
+                                   not args.docs_text)
         adaptive_s, adaptive = timed_run(model_dir, types, root / "adaptive", args.ctx,
-                                         args.chunks, True)
+                                         args.chunks, True, not args.docs_text)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"model: {model_dir}  types: {len(types)}  machine: {platform.machine()}, "
           f"{len(os.sched_getaffinity(0))} cores  eval: ctx {args.ctx}, at most {args.chunks} "
           f"windows")
+    print(f"text: {fixed.evaluation.text_name}")
     print(f"{'fixed windows':<24}{fixed_s:8.1f} s")
     print(f"{'adaptive windows':<24}{adaptive_s:8.1f} s")
     print(f"{'ratio fixed / adaptive':<24}{fixed_s / adaptive_s:8.2f} x")

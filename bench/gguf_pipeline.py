@@ -8,6 +8,11 @@ Both sides use the same llama.cpp tools on the same model and text:
 - quantbot: ``run_gguf`` (the same steps plus a load-and-generate check per file, on a pool of
   workers).
 
+``--bare`` makes the by-hand side the bare sequence (convert + ``llama-quantize`` per type, no
+measurement), as the CPU-only ratio of issue 19 compares; ``--fixed-windows`` measures every file
+on all ``--chunks`` windows instead of the adaptive rule; ``--device cpu`` keeps quantbot's
+measurement on the CPU (run with ``CUDA_VISIBLE_DEVICES=""`` to hide a GPU from every tool).
+
 Prints both wall times, the ratio, and whether the quantized files are byte-identical (both
 sides convert to the same 16-bit type, the one quantbot picks from the source's dtype; a type
 quantbot folds into another with identical tensor types is compared with that file's bytes).
@@ -16,6 +21,8 @@ quantbot folds into another with identical tensor types is compared with that fi
     python bench/gguf_pipeline.py                 # the built-in demo model, all 12 types
     python bench/gguf_pipeline.py --model smollm2-135m-instruct --chunks 16   # the real model
     python bench/gguf_pipeline.py --model DIR --types Q4_K_M,Q8_0 --ctx 512 --chunks 32
+    CUDA_VISIBLE_DEVICES= python bench/gguf_pipeline.py --model DIR --bare --device cpu \
+        --fixed-windows --chunks 4      # the CPU-only set against the bare sequence
 """
 
 from __future__ import annotations
@@ -23,12 +30,12 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
+import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from bot.pipeline import answer_prompts
 from runners.builtin import BUILTIN_MODELS
 from runners.demo_model import build_demo_model
 from runners.gguf import llama_tools
@@ -41,13 +48,15 @@ from runners.texts import text_set
 
 
 def by_hand(tc, model_dir: Path, types: list[str], work: Path, ctx: int, chunks: int,
-            outtype: str) -> float:
+            outtype: str, measure: bool = True) -> float:
     threads = os.cpu_count() or 1
     start = time.perf_counter()
     f16 = work / f"model.{outtype.upper()}.gguf"
     llama_tools.convert(tc, model_dir, f16, outtype)
     for qtype in types:
         llama_tools.quantize(tc, f16, work / f"model.{qtype}.gguf", qtype, threads)
+    if not measure:
+        return time.perf_counter() - start
     text = text_set("evaluation").write(work / "evaluation.txt")
     logits = work / "base.kld"
     llama_tools.perplexity_base(tc, f16, text, logits, ctx, chunks, threads)
@@ -57,15 +66,20 @@ def by_hand(tc, model_dir: Path, types: list[str], work: Path, ctx: int, chunks:
 
 
 def with_quantbot(tc, model_dir: Path, types: list[str], work: Path, ctx: int,
-                  chunks: int, answers: int) -> tuple[float, Path, dict[str, str]]:
+                  chunks: int, answers: int, adaptive: bool = True,
+                  device: str = "auto") -> tuple[float, Path, dict[str, str]]:
     """Wall time, the repository folder, and which file each requested type is."""
     source = load_source(str(model_dir), repo_id="bench/model")
     repo = work / "repo"
-    prompts = answer_prompts(source, work, answers, 48) if answers else None
+    prompts = None
+    if answers:  # the bot's renderer (jinja2 sandbox); only then, so the runners suffice
+        from bot.pipeline import answer_prompts
+
+        prompts = answer_prompts(source, work, answers, 48)
     start = time.perf_counter()
     run = run_gguf(source, GgufSpec(types=tuple(types)),
-                   RunSettings(work_dir=work, ctx=ctx, chunks=chunks,
-                               answer_prompts_file=prompts), repo, tc)
+                   RunSettings(work_dir=work, ctx=ctx, chunks=chunks, adaptive=adaptive,
+                               device=device, answer_prompts_file=prompts), repo, tc)
     file_of = {name: v.files[0] for v in run.variants
                for name in v.params.get("stands_for") or [v.name]}
     return time.perf_counter() - start, repo, file_of
@@ -80,6 +94,12 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=32)
     parser.add_argument("--answers", type=int, default=0,
                         help="quantbot also measures answer agreement on this many prompts")
+    parser.add_argument("--bare", action="store_true",
+                        help="by hand: convert and quantize only, no measurement")
+    parser.add_argument("--fixed-windows", action="store_true",
+                        help="quantbot measures every file on all --chunks windows")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where quantbot's measurement runs")
     args = parser.parse_args()
     tc = ensure_toolchain()
     if args.model in BUILTIN_MODELS:
@@ -93,21 +113,27 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="quantbot-bench-"))
     try:
         (root / "hand").mkdir()
-        hand = by_hand(tc, model_dir, types, root / "hand", args.ctx, args.chunks, outtype)
+        hand = by_hand(tc, model_dir, types, root / "hand", args.ctx, args.chunks, outtype,
+                       measure=not args.bare)
+        print(f"by hand: {hand:.1f} s (quantbot's side follows)", flush=True)  # kept if it fails
         ours, repo, file_of = with_quantbot(tc, model_dir, types, root / "quantbot", args.ctx,
-                                            args.chunks, args.answers)
+                                            args.chunks, args.answers,
+                                            adaptive=not args.fixed_windows, device=args.device)
         same = all(filecmp.cmp(root / "hand" / f"model.{t}.gguf", repo / file_of[t],
                                shallow=False) for t in types
                    if file_of[t] == f"model.{t}.gguf")
         folded = sorted(t for t in types if file_of[t] != f"model.{t}.gguf")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"model: {model_dir}  types: {len(types)}  cores: {os.cpu_count()}  "
-          f"eval: ctx {args.ctx} x {args.chunks} chunks")
-    print(f"{'by hand (serial)':<28}{hand:8.1f} s")
+    gpu = "hidden" if os.environ.get("CUDA_VISIBLE_DEVICES") == "" else "as found"
+    print(f"model: {model_dir}  types: {len(types)}  machine: {platform.machine()}, "
+          f"{os.cpu_count()} cores, GPU {gpu}  "
+          f"eval: ctx {args.ctx} x {args.chunks} chunks "
+          f"({'fixed' if args.fixed_windows else 'adaptive'}), measured on {args.device}")
+    print(f"{'by hand (' + ('bare' if args.bare else 'serial, measured') + ')':<28}{hand:8.1f} s")
     print(f"{'quantbot (+ checks)':<28}{ours:8.1f} s"
           + (f"   (with answer agreement on {args.answers} prompts)" if args.answers else ""))
-    print(f"{'ratio by hand / quantbot':<28}{hand / ours:8.2f} x")
+    print(f"{'ratio quantbot / by hand':<28}{ours / hand:8.2f} x")
     print(f"{'quantized files identical':<28}{'yes' if same else 'NO':>8}")
     if folded:
         print(f"{'folded (identical tensors)':<28}{', '.join(folded)}: published as "

@@ -92,6 +92,16 @@ SPECS: dict[str, StandinSpec] = {s.name: s for s in (
                 "meta-llama-Llama-3.1-8B-Instruct.jinja", LLAMA_3_1_8B,
                 "meta-llama/Llama-3.1-8B-Instruct", "every shape of the real model",
                 {"do_sample": True, "temperature": 0.6, "top_p": 0.9}, add_bos=True),
+    # Llama-3.2-3B-Instruct's shapes (tied embeddings, rope factor 32): the CPU-only GGUF set
+    # of bench/gguf_pipeline.py fits one 10-minute command of the GPU machine at this size.
+    StandinSpec("llama-3.2-3b", "llama", "ggml-vocab-llama-bpe.gguf",
+                "meta-llama-Llama-3.2-3B-Instruct.jinja",
+                {**LLAMA_3_1_8B, "hidden_size": 3072, "intermediate_size": 8192,
+                 "num_hidden_layers": 28, "num_attention_heads": 24, "num_key_value_heads": 8,
+                 "tie_word_embeddings": True,
+                 "rope_scaling": {**LLAMA_3_1_8B["rope_scaling"], "factor": 32.0}},
+                "meta-llama/Llama-3.2-3B-Instruct", "every shape of the real model",
+                {"do_sample": True, "temperature": 0.6, "top_p": 0.9}, add_bos=True),
     # Sized for one GPU runner's 64 GiB disk over a whole GGUF run: bf16 source S, the converted
     # GGUF S, the largest quantized file 0.53 S (Q8_0) and 2.1 GB of reference logits must fit
     # at once (2.53 S + 3 GB <= ~58 GB usable: S <= 21 GB). 16 of Qwen3-30B-A3B's 48 layers,

@@ -48,6 +48,8 @@ class RunnerSpec:
     #: Jobs the machine runs at once (runner agents registered on it with this label): a GPU
     #: machine with 2 takes the GGUF job beside a GPTQ/AWQ one (runners/setup/README.md).
     slots: int = 1
+    #: CPU cores: what a measurement on a runner without a GPU runs on (time estimates).
+    cores: int = 16
 
 
 #: A realistic self-hosted pair: a 16-core CPU box with 128 GiB RAM and 2 TB disk, and a GPU box

@@ -158,7 +158,7 @@ def _coerce(section: str, cls: type, raw: dict[str, Any]) -> Any:
 
 
 _RUNNER_KEYS = {"disk": "disk_bytes", "ram": "ram_bytes", "gpu_memory": "gpu_bytes", "gpus": "gpus",
-                "slots": "slots"}
+                "slots": "slots", "cores": "cores"}
 
 
 def _runners(raw: Any) -> dict[str, RunnerSpec]:

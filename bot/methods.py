@@ -127,7 +127,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("gguf", "GGUF", "-GGUF", "cpu", GgufSpec, "runners.gguf.pipeline:run",
            ("llama_cpp", "gguf"), "gguf", "card_gguf.md.j2",
            ("files", "quant_method", "bits_per_weight", "size", "ram_estimate", "ppl", "kld",
-            "kld_p99", "same_top", "answers", "tokens", "use_case"),
+            "kld_p99", "same_top", "answers", "tokens", "front", "use_case"),
            ("gguf", "llama.cpp"), "converter", "gguf",
            ("llama.cpp", "llama-cpp-python", "LM Studio", "Ollama"),
            original_formats=("fp8", "mxfp4", "compressed-tensors", "modelopt"),

@@ -14,6 +14,7 @@ left out with its numbers; the methods that fit go on.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,10 @@ from bot.methods import METHODS, Estimate
 from bot.moe import Experts, experts
 from bot.request import QuantizeRequest
 from runners.errors import QuantbotError
+from runners.gguf.mix_plan import TYPICAL_PROBES, estimate_sweep_seconds
+from runners.gguf.spec import GgufSpec
 from runners.source import is_repo_id
+from runners.spec import MethodSpec
 
 _SHA = re.compile(r"[0-9a-f]{40}")
 
@@ -197,6 +201,22 @@ class Assessment:
 SCREENS = (check_access, check_remote_code, check_architecture)
 
 
+def _mixes_on_cpu(spec: MethodSpec | None, fit: Fit, runners: dict[str, RunnerSpec],
+                  n_params: int) -> str | None:
+    """Why GGUF's mix search is not run where the plan put the job: a runner without a GPU,
+    and no ``mix_minutes`` given (the search measures about a hundred files)."""
+    if not isinstance(spec, GgufSpec) or not spec.mixes or spec.mix_minutes:
+        return None
+    runner = runners.get(fit.need.runner)
+    if runner is None or runner.gpus > 0:
+        return None
+    minutes = math.ceil(estimate_sweep_seconds(n_params, runner.cores, on_gpu=False) / 60)
+    return (f"its job runs on the {fit.need.runner} runner, which has no GPU, and the mix "
+            f"search there takes about {minutes} min (about {TYPICAL_PROBES} files measured on "
+            f"{runner.cores} cores); ask again with `mix_minutes={minutes}` to allow it, or "
+            f"without `mixes`")
+
+
 def assess(facts: ModelFacts, request: QuantizeRequest, filters: FilterConfig,
            runners: dict[str, RunnerSpec]) -> Assessment:
     """Which requested methods can be made of this model on these runners, and why not the rest."""
@@ -232,7 +252,10 @@ def assess(facts: ModelFacts, request: QuantizeRequest, filters: FilterConfig,
             runner = runners.get(fit.need.runner)
             declined[fit.method] = Declined(fit.method, fit=fit, runner=runner,
                                             fix=runner_fix(fit.need, runner))
-    accepted = tuple(f for f in sized if f.ok)
+        elif fit.method == "gguf" and (why := _mixes_on_cpu(request.specs.get("gguf"), fit,
+                                                          runners, model.params)):
+            declined[fit.method] = Declined(fit.method, reason=why)
+    accepted = tuple(f for f in sized if f.ok and f.method not in declined)
     narrowed = QuantizeRequest({f.method: request.specs[f.method] for f in accepted}) \
         if accepted else None
     return Assessment(facts, accepted=accepted,

@@ -98,7 +98,7 @@ class Option:
         if self.choices:
             return self.show(self.choices[0])
         if self.bounds:
-            return "0.01"
+            return "0.01" if self.kind is float else str(int(self.bounds[0]) + 1)
         return "VALUE"
 
     def read_one(self, text: str, owner: str) -> Any:

@@ -174,6 +174,9 @@ class QuantRun:
     #: How the files were made: the request, the settings, the command, every tool's version and
     #: the hashes of the texts used (see ``runners/quantbot.schema.json``).
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: GGUF's mix search (runners.gguf.mixes): the sweep, the candidates, every mix's verdict,
+    #: published or not; empty when no mixes were asked for.
+    mix_search: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def save(self, folder: Path) -> Path:
@@ -216,7 +219,8 @@ def run_from_dict(data: dict[str, Any]) -> QuantRun:
         baseline=Quality(**data["baseline"]), evaluation=EvalSpec(**data["evaluation"]),
         variants=variants, tools=dict(data["tools"]), created=data["created"],
         extra_files=[ExtraFile(**e) for e in data.get("extra_files", [])],
-        provenance=dict(data.get("provenance", {})), schema_version=data["schema_version"],
+        provenance=dict(data.get("provenance", {})), mix_search=dict(data.get("mix_search", {})),
+        schema_version=data["schema_version"],
     )
 
 

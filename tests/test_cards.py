@@ -252,3 +252,40 @@ def test_card_shows_the_recommended_file_per_domain():
     assert "| 20 languages | 510 | 0.0900 ± 0.0118 |" in text and "BSD-3-Clause" in text
     assert "source and licence.\n- **Evaluator**" in text
     assert "Per domain" not in render_card(build_card_data(run, "quantbot/M-GGUF"))
+
+
+def test_the_pareto_front_drops_only_files_clearly_beaten_by_one_no_larger():
+    from bot.cards.quality import pareto_front
+
+    small, mid, big = (_variant("Q3_K_M", 400_000, 0.10), _variant("Q4_K_M", 500_000, 0.04),
+                       _variant("Q5_K_M", 520_000, 0.06))
+    close = _variant("Q5_K_S", 510_000, 0.0405)  # within Q4_K_M's interval: not ranked
+    assert [v.name for v in pareto_front([big, small, mid, close])] == ["Q3_K_M", "Q4_K_M",
+                                                                        "Q5_K_S"]
+
+
+def test_a_card_tells_the_mix_search_and_marks_the_front():
+    run = _run()
+    mix = dataclasses.replace(_variant("QB-Q4_K_M", 480_000, 0.02), params={
+        "ram_ctx": 4096, "mix": {"command": "llama-quantize --tensor-type "
+                                            "'^token_embd\\.weight$=q8_0' m.F16.gguf "
+                                            "m.QB-Q4_K_M.gguf Q4_K_M"}})
+    run = dataclasses.replace(run, variants=[*run.variants, mix], mix_search={
+        "tuning_windows": 8, "tuning_tokens": 2040, "seconds": 90.0, "stopped_by_budget": False,
+        "sizes": [{"base": "Q4_K_M", "base_tuning_kld": 0.04, "candidates": [], "sweep": [
+            {"group": "token_embd", "type": "Q8_0"}, {"group": "attn_v.0-9", "type": "Q8_0"}]}],
+        "mixes": [{"name": "QB-Q4_K_M", "stock": "Q4_K_M", "published": True,
+                   "why": "50 % lower held-out KLD than Q4_K_M"},
+                  {"name": "QB-Q3_K_M", "stock": "Q3_K_M", "published": False,
+                   "why": "held-out KLD 0.1000 ± 0.0100 does not lie below Q3_K_M's"}]})
+    text = render_card(build_card_data(run, "quantbot/Model-7B-GGUF"))
+    assert "**quantbot mixes**" in text and "2 groups of tensors" in text
+    assert "- `QB-Q4_K_M`, at the size of Q4_K_M: published; 50 % lower held-out KLD" in text
+    assert "- `QB-Q3_K_M`, at the size of Q3_K_M: not published;" in text
+    assert "llama-quantize --tensor-type '^token_embd\\.weight$=q8_0'" in text
+    rows = [line for line in text.splitlines() if line.startswith("| [m.")]
+    front = {line.split("]")[0].removeprefix("| [m.").removesuffix(".gguf"): "| yes |" in line
+             for line in rows}
+    # QB-Q4_K_M (480 kB, 0.02) beats Q4_K_M (500 kB, 0.04): off the front; Q2_K is smallest
+    assert front == {"Q2_K": True, "Q3_K_M": True, "QB-Q4_K_M": True, "Q4_K_M": False,
+                     "Q8_0": True}

@@ -232,7 +232,8 @@ def test_plan_json_round_trip():
     with pytest.raises(QuantbotError, match="puts gptq on a 'cpu' runner"):
         Plan(model="org/model", issue=5, request=req, placement={"gptq": "cpu"})
     assert data["request"] == {name: spec.to_dict() for name, spec in req.specs.items()}
-    assert data["request"]["gguf"] == {"types": ["Q4_K_M"], "imatrix": True}
+    assert data["request"]["gguf"] == {"types": ["Q4_K_M"], "imatrix": True, "mixes": False,
+                                       "mix_minutes": 0}
     assert data["request"]["gptq"]["group_size"] == [-1]
     local = Plan(model="org/model", issue=5, request=req)
     assert Plan.from_json(local.to_json()) == local and local.revision is None

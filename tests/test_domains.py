@@ -126,3 +126,50 @@ def test_domain_figures_survive_quantbot_json():
     assert run.variants[0].quality.domains == [DomainQuality("code", 2, 510, 3.0, 0.1, 0.02,
                                                              0.001, 0.95, 0.01)]
     assert run.baseline.domains[0].kld_mean is None
+
+
+def test_a_step_runs_per_domain_when_each_share_scores_enough():
+    from runners.gguf.measure import step_runs
+
+    labels = ["prose", "code", "chat", "languages"] * 4
+    assert step_runs(labels, 4, 8, 255) == [("prose", [4]), ("code", [5]), ("chat", [6]),
+                                            ("languages", [7])]
+    assert step_runs(labels, 0, 4, 63) == [("", [0, 1, 2, 3])]  # 63 scored tokens: too few
+    assert step_runs(["prose"] * 8, 0, 4, 255) == [("", [0, 1, 2, 3])]  # one domain: one run
+
+
+def test_steps_pool_into_the_figures_of_all_their_tokens():
+    """Windows measured step by step and domain by domain pool into the figures of all of them
+    at once (what re-running llama-perplexity on the prefix would print, but for its rounding)."""
+    from runners.gguf.measure import Part, domain_figures, pool_parts
+    from runners.stats import share_and_error
+
+    rng = random.Random(11)
+
+    def part(domain, n, scale, p_same, ppl_mu):
+        kld = [rng.expovariate(1 / scale) for _ in range(n)]
+        same = [rng.random() < p_same for _ in range(n)]
+        nll = [rng.gauss(ppl_mu, 1.0) for _ in range(n)]
+        k, ke = mean_and_error(kld)
+        s, se = share_and_error(sum(same), n)
+        m, me = mean_and_error(nll)
+        return (Part(domain, n // 255, n, Quality(ppl=math.exp(m), ppl_err=math.exp(m) * me,
+                                                  kld_mean=k, kld_err=ke, same_top_p=s,
+                                                  same_top_err=se)), kld, same, nll)
+
+    made = [part("prose", 255, 0.05, 0.9, 2.5), part("code", 255, 0.2, 0.7, 1.2),
+            part("prose", 510, 0.05, 0.9, 2.5), part("chat", 255, 0.1, 0.8, 2.0)]
+    parts = [m[0] for m in made]
+    whole = pool_parts(parts)
+    kld = [x for m in made for x in m[1]]
+    same = [x for m in made for x in m[2]]
+    nll = [x for m in made for x in m[3]]
+    assert (whole.kld_mean, whole.kld_err) == pytest.approx(mean_and_error(kld), rel=1e-9)
+    assert (whole.same_top_p, whole.same_top_err) == pytest.approx(
+        share_and_error(sum(same), len(same)), rel=1e-9)
+    assert math.log(whole.ppl) == pytest.approx(mean_and_error(nll)[0], rel=1e-9)
+    domains = domain_figures(parts, ["prose", "code", "chat", "languages"])
+    assert [(d.domain, d.windows, d.tokens) for d in domains] == [
+        ("prose", 3, 765), ("code", 1, 255), ("chat", 1, 255)]  # no languages measured: no row
+    prose = [x for m in made if m[0].domain == "prose" for x in m[1]]
+    assert domains[0].kld_mean == pytest.approx(mean_and_error(prose)[0], rel=1e-9)

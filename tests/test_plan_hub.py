@@ -259,3 +259,24 @@ def test_gguf_moves_to_a_gpu_runner_with_room_for_it():
     shared = {f.method: f.need.runner for f in fits(("gguf", "gptq"), n, size, small_disk)}
     assert shared == {"gguf": "cpu", "gptq": "gpu"}  # 95 + 23 GB at once: not on 110 GB
     assert all(f.ok for f in fits(("gguf", "gptq"), n, size, small_disk))
+
+
+def test_mixes_run_where_measuring_is_cheap(github: FakeGitHub, model_hub: FakeHub,  # noqa: F811
+                                            tmp_path: Path) -> None:
+    """GGUF's mix search measures about a hundred files: on the GPU runner it goes on; where the
+    plan puts GGUF on the CPU runner (the GPU one busy with GPTQ and AWQ) it is declined with
+    the estimated time, unless `mix_minutes` allows it."""
+    github.permissions["alice"] = "write"
+    model_hub.add_model("TinyOrg/tiny-llama", model_files(LLAMA_8B), **sized(8_030_261_248))
+    alone = plan(tmp_path, "/quantize gguf=Q4_K_M mixes")
+    assert Plan.from_json(alone["plan"]).placement == {"gguf": "gpu"}
+    (tmp_path / "github_output").unlink()
+    busy = plan(tmp_path, "/quantize gguf=Q4_K_M mixes gptq awq")
+    assert Plan.from_json(busy["plan"]).request.methods == ("gptq", "awq")
+    body = github.bodies()[-1]
+    assert ("- **GGUF**: its job runs on the cpu runner, which has no GPU, and the mix search "
+            "there takes about 78 min \\(about 115 files measured on 16 cores\\); ask again "
+            "with \\`mix\\_minutes=78\\` to allow it") in body
+    (tmp_path / "github_output").unlink()
+    allowed = plan(tmp_path, "/quantize gguf=Q4_K_M mixes mix_minutes=78 gptq awq")
+    assert Plan.from_json(allowed["plan"]).request.methods == ("gguf", "gptq", "awq")

@@ -68,6 +68,7 @@ COLUMNS: dict[str, Column] = {
     "same_top": Column("Same top %", lambda r, _: r.same_top),
     "answers": Column("Answers like the original", lambda r, _: r.answers),
     "tokens": Column("Tokens measured", lambda r, _: r.tokens),
+    "front": Column("Pareto front", lambda r, _: "yes" if r.on_front else ""),
     "use_case": Column("Use case", _use_case),
 }
 

@@ -19,6 +19,7 @@ from bot.cards.quality import (
     answers_cell,
     interval_text,
     name_notes,
+    pareto_front,
     ppl_cell,
     recommendation,
     use_case,
@@ -55,6 +56,8 @@ class FileRow:
     recommended: bool
     params: dict = field(default_factory=dict)
     branch: str = "main"  # the branch holding the files (transformers-family: one per variant)
+    #: No file of this table at most as large is measured clearly closer to the original.
+    on_front: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,45 @@ class DomainTable:
     lines: list[DomainLine]
 
 
+@dataclass(frozen=True)
+class MixLine:
+    """One searched mix: what it competed with, what happened, and how to remake it."""
+
+    name: str
+    stock: str
+    published: bool
+    why: str
+    command: str = ""  # the stock tool's command line (published mixes)
+
+
+@dataclass(frozen=True)
+class MixSearch:
+    """The mix search in a card's words (:mod:`runners.gguf.mixes`)."""
+
+    groups: int
+    probes: int
+    tuning_windows: int
+    tuning_tokens: int
+    minutes: float
+    stopped_by_budget: bool
+    lines: list[MixLine]
+
+
+def mix_search_of(run: QuantRun) -> MixSearch | None:
+    """The card's account of the mix search; None when no mixes were asked for."""
+    record = run.mix_search
+    if not record:
+        return None
+    commands = {v.name: v.params["mix"]["command"] for v in run.variants if "mix" in v.params}
+    sweeps = [probe for size in record["sizes"] for probe in size["sweep"]]
+    return MixSearch(
+        groups=len({p["group"] for p in sweeps}), probes=len(sweeps),
+        tuning_windows=record["tuning_windows"], tuning_tokens=record["tuning_tokens"],
+        minutes=round(record["seconds"] / 60, 1), stopped_by_budget=record["stopped_by_budget"],
+        lines=[MixLine(m["name"], m["stock"], m["published"], m["why"],
+                       commands.get(m["name"], "")) for m in record["mixes"]])
+
+
 def domain_table(variant: Variant) -> DomainTable | None:
     """The per-domain table of ``variant``; None when it was measured on one domain only."""
     measured = [d for d in variant.quality.domains or [] if d.kld_mean is not None]
@@ -217,6 +259,8 @@ class CardData:
     adaptive: bool = False
     #: The recommended file on each domain of the evaluation text (None: one domain).
     domains: DomainTable | None = None
+    #: GGUF's mix search, when one was asked for.
+    mixes: MixSearch | None = None
 
 
 def _metadata(run: QuantRun, repo_id: str) -> str:
@@ -254,6 +298,7 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
     smallest = variants[0]
     best = min(variants, key=lambda v: v.quality.kld_mean or float("inf"))
     chosen, why = recommendation(variants)
+    front = {id(v) for v in pareto_front(variants)}
     rendered = prompt_template(run.source.chat_template, run.source.bos_token,
                                run.source.eos_token)
     prompt = rendered.text
@@ -270,7 +315,7 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
             answers=answers_cell(v.answers),
             tokens=str(v.params.get("eval_tokens", "")),
             use_case=use_case(v, v is smallest, v is best), recommended=v is chosen,
-            params=v.params, branch=v.branch,
+            params=v.params, branch=v.branch, on_front=id(v) in front,
         )
         for v in variants
     ]
@@ -297,5 +342,5 @@ def build_card_data(run: QuantRun, repo_id: str, release: Release | None = None)
         reference=run.source.reference, answers=answers_info(variants),
         name_notes=name_notes(variants),
         adaptive=bool(run.provenance.get("settings", {}).get("adaptive")),
-        domains=domain_table(chosen),
+        domains=domain_table(chosen), mixes=mix_search_of(run),
     )

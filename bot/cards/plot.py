@@ -49,6 +49,7 @@ class PlotPoint:
     size_bytes: int
     kld: float | None
     recommended: bool = False
+    on_front: bool = False  # no point at most as large is measured clearly closer
 
 
 def _measured(kld: float | None) -> bool:
@@ -133,6 +134,13 @@ def _figure(points: list[PlotPoint], title: str) -> Figure:
         handles.append(Line2D([], [], color="#999999", marker="o", markerfacecolor="white",
                               linestyle="--", linewidth=0.8))
         labels.append(f"KLD 0 (drawn at floor, {floor:.0e})")
+
+    front = sorted((p for p in shown if p.on_front), key=lambda p: p.size_bytes)
+    if len(front) > 1:
+        ax.plot([p.size_bytes / GB for p in front], [_y(p, floor) for p in front],
+                color="black", linestyle=":", linewidth=1.2, drawstyle="steps-post", zorder=2)
+        handles.append(Line2D([], [], color="black", linestyle=":", linewidth=1.2))
+        labels.append("Pareto front (no smaller file clearly closer)")
 
     recommended = [p for p in shown if p.recommended]
     for i, p in enumerate(recommended):

@@ -79,6 +79,16 @@ def recommendation(variants: list[Variant]) -> tuple[Variant, str]:
     return chosen, why
 
 
+def pareto_front(variants: list[Variant]) -> list[Variant]:
+    """The files no other file beats: none at most as large is clearly closer to the original
+    (KLD intervals apart), smallest first. Overlapping intervals rank nothing, so a file stays on
+    the front unless the measurement says it is dominated."""
+    measured = [v for v in variants if v.quality.kld_mean is not None]
+    return sorted((v for v in measured
+                   if not any(o is not v and o.size_bytes <= v.size_bytes and _clearly_worse(v, o)
+                              for o in measured)), key=lambda v: v.size_bytes)
+
+
 def recommended(variants: list[Variant]) -> Variant:
     """The file :func:`recommendation` picks."""
     return recommendation(variants)[0]

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from bot.cards import PLOT_FILE
 from bot.cards.plot import PlotPoint
-from bot.cards.quality import answers_cell, interval_text, ppl_cell, recommended
+from bot.cards.quality import answers_cell, interval_text, pareto_front, ppl_cell, recommended
 from bot.methods import METHODS
+from runners.gguf.mix_plan import MIX_PREFIX
 from runners.results import QuantRun, Variant
 from runners.units import human_bytes
 
@@ -39,6 +40,7 @@ class ReleaseRow:
     runs_in: str
     link: str
     recommended: bool
+    on_front: bool = False  # no variant of the release at most as large is clearly closer
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,9 @@ def build_release(runs: list[tuple[str, QuantRun]]) -> Release:
     texts = {run.evaluation.text_sha256 for _, run in runs}
     if len(models) != 1 or len(texts) != 1:
         raise ValueError(f"runs of different models or texts cannot share a scale: {models}, {texts}")
-    best = recommended([v for _, run in runs for v in run.variants])
+    every = [v for _, run in runs for v in run.variants]
+    best = recommended(every)
+    front = {id(v) for v in pareto_front(every)}
     rows = []
     for repo_id, run in runs:
         m = METHODS[run.method]
@@ -99,7 +103,7 @@ def build_release(runs: list[tuple[str, QuantRun]]) -> Release:
                 ppl=ppl_cell(q),
                 same_top=interval_text(q.same_top_p, q.same_top_err, ".1f", 100),
                 answers=answers_cell(v.answers), runs_in=", ".join(m.runtimes),
-                link=_link(repo_id, v), recommended=v is best))
+                link=_link(repo_id, v), recommended=v is best, on_front=id(v) in front))
     rows.sort(key=lambda r: (r.size_bytes, r.label))
     by_evaluator: dict[str, list[tuple[str, float]]] = {}
     for _, run in runs:
@@ -118,5 +122,6 @@ def build_release(runs: list[tuple[str, QuantRun]]) -> Release:
 
 def plot_points(release: Release) -> list[PlotPoint]:
     """The release's variants as points of the quality plot."""
-    return [PlotPoint(format=r.label, name=r.variant, size_bytes=r.size_bytes, kld=r.kld_mean,
-                      recommended=r.recommended) for r in release.rows]
+    return [PlotPoint(format=f"{r.label} (quantbot mixes)" if r.variant.startswith(MIX_PREFIX)
+                      else r.label, name=r.variant, size_bytes=r.size_bytes, kld=r.kld_mean,
+                      recommended=r.recommended, on_front=r.on_front) for r in release.rows]

@@ -10,6 +10,7 @@ scalars, strings and short numeric arrays (per-layer values).
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ class TensorInfo:
     type_name: str
     n_elements: int
     n_bytes: int
+    #: ``ne[0]``, ``ne[1]`` …: the first is a row's length, which a block type must divide.
+    shape: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,31 @@ class _Reader:
         return self.unpack(_SCALAR[vtype])[0]
 
 
-def read_header(path: Path) -> GgufHeader:
-    """Read ``path``'s metadata and tensor table; :class:`QuantbotError` if it is not GGUF."""
+@dataclass(frozen=True)
+class TensorPlace:
+    """Where one tensor's entry and data are: what copying it into another file needs."""
+
+    name: str
+    shape: tuple[int, ...]
+    type_id: int  # a GGMLQuantizationType
+    offset: int  # from the start of the data section
+    n_bytes: int
+
+
+@dataclass(frozen=True)
+class GgufLayout:
+    """The byte layout of a GGUF file: header and metadata end at ``metadata_end``, tensor data
+    starts at ``data_start``, each tensor aligned to ``alignment``."""
+
+    metadata_end: int
+    data_start: int
+    alignment: int
+    tensors: list[TensorPlace]
+
+
+def _walk(path: Path) -> tuple[dict[str, Value], list[TensorPlace], int, int]:
+    """The kept metadata fields, every tensor's entry, and where the metadata and the tensor
+    table end; :class:`QuantbotError` if ``path`` is not GGUF."""
     with open(path, "rb", buffering=1 << 20) as f:
         r = _Reader(f)
         try:
@@ -101,19 +127,37 @@ def read_header(path: Path) -> GgufHeader:
                 value = r.value(GGUFValueType(r.unpack("I")[0]))
                 if value is not None:
                     fields[key] = value
-            tensors = []
+            metadata_end = f.tell()
+            places = []
             for _ in range(n_tensors):
                 name = r.string()
                 (n_dims,) = r.unpack("I")
-                n_elements = 1
-                for dim in r.unpack(f"{n_dims}Q"):
-                    n_elements *= dim
-                qtype = GGMLQuantizationType(r.unpack("I")[0])
-                r.unpack("Q")  # offset in the data section
-                block, type_bytes = GGML_QUANT_SIZES[qtype]
-                tensors.append(TensorInfo(name, qtype.name, n_elements,
-                                          n_elements // block * type_bytes))
+                shape = tuple(r.unpack(f"{n_dims}Q"))
+                (type_id,) = r.unpack("I")
+                (offset,) = r.unpack("Q")
+                block, type_bytes = GGML_QUANT_SIZES[GGMLQuantizationType(type_id)]
+                places.append(TensorPlace(name, shape, type_id, offset,
+                                          math.prod(shape) // block * type_bytes))
+            end = f.tell()
         except (EOFError, ValueError, KeyError, struct.error) as exc:
             raise QuantbotError(f"{path.name} is not a readable GGUF file ({exc})",
                                 "remake the file; it is truncated or not GGUF") from exc
-    return GgufHeader(fields, tensors)
+    return fields, places, metadata_end, end
+
+
+def read_header(path: Path) -> GgufHeader:
+    """Read ``path``'s metadata and tensor table; :class:`QuantbotError` if it is not GGUF."""
+    fields, places, _, _ = _walk(path)
+    return GgufHeader(fields, [
+        TensorInfo(p.name, GGMLQuantizationType(p.type_id).name, math.prod(p.shape), p.n_bytes,
+                   p.shape) for p in places])
+
+
+def read_layout(path: Path) -> GgufLayout:
+    """``path``'s byte layout (:class:`GgufLayout`), for copying its tensors elsewhere."""
+    fields, places, metadata_end, end = _walk(path)
+    alignment = fields.get("general.alignment", 32)  # GGUF_DEFAULT_ALIGNMENT
+    if not isinstance(alignment, int) or alignment <= 0:
+        raise QuantbotError(f"{path.name} has general.alignment {alignment!r}",
+                            "remake the file with llama.cpp's tools")
+    return GgufLayout(metadata_end, -(-end // alignment) * alignment, alignment, places)

@@ -48,11 +48,13 @@ def imatrix(tc: Toolchain, model: Path, text_file: Path, out: Path, ctx: int, ch
 
 
 def quantize(tc: Toolchain, src: Path, dst: Path, qtype: str, threads: int,
-             imatrix_file: Path | None = None, log_file: Path | None = None) -> ToolRun:
-    """One ``llama-quantize`` run: ``src`` (f16/bf16 GGUF) → ``dst`` of type ``qtype``."""
+             imatrix_file: Path | None = None, log_file: Path | None = None,
+             options: Sequence[str] = ()) -> ToolRun:
+    """One ``llama-quantize`` run: ``src`` (f16/bf16 GGUF) → ``dst`` of type ``qtype``, with
+    ``options`` (``--tensor-type …``, ``--token-embedding-type …``) before the files."""
     extra = ["--imatrix", str(imatrix_file)] if imatrix_file else []
-    return run_tool([tc.tool("llama-quantize"), *extra, src, dst, qtype, str(threads)],
-                    log_file=log_file)
+    return run_tool([tc.tool("llama-quantize"), *extra, *options, src, dst, qtype,
+                     str(threads)], log_file=log_file)
 
 
 def perplexity_base(tc: Toolchain, model: Path, text_file: Path, logits_out: Path, ctx: int,

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runners.adaptive import schedule, settled
 from runners.answers import PromptSet, compare
 from runners.calibration_mix import MIX_NAME
 from runners.errors import QuantbotError
@@ -34,13 +33,15 @@ from runners.gguf.check import check_gguf
 from runners.gguf.contents import contents, fingerprint, same_files
 from runners.gguf.header import read_header
 from runners.gguf.inspect import summarize
-from runners.gguf.logits import LogitsHeader, prefix_of, remove_prefixes
-from runners.gguf.logits import read_header as read_logits
+from runners.gguf.logits import remove_prefixes
+from runners.gguf.measure import measure_file
+from runners.gguf.mixes import make_mix, recipe_command, run_search, tuning_reference, verdict
 from runners.gguf.overlap import plan_lanes, run_overlapped
-from runners.gguf.reference import Reference, build_reference, measure_domains
+from runners.gguf.reference import Reference, build_reference, scored
 from runners.gguf.spec import GgufSpec
+from runners.gguf.types import GGUF_TYPES
 from runners.llamacpp import Toolchain, ensure_cuda_toolchain, ensure_toolchain
-from runners.proc import ToolFailed, ToolRun
+from runners.proc import ToolFailed
 from runners.progress import progress
 from runners.results import EvalSpec, ExtraFile, Quality, QuantRun, Variant
 from runners.settings import RunSettings
@@ -132,7 +133,8 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
             torn.unlink()
     log_file = work / "tools.log"
     outtype = _outtype(source)
-    steps = 2 + 3 * len(opts.types) + int(opts.spec.imatrix) + int(bool(mmproj.projectors(source)))
+    steps = (2 + 3 * len(opts.types) + 3 * len(opts.spec.mix_sizes()) + int(opts.spec.imatrix)
+             + int(bool(mmproj.projectors(source))))
     progress = _Progress(steps)
     side = ThreadPoolExecutor(max_workers=1)  # projectors convert beside the text model
     try:
@@ -174,7 +176,7 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                     log_file, progress),
                 baseline=lambda: _baseline(eval_tc, base, eval_text, work, ctx, settings.chunks,
                                            threads, log_file, progress, prompts))
-            baseline, chunks, n_ctx, _, _, _ = lanes.baseline
+            base_run = lanes.baseline
             variants = [lanes.results[t] for t in opts.types]
             log.info("gguf: stage %.0f s, of which %.0f s of measurement hidden behind "
                      "quantization", lanes.wall_seconds, lanes.hidden_seconds())
@@ -188,8 +190,16 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                                        base_future, imatrix_file, threads, opts, log_file,
                                        progress)
                            for qtype in opts.types]
-                baseline, chunks, n_ctx, _, _, _ = base_future.result()
+                base_run = base_future.result()
                 variants = [f.result() for f in futures]
+            threads = jobs * threads  # what follows runs one tool at a time
+        baseline, chunks, n_ctx = base_run[0], base_run[1], base_run[2]
+        mix_search: dict = {}
+        if opts.spec.mixes:
+            mixes, mix_search = _mixes(tc, eval_tc, source, base, variants, base_run, eval_text,
+                                       repo_dir, imatrix_file, ctx, threads, opts, log_file,
+                                       progress)
+            variants += mixes
         variants = _fold_identical(variants, repo_dir)
         remove_prefixes(_logits_path(work, ctx, settings.chunks, eval_text.sha256))
         projector_future.result()
@@ -223,7 +233,56 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                   if any(e.kind == "mmproj" for e in extra_files) else {})},
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         extra_files=extra_files,
+        mix_search=mix_search,
     )
+
+
+def _mixes(tc: Toolchain, eval_tc: Toolchain, source: SourceModel, base: Path,
+           stock: list[Variant], base_run: tuple, eval_text: EvaluationText, repo_dir: Path,
+           imatrix_file: Path | None, ctx: int, threads: int, opts: _Job, log_file: Path,
+           progress: _Progress) -> tuple[list[Variant], dict]:
+    """The mix search (:mod:`runners.gguf.mixes`) at the sizes of the requested stock types, on
+    the tuning windows; each winner made by llama-quantize from its recipe, then measured and
+    checked on the held-out windows like every file, and kept only where it beats the stock
+    file of its size there (:func:`runners.gguf.mixes.verdict`). The search's record (sweep,
+    candidates, every mix's verdict) goes to ``quantbot.json`` whatever was published."""
+    by_name = {v.name: v for v in stock}
+    split = [v.name for v in stock if len(v.files) > 1]
+    if split:
+        raise QuantbotError(f"{split[0]} is split into parts, and the mix search splices whole "
+                            "files", "drop `mixes` from the request for a model this large")
+    folder = opts.settings.work_dir / "mixes"
+    folder.mkdir(parents=True, exist_ok=True)
+    tuning = tuning_reference(eval_tc, base, eval_text, base_run[5], folder, ctx, threads,
+                              log_file)
+    plans, record = run_search(tc, eval_tc, base, {v.name: repo_dir / v.files[0] for v in stock},
+                               opts.spec.mix_sizes(), imatrix_file, tuning, folder, threads,
+                               log_file, opts.spec.mix_minutes or None)
+    kept, outcomes = [], []
+    for plan in plans:
+        out = repo_dir / _publish_name(source, plan.name)
+        make_mix(tc, base, plan, repo_dir / by_name[plan.base].files[0], out, imatrix_file,
+                 threads, log_file)
+        progress.done(f"{plan.name} made")
+        variant = _measured(eval_tc, plan.name, [out], base_run, imatrix_file, threads, opts,
+                            log_file, progress)
+        won, why = verdict(variant, by_name[plan.stock])
+        outcomes.append({"name": plan.name, "stock": plan.stock, "published": won,
+                         "why": why, "size_bytes": variant.size_bytes,
+                         "kld_mean": variant.quality.kld_mean,
+                         "kld_err": variant.quality.kld_err})
+        log.info("gguf: %s %s: %s", plan.name, "published" if won else "not published", why)
+        if not won:
+            out.unlink()
+            continue
+        kept.append(dataclasses.replace(variant, params={**variant.params, "mix": {
+            "competes_with": plan.stock, "base_type": plan.base, "options": plan.args,
+            "groups": plan.types, "command": recipe_command(
+                plan, source.info.name, f"{source.info.name}.imatrix.gguf"
+                if imatrix_file is not None else None),
+            "predicted_tuning_kld": round(plan.predicted_kld, 6),
+            "tuning_kld": round(plan.tuning_kld, 6), "verdict": why}}))
+    return kept, {**dataclasses.asdict(record), "mixes": outcomes}
 
 
 def _has_mtp_weights(folder: Path) -> bool:
@@ -367,11 +426,10 @@ def _measured(eval_tc: Toolchain, qtype: str, parts: list[Path], base_run: tuple
     (``base_run``, :func:`_baseline`'s answer, never another window's), then the
     load-and-generate check and the answer set in llama-cpp-python with the same build (on the
     GPU for the CUDA one: see runners.gguf.check)."""
-    logits, reference = base_run[3], base_run[4]
-    run, quality, chunks = _measure_adaptive(eval_tc, parts[0], logits, threads, log_file,
-                                             opts.settings.adaptive)
-    quality = dataclasses.replace(quality, domains=measure_domains(
-        eval_tc, parts[0], base_run[5], chunks, threads, log_file))
+    reference = base_run[4]
+    measured = measure_file(eval_tc, parts[0], base_run[5], threads, log_file,
+                            opts.settings.adaptive)
+    quality, chunks = measured.quality, measured.chunks
     progress.done(f"{qtype} measured on {chunks} windows")
     text = check_gguf(eval_tc, parts[0], tokens=opts.settings.check_tokens)
     answers = None
@@ -391,34 +449,13 @@ def _measured(eval_tc: Toolchain, qtype: str, parts: list[Path], base_run: tuple
     return Variant(
         method="gguf", name=qtype, files=[p.name for p in parts], size_bytes=summary.file_bytes,
         bits_per_weight=round(summary.bits_per_weight, 3), ram_bytes=ram,
-        peak_rss_bytes=run.peak_rss_bytes, quality=quality, check_output=text, answers=answers,
+        peak_rss_bytes=measured.peak_rss_bytes, quality=quality, check_output=text, answers=answers,
         params={"tensor_types": summary.tensor_types, "ram_ctx": ram_ctx,
-                "eval_chunks": chunks, "eval_tokens": chunks * _scored(read_logits(logits)),
+                "eval_chunks": chunks, "eval_tokens": chunks * scored(base_run[5].n_ctx),
                 "tensor_fingerprint": fingerprint(tensors), "content_note": held.note(),
                 "imatrix": imatrix_file is not None, "measured_on": eval_tc.backend,
                 "checked_on": eval_tc.backend},
     )
-
-
-def _scored(header: LogitsHeader) -> int:
-    """Tokens llama-perplexity scores per window: the second half, less the last."""
-    return header.n_ctx - 1 - header.n_ctx // 2
-
-
-def _measure_adaptive(eval_tc: Toolchain, model: Path, logits: Path, threads: int,
-                      log_file: Path, adaptive: bool) -> tuple[ToolRun, Quality, int]:
-    """KLD on the first 4, 8, 16 … windows of the reference until the estimate is settled
-    (:mod:`runners.adaptive`), or on all of them; the run, its numbers and the windows used."""
-    total = read_logits(logits).n_chunk
-    peak = 0
-    for chunks in schedule(total) if adaptive else [total]:
-        run = llama_tools.perplexity_kld(eval_tc, model, prefix_of(logits, chunks), threads,
-                                         log_file)
-        peak = max(peak, run.peak_rss_bytes)
-        quality = llama_tools.parse_kld(run.output)
-        if settled(quality):
-            break
-    return dataclasses.replace(run, peak_rss_bytes=peak), quality, chunks
 
 
 def _fold_identical(variants: list[Variant], repo_dir: Path) -> list[Variant]:
@@ -464,7 +501,8 @@ def _quantized_parts(tc: Toolchain, base: Path, qtype: str, name: str, repo_dir:
     if whole.exists():
         return [whole]
     tmp = repo_dir / f".{name}.partial"
-    llama_tools.quantize(tc, base, tmp, qtype, threads, imatrix_file, log_file)
+    type_arg, options = GGUF_TYPES[qtype].quantize_args()
+    llama_tools.quantize(tc, base, tmp, type_arg, threads, imatrix_file, log_file, options)
     if tmp.stat().st_size <= opts.settings.split_bytes:
         tmp.rename(whole)
         return [whole]

@@ -15,8 +15,7 @@ the chats are measured in the model's format, not with its control tokens.
 
 llama-perplexity prints statistics for the whole file only (its per-window running values have
 5 decimals, too few to difference into a small domain's interval), so a file's per-domain KLD is
-measured on a file of that domain's windows alone, once the adaptive rule has settled how many
-windows the file uses: the same windows as its overall figure, one more pass over them.
+measured on files of that domain's windows alone (:mod:`runners.gguf.measure`).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from runners.evaluation_mix import EvaluationText, window_order, windows_wanted
 from runners.gguf import llama_tools
-from runners.gguf.logits import read_header, windows_of, write_windows
+from runners.gguf.logits import write_windows
 from runners.llamacpp import Toolchain
 from runners.results import DomainQuality, Quality
 from runners.stats import pooled
@@ -130,31 +129,3 @@ def build_reference(tc: Toolchain, model: Path, text: EvaluationText, logits: Pa
     reference = Reference(logits, [names[d] for d, _ in order], quality, n_ctx)
     reference.save(layout)
     return reference
-
-
-def measure_domains(tc: Toolchain, model: Path, reference: Reference, chunks: int, threads: int,
-                    log_file: Path | None = None) -> list[DomainQuality] | None:
-    """``model``'s KLD on each domain's windows among the reference's first ``chunks``, one
-    llama-perplexity run each; None for a one-domain text, or windows too short for any."""
-    by_domain = domain_windows(reference.labels, chunks)
-    if len(set(reference.labels)) < 2:
-        return None
-    per_window = scored(read_header(reference.logits).n_ctx)
-    out = []
-    seconds = 0.0
-    for domain, windows in by_domain.items():
-        if len(windows) * per_window < MIN_SCORED_TOKENS:
-            log.info("evaluation: %s has %d scored tokens in the first %d windows, too few for "
-                     "llama-perplexity's statistics", domain, len(windows) * per_window, chunks)
-            continue
-        subset = windows_of(reference.logits, windows, f"{chunks}-{domain}")
-        done = llama_tools.perplexity_kld(tc, model, subset, threads, log_file)
-        seconds += done.seconds
-        q = llama_tools.parse_kld(done.output)
-        out.append(DomainQuality(domain=domain, windows=len(windows),
-                                 tokens=len(windows) * per_window, ppl=q.ppl, ppl_err=q.ppl_err,
-                                 kld_mean=q.kld_mean, kld_err=q.kld_err,
-                                 same_top_p=q.same_top_p, same_top_err=q.same_top_err))
-    log.info("evaluation: %s per domain on its first %d windows in %.1f s", model.name, chunks,
-             seconds)
-    return out or None

@@ -1,0 +1,142 @@
+"""The mix search's pure parts (runners/gguf/mix_plan.py): groups, ladders, the knapsack, and
+the llama-quantize arguments of an assignment."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+
+import pytest
+
+from runners.gguf.header import TensorInfo
+from runners.gguf.mix_plan import (
+    LADDER_32,
+    LADDER_256,
+    Choice,
+    assigned_types,
+    groups_of,
+    mix_name,
+    recipe_args,
+    search,
+    type_bytes,
+)
+
+
+def _t(name: str, rows: int, cols: int, type_name: str = "F16") -> TensorInfo:
+    n = rows * cols
+    return TensorInfo(name, type_name, n, 2 * n, (cols, rows))
+
+
+def _model(layers: int = 6, width: int = 576, ffn: int = 1536) -> list[TensorInfo]:
+    out = [_t("token_embd.weight", 1000, width)]
+    for i in range(layers):
+        out += [_t(f"blk.{i}.attn_norm.weight", 1, width), _t(f"blk.{i}.attn_q.weight", width, width),
+                _t(f"blk.{i}.ffn_down.weight", width, ffn)]
+    return out
+
+
+def test_groups_are_kinds_by_band_with_the_ladder_their_rows_allow():
+    groups = groups_of(_model())
+    assert [g.key for g in groups] == ["token_embd", "attn_q.0-1", "attn_q.2-3", "attn_q.4-5",
+                                       "ffn_down.0-1", "ffn_down.2-3", "ffn_down.4-5"]
+    by_key = {g.key: g for g in groups}
+    assert by_key["attn_q.2-3"].tensors == ("blk.2.attn_q.weight", "blk.3.attn_q.weight")
+    assert by_key["attn_q.0-1"].ladder == LADDER_32  # rows of 576: no k-quant without fallback
+    assert by_key["ffn_down.0-1"].ladder == LADDER_256  # rows of 1536 = 6 x 256
+    pattern = re.compile(by_key["attn_q.2-3"].pattern)
+    names = [t.name for t in _model()]
+    assert [n for n in names if pattern.search(n)] == ["blk.2.attn_q.weight",
+                                                       "blk.3.attn_q.weight"]
+    # blk.1 must not match blk.12's pattern, nor blk.12 blk.1's
+    many = groups_of(_model(layers=13))
+    band0 = next(g for g in many if g.key.startswith("attn_q.0-"))
+    assert not re.search(band0.pattern, "blk.12.attn_q.weight")
+
+
+def test_bytes_follow_the_block_layout():
+    assert type_bytes("Q8_0", 32) == 34
+    assert type_bytes("Q4_K", 256) == 144
+    assert type_bytes("IQ4_NL", 64) == 36
+
+
+def _brute(choices, budget):
+    best = None
+    for combo in itertools.product(*[[None, *cs] for cs in choices.values()]):
+        size = sum(c.bytes_delta for c in combo if c)
+        kld = sum(c.kld_delta for c in combo if c)
+        if size <= budget and (best is None or kld < best[0]):
+            best = (kld, {c.group: c.type_name for c in combo if c})
+    return best
+
+
+def test_the_knapsack_finds_the_least_predicted_kld_within_the_budget():
+    rng = random.Random(5)
+    for _ in range(20):
+        choices = {f"g{i}": [Choice(f"g{i}", t, rng.uniform(-0.02, 0.05),
+                                    rng.randrange(-40_000, 40_000, 1000))
+                             for t in ("Q3_K", "Q5_K", "Q8_0")] for i in range(5)}
+        budget = rng.randrange(-30_000, 30_000, 1000)
+        expect = _brute(choices, budget)
+        got = search(choices, 0.1, 4_000_000, 4_000_000 + budget)  # unit: 1,000 bytes
+        if expect is None:
+            assert got is None
+            continue
+        assert got.predicted_kld == pytest.approx(0.1 + expect[0])
+        assert got.file_bytes <= 4_000_000 + budget
+
+
+def test_the_base_itself_is_always_a_choice():
+    choices = {"g": [Choice("g", "Q8_0", -0.01, 10_000)]}
+    got = search(choices, 0.2, 1_000_000, 1_000_000)
+    assert got.types == {} and got.predicted_kld == 0.2
+    assert search({"g": [Choice("g", "Q2_K", 0.5, -5000)]}, 0.2, 1_000_000, 990_000) is None
+
+
+def test_an_assignment_becomes_tensor_types_and_recipe_options():
+    tensors = _model()
+    groups = groups_of(tensors)
+    base = {t.name: "Q5_0" for t in tensors}
+    types = {"ffn_down.4-5": "Q6_K", "token_embd": "Q8_0"}
+    got = assigned_types(base, types, groups)
+    assert got["blk.5.ffn_down.weight"] == "Q6_K" and got["blk.3.ffn_down.weight"] == "Q5_0"
+    assert got["token_embd.weight"] == "Q8_0"
+    assert recipe_args(got, groups) == [
+        "--tensor-type", r"^token_embd\.weight$=q8_0",
+        "--tensor-type", r"^blk\.(0|1|2|3|4|5)\.attn_q\.weight$=q5_0",
+        "--tensor-type", r"^blk\.(0|1|2|3)\.ffn_down\.weight$=q5_0",
+        "--tensor-type", r"^blk\.(4|5)\.ffn_down\.weight$=q6_k"]
+    assert mix_name("Q4_K_M") == "QB-Q4_K_M"
+
+
+def _file(name: str, size: int, kld: float, err: float):
+    from runners.results import Quality, Variant
+
+    return Variant(method="gguf", name=name, files=[f"m.{name}.gguf"], size_bytes=size,
+                   bits_per_weight=4.0, ram_bytes=size, peak_rss_bytes=size,
+                   quality=Quality(ppl=10.0, ppl_err=0.1, kld_mean=kld, kld_err=err),
+                   check_output="")
+
+
+def test_a_mix_is_published_only_below_the_stock_file_beyond_both_intervals():
+    from runners.gguf.mixes import verdict
+
+    stock = _file("Q4_K_M", 1000, 0.058, 0.0025)  # 95 %: [0.0531, 0.0629]
+    won, why = verdict(_file("QB-Q4_K_M", 990, 0.040, 0.002), stock)
+    assert won and why.startswith("31 % lower held-out KLD than Q4_K_M")
+    assert not verdict(_file("QB-Q4_K_M", 990, 0.050, 0.002), stock)[0]  # intervals overlap
+    larger, why = verdict(_file("QB-Q4_K_M", 1001, 0.010, 0.001), stock)
+    assert not larger and why.startswith("larger than Q4_K_M")
+
+
+def test_a_group_is_tried_near_its_own_types():
+    from runners.gguf.mixes import probe_types
+
+    groups = {g.key: g for g in groups_of(_model())}
+    q4k = {t.name: "Q4_K" for t in _model()}
+    assert probe_types(groups["ffn_down.0-1"], q4k) == ["Q2_K", "Q3_K", "Q5_K", "Q6_K"]
+    mixed = {**q4k, "blk.0.ffn_down.weight": "Q6_K"}  # a stock type gives some layers more bits
+    assert probe_types(groups["ffn_down.0-1"], mixed) == ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+                                                          "Q8_0"]
+    q5_0 = {t.name: "Q5_0" for t in _model()}
+    assert probe_types(groups["attn_q.0-1"], q5_0) == ["IQ4_NL", "Q5_1", "Q8_0"]

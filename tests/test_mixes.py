@@ -1,0 +1,94 @@
+"""The mix search end to end on the trained demo model (runners/gguf/mixes.py): splicing gives
+llama-quantize's own bytes, a mix's recipe remakes it bit for bit with plain llama-quantize,
+and a GGUF request with `mixes` records the search and publishes only winners."""
+
+from __future__ import annotations
+
+import filecmp
+import shlex
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from runners.gguf import llama_tools
+from runners.gguf.header import read_header
+from runners.gguf.mix_plan import assigned_types, groups_of, recipe_args
+from runners.gguf.mixes import MixPlan, make_mix, recipe_command
+from runners.gguf.splice import splice
+from runners.results import load_run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, trained_model, toolchain):
+    root = tmp_path_factory.mktemp("mixes")
+    f16 = root / "m.F16.gguf"
+    llama_tools.convert(toolchain, trained_model, f16, "f16")
+    stock = root / "m.Q4_K_M.gguf"
+    llama_tools.quantize(toolchain, f16, stock, "Q4_K_M", 2)
+    return root, f16, stock
+
+
+def test_a_file_spliced_from_itself_is_itself(files):
+    root, _, stock = files
+    assert filecmp.cmp(splice(stock, {}, root / "same.gguf"), stock, shallow=False)
+
+
+def test_a_mix_is_its_recipe_made_by_plain_llama_quantize(files, toolchain):
+    """The splice of a plan, make_mix's file, and the card's command run by hand are the same
+    bytes: the recipe says exactly what the file is."""
+    root, f16, stock = files
+    header = read_header(stock)
+    groups = groups_of(header.tensors)
+    changed = {groups[0].key: "Q8_0", groups[-1].key: groups[-1].ladder[0]}
+    base_types = {t.name: t.type_name for t in header.tensors}
+    types = assigned_types(base_types, changed, groups)
+    uniform = {}
+    for t in set(changed.values()):
+        uniform[t] = root / f"uniform-{t}.gguf"
+        llama_tools.quantize(toolchain, f16, uniform[t], "Q8_0", 2, None, None,
+                             ("--tensor-type", f".*={t.lower()}"))
+    spliced = splice(stock, {n: uniform[changed[g.key]] for g in groups if g.key in changed
+                             for n in g.tensors}, root / "spliced.gguf")
+    plan = MixPlan(name="QB-Q4_K_M", stock="Q4_K_M", base="Q4_K_M", types=changed,
+                   args=recipe_args(types, groups), file_bytes=0, predicted_kld=0.0,
+                   tuning_kld=0.0, tuning_kld_err=0.0)
+    made = make_mix(toolchain, f16, plan, stock, root / "made.gguf", None, 2, None)
+    assert {t.name: t.type_name for t in read_header(made).tensors} == types
+    assert filecmp.cmp(made, spliced, shallow=False)
+    argv = shlex.split(recipe_command(plan, "m", None))  # the card's command, as a shell reads it
+    assert argv[0] == "llama-quantize" and argv[-3:] == ["m.F16.gguf", "m.QB-Q4_K_M.gguf",
+                                                          "Q4_K_M"]
+    by_hand = root / "by-hand.gguf"
+    subprocess.run([str(toolchain.tool("llama-quantize")), *argv[1:-3], str(f16), str(by_hand),
+                    "Q4_K_M"], check=True, capture_output=True)
+    assert filecmp.cmp(by_hand, made, shallow=False)
+
+
+def test_a_request_with_mixes_records_the_search_and_publishes_only_winners(tmp_path,
+                                                                             trained_model):
+    out = tmp_path / "hub"
+    result = CliRunner().invoke(main, [
+        "quantize", str(trained_model), "--out", str(out), "--work", str(tmp_path / "work"),
+        "--repo-id", "tests/trained", "--ctx", "128", "--chunks", "8", "--answers", "2",
+        "--answer-tokens", "4", "gguf=Q3_K_M,Q4_K_M", "mixes"])
+    assert result.exit_code == 0, result.output
+    repo = out / "quantbot" / "trained-GGUF"
+    run = load_run(repo)
+    search = run.mix_search
+    assert [size["base"] for size in search["sizes"]] == ["Q3_K_M", "Q4_K_M"]
+    assert search["tuning_windows"] == 8
+    assert all(size["sweep"] and all(p["kld"] is not None for p in size["sweep"])
+               for size in search["sizes"])
+    outcomes = {m["name"]: m for m in search["mixes"]}
+    published = {v.name for v in run.variants if "mix" in v.params}
+    assert published == {n for n, m in outcomes.items() if m["published"]}
+    for name, m in outcomes.items():
+        assert (repo / f"trained.{name}.gguf").exists() == m["published"]
+    card = (repo / "README.md").read_text()
+    assert "**quantbot mixes**" in card and "Pareto front" in card
+    for name in outcomes:
+        assert f"`{name}`, at the size of" in card
