@@ -92,3 +92,18 @@ def test_a_request_with_mixes_records_the_search_and_publishes_only_winners(tmp_
     assert "**quantbot mixes**" in card and "Pareto front" in card
     for name in outcomes:
         assert f"`{name}`, at the size of" in card
+
+
+def test_a_sweep_past_its_minutes_changes_nothing_it_did_not_measure(files, toolchain):
+    """`mix_minutes` caps the sweep: past it no probe is measured, the groups keep the stock
+    types, and a size with no measurement gets no mix (the record says the budget stopped it)."""
+    from runners.evaluation_mix import docs_text
+    from runners.gguf.mixes import run_search
+    from runners.gguf.reference import build_reference
+
+    root, f16, stock = files
+    tuning = build_reference(toolchain, f16, docs_text(), root / "tuning.kld", 64, 4, 2)
+    plans, record = run_search(toolchain, toolchain, f16, {"Q4_K_M": stock}, ["Q4_K_M"], None,
+                               tuning, root / "search", 2, None, minutes=0.0)
+    assert plans == [] and record.stopped_by_budget
+    assert record.sizes[0]["sweep"] == [] and record.sizes[0]["candidates"] == []

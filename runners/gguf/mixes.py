@@ -144,7 +144,8 @@ def run_search(tc: Toolchain, eval_tc: Toolchain, f16: Path, stock_files: dict[s
                minutes: float | None = None) -> tuple[list[MixPlan], SearchRecord]:
     """The mix at the size of each stock type in ``sizes`` (none where no candidate changes a
     group), each searched around that stock file's own types, and the search's record.
-    ``minutes`` caps the sweeps' time; groups not reached keep their stock types."""
+    ``minutes`` caps the sweeps' time: groups not reached keep their stock types, and a size
+    reached with no measurement gets no mix."""
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     record = SearchRecord(tuning_windows=tuning.chunks,
@@ -161,11 +162,9 @@ def run_search(tc: Toolchain, eval_tc: Toolchain, f16: Path, stock_files: dict[s
                        "candidates": []}
         record.sizes.append(entry)
         deadline = None if minutes is None else start + 60 * minutes
-        choices = _sweep(eval_tc, base_file, base_q, uniform, groups, header, tuning, folder,
-                         threads, log_file, entry, deadline)
-        if choices is None:
-            record.stopped_by_budget = True
-            break
+        choices, finished = _sweep(eval_tc, base_file, base_q, uniform, groups, header, tuning,
+                                   folder, threads, log_file, entry, deadline)
+        record.stopped_by_budget |= not finished
         plan = _best_candidate(eval_tc, base_file, size, sum(t.n_bytes for t in header.tensors),
                                base_q, choices, uniform, groups, header, tuning, folder, threads,
                                log_file, entry)
@@ -188,9 +187,10 @@ def probe_types(group: Group, base_types: dict[str, str], reach: int = PROBE_REA
 def _sweep(eval_tc: Toolchain, base_file: Path, base_q: Quality, uniform: dict[str, Path],
            groups: list[Group], header: GgufHeader, tuning: Reference, folder: Path,
            threads: int, log_file: Path | None, entry: dict,
-           deadline: float | None) -> dict[str, list[Choice]] | None:
-    """Each group at each of its probe types, measured on the tuning windows (cached); None
-    when the deadline passed first."""
+           deadline: float | None) -> tuple[dict[str, list[Choice]], bool]:
+    """Each group at each of its probe types, measured on the tuning windows (cached), and
+    whether every probe was: past the deadline the rest are not measured, and their groups keep
+    the stock file's types (the search only changes a group it has a measurement of)."""
     cache = folder / f"sweep-{base_file.stem}-{tuning.logits.stem}.json"
     done: dict[str, dict] = json.loads(cache.read_text()) if cache.exists() else {}
     elements = {t.name: t.n_elements for t in header.tensors}
@@ -203,7 +203,7 @@ def _sweep(eval_tc: Toolchain, base_file: Path, base_q: Quality, uniform: dict[s
             key = f"{g.key}={t}"
             if key not in done:
                 if deadline is not None and time.perf_counter() > deadline:
-                    return None
+                    return choices, False
                 probe = _spliced(base_file, uniform, [g], {g.key: t}, folder / "probe.gguf")
                 q = _kld(eval_tc, probe, tuning, threads, log_file)
                 done[key] = {"group": g.key, "type": t, "kld": q.kld_mean,
@@ -219,7 +219,7 @@ def _sweep(eval_tc: Toolchain, base_file: Path, base_q: Quality, uniform: dict[s
     finally:
         bar.close()
         (folder / "probe.gguf").unlink(missing_ok=True)
-    return choices
+    return choices, True
 
 
 def _best_candidate(eval_tc: Toolchain, base_file: Path, size: str, stock_bytes: int,
