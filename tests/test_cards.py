@@ -264,7 +264,9 @@ def test_the_pareto_front_drops_only_files_clearly_beaten_by_one_no_larger():
                                                                         "Q5_K_S"]
 
 
-def test_a_card_tells_the_mix_search_and_marks_the_front():
+def test_a_card_tells_the_mix_search_and_marks_the_front(tmp_path):
+    from bot.cards.render import write_card
+
     run = _run()
     mix = dataclasses.replace(_variant("QB-Q4_K_M", 480_000, 0.02), params={
         "ram_ctx": 4096, "mix": {"command": "llama-quantize --tensor-type "
@@ -280,6 +282,9 @@ def test_a_card_tells_the_mix_search_and_marks_the_front():
                    "why": "held-out KLD 0.1000 ± 0.0100 does not lie below Q3_K_M's"}]})
     text = render_card(build_card_data(run, "quantbot/Model-7B-GGUF"))
     assert "**quantbot mixes**" in text and "2 groups of tensors" in text
+    assert "![KL divergence against size: stock types, quantbot mixes" in text
+    write_card(run, "quantbot/Model-7B-GGUF", tmp_path)  # one format: the plot is drawn anyway
+    assert (tmp_path / "quality.png").read_bytes().startswith(b"\x89PNG")
     assert "- `QB-Q4_K_M`, at the size of Q4_K_M: published; 50 % lower held-out KLD" in text
     assert "- `QB-Q3_K_M`, at the size of Q3_K_M: not published;" in text
     assert "llama-quantize --tensor-type '^token_embd\\.weight$=q8_0'" in text

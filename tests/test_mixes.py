@@ -90,6 +90,7 @@ def test_a_request_with_mixes_records_the_search_and_publishes_only_winners(tmp_
         assert (repo / f"trained.{name}.gguf").exists() == m["published"]
     card = (repo / "README.md").read_text()
     assert "**quantbot mixes**" in card and "Pareto front" in card
+    assert "](quality.png)" in card and (repo / "quality.png").stat().st_size > 0
     for name in outcomes:
         assert f"`{name}`, at the size of" in card
 

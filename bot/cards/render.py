@@ -8,7 +8,7 @@ from pathlib import Path
 from bot.cards import CARD_FILE
 from bot.cards.data import CardData, build_card_data
 from bot.cards.plot import draw_quality_plot
-from bot.cards.release import Release, plot_points
+from bot.cards.release import Release, build_release, plot_points
 from bot.templating import render
 from runners.results import QuantRun
 
@@ -24,10 +24,13 @@ def render_card(card: CardData) -> str:
 
 def write_card(run: QuantRun, repo_id: str, folder: Path, release: Release | None = None) -> Path:
     """Render the card for ``run`` into ``folder/README.md``; with a release of several formats,
-    also its quality plot (``release.plot_file``) beside it."""
+    or a GGUF run with searched mixes, also its quality plot (``release.plot_file``) beside it."""
     path = Path(folder) / README
     path.write_text(render_card(build_card_data(run, repo_id, release)), encoding="utf-8")
-    if release is not None and release.formats > 1:
-        draw_quality_plot(plot_points(release), f"{release.model}: quality against size",
-                          Path(folder) / release.plot_file)
+    if release is None or release.formats < 2:
+        if not run.mix_search:
+            return path
+        release = build_release([(repo_id, run)])  # one format: the plot shows stock and mixes
+    draw_quality_plot(plot_points(release), f"{release.model}: quality against size",
+                      Path(folder) / release.plot_file)
     return path
