@@ -54,6 +54,13 @@ def pooled(parts: Sequence[tuple[float, float, int]]) -> tuple[float, float]:
     return mean, math.sqrt(var / (n - 1)) if var > 0 and n > 10 else 0.0
 
 
+def lies_below(mean: float, error: float | None, other: float, other_error: float | None
+               ) -> bool:
+    """Whether the 95 % interval of ``mean`` lies wholly below that of ``other``: the one test
+    by which quantbot calls one estimate smaller than another."""
+    return mean + (ci95(error) or 0.0) < other - (ci95(other_error) or 0.0)
+
+
 def percentile(ordered: Sequence[float], fraction: float) -> float:
     """llama-perplexity's percentile of sorted values (linear interpolation; the median of an
     even count is the mean of the middle two, which the same rule gives)."""

@@ -59,7 +59,8 @@ def test_a_mix_is_its_recipe_made_by_plain_llama_quantize(files, toolchain):
     made = make_mix(toolchain, f16, plan, stock, root / "made.gguf", None, 2, None)
     assert {t.name: t.type_name for t in read_header(made).tensors} == types
     assert filecmp.cmp(made, spliced, shallow=False)
-    argv = shlex.split(recipe_command(plan, "m", None))  # the card's command, as a shell reads it
+    # the card's command, as a shell reads it
+    argv = shlex.split(recipe_command(plan, "m.F16.gguf", "m.QB-Q4_K_M.gguf", None))
     assert argv[0] == "llama-quantize" and argv[-3:] == ["m.F16.gguf", "m.QB-Q4_K_M.gguf",
                                                           "Q4_K_M"]
     by_hand = root / "by-hand.gguf"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from runners.adaptive import BAND_EDGES
 from runners.answers import Answers
 from runners.results import Quality, Variant
-from runners.stats import ci95
+from runners.stats import ci95, lies_below
 
 #: (upper bound of mean KLD in nats, quality band): thresholds as llama.cpp's KLD tables use them.
 #: The edges are the runners' (runners.adaptive.BAND_EDGES: adaptive windows settle against them).
@@ -155,4 +155,4 @@ def _clearly_worse(a: Variant, b: Variant) -> bool:
     ka, kb = a.quality.kld_mean, b.quality.kld_mean
     if ka is None or kb is None:
         return False
-    return ka - (ci95(a.quality.kld_err) or 0.0) > kb + (ci95(b.quality.kld_err) or 0.0)
+    return lies_below(kb, b.quality.kld_err, ka, a.quality.kld_err)

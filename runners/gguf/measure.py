@@ -22,14 +22,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from runners.adaptive import schedule, settled
 from runners.gguf import llama_tools
 from runners.gguf.logits import prefix_of, windows_of
-from runners.gguf.reference import MIN_SCORED_TOKENS, Reference, domain_windows, scored
+from runners.gguf.reference import (
+    MIN_SCORED_TOKENS,
+    Reference,
+    domain_windows,
+    pooled_ppl,
+    scored,
+)
 from runners.llamacpp import Toolchain
 from runners.proc import ToolRun
 from runners.results import DomainQuality, Quality
@@ -65,10 +70,8 @@ def pool_parts(parts: list[Part]) -> Quality:
     tokens = [p.tokens for p in parts]
     kld = [(p.quality.kld_mean, p.quality.kld_err) for p in parts]
     top = [(p.quality.same_top_p, p.quality.same_top_err) for p in parts]
-    log_ppl, log_err = pooled([(math.log(p.quality.ppl), p.quality.ppl_err / p.quality.ppl, n)
-                               for p, n in zip(parts, tokens, strict=True)])
-    ppl = math.exp(log_ppl)
-    out = Quality(ppl=ppl, ppl_err=ppl * log_err)
+    ppl, ppl_err = pooled_ppl([(p.quality, p.tokens) for p in parts])
+    out = Quality(ppl=ppl, ppl_err=ppl_err)
     if all(m is not None and e is not None for m, e in kld):
         mean, err = pooled([(m, e, n) for (m, e), n in zip(kld, tokens, strict=True)])
         out = dataclasses.replace(out, kld_mean=mean, kld_err=err)
@@ -98,14 +101,11 @@ def step_runs(labels: list[str], start: int, end: int, per_window: int,
     """The runs that measure windows ``start`` … ``end - 1`` (pure): one per domain when
     ``by_domain`` and every domain's share scores enough tokens for llama-perplexity's
     statistics, else one run of all of them (domain ``""``)."""
-    windows = list(range(start, end))
-    domains: dict[str, list[int]] = {}
-    for w in windows:
-        domains.setdefault(labels[w], []).append(w)
+    domains = domain_windows(labels, end, start)
     if by_domain and len(set(labels)) > 1 and all(len(ws) * per_window >= MIN_SCORED_TOKENS
                                                   for ws in domains.values()):
         return list(domains.items())
-    return [("", windows)]
+    return [("", list(range(start, end)))]
 
 
 def measure_file(tc: Toolchain, model: Path, reference: Reference, threads: int,

@@ -50,12 +50,12 @@ from runners.gguf.mix_plan import (
     search,
     type_bytes,
 )
-from runners.gguf.reference import Reference, build_reference
+from runners.gguf.reference import Reference, build_reference, scored
 from runners.gguf.splice import splice
 from runners.llamacpp import Toolchain
 from runners.progress import progress
 from runners.results import Quality, Variant
-from runners.stats import ci95
+from runners.stats import ci95, lies_below
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def run_search(tc: Toolchain, eval_tc: Toolchain, f16: Path, stock_files: dict[s
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     record = SearchRecord(tuning_windows=tuning.chunks,
-                          tuning_tokens=tuning.chunks * (tuning.n_ctx - 1 - tuning.n_ctx // 2))
+                          tuning_tokens=tuning.chunks * scored(tuning.n_ctx))
     groups = groups_of(read_header(stock_files[sizes[0]]).tensors)
     uniform = {t: _uniform(tc, f16, t, folder, imatrix, threads, log_file)
                for t in dict.fromkeys(t for g in groups for t in g.ladder)}
@@ -273,12 +273,14 @@ def make_mix(tc: Toolchain, f16: Path, plan: MixPlan, groups_from: Path, out: Pa
     return out
 
 
-def recipe_command(plan: MixPlan, model_name: str, imatrix_name: str | None) -> str:
-    """The one command that remakes the mix with the stock tool (for the card)."""
+def recipe_command(plan: MixPlan, source_name: str, out_name: str,
+                   imatrix_name: str | None) -> str:
+    """The one command that remakes the mix with the stock tool from the 16-bit file it was made
+    from (``source_name``: F16, or BF16 for a bf16 model), for the card."""
     parts = ["llama-quantize"]
     if imatrix_name:
         parts += ["--imatrix", imatrix_name]
-    parts += [*plan.args, f"{model_name}.F16.gguf", f"{model_name}.{plan.name}.gguf", plan.base]
+    parts += [*plan.args, source_name, out_name, plan.base]
     return shlex.join(parts)
 
 
@@ -290,9 +292,7 @@ def verdict(mix: Variant, stock: Variant) -> tuple[bool, str]:
         return False, f"larger than {stock.name} ({mix.size_bytes} > {stock.size_bytes} bytes)"
     if mq.kld_mean is None or sq.kld_mean is None:
         return False, "not measured"
-    high = mq.kld_mean + (ci95(mq.kld_err) or 0.0)
-    low = sq.kld_mean - (ci95(sq.kld_err) or 0.0)
-    if high >= low:
+    if not lies_below(mq.kld_mean, mq.kld_err, sq.kld_mean, sq.kld_err):
         return False, (f"held-out KLD {mq.kld_mean:.4f} ± {ci95(mq.kld_err) or 0:.4f} does not "
                        f"lie below {stock.name}'s {sq.kld_mean:.4f} ± {ci95(sq.kld_err) or 0:.4f}")
     if mix.answers and stock.answers and mix.answers.prefix_high < stock.answers.prefix_low:

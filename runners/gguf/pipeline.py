@@ -37,7 +37,7 @@ from runners.gguf.logits import remove_prefixes
 from runners.gguf.measure import measure_file
 from runners.gguf.mixes import make_mix, recipe_command, run_search, tuning_reference, verdict
 from runners.gguf.overlap import plan_lanes, run_overlapped
-from runners.gguf.reference import Reference, build_reference, scored
+from runners.gguf.reference import MIN_SCORED_TOKENS, Reference, build_reference, scored
 from runners.gguf.spec import GgufSpec
 from runners.gguf.types import GGUF_TYPES
 from runners.llamacpp import Toolchain, ensure_cuda_toolchain, ensure_toolchain
@@ -50,16 +50,12 @@ from runners.texts import text_set
 
 log = logging.getLogger(__name__)
 
-#: llama-perplexity scores the second half of each window and needs 100 scored tokens for KLD.
-MIN_SCORED_TOKENS = 100
-
-
 def check_window(settings: RunSettings) -> None:
     """Enough scored tokens for llama-perplexity's KL-divergence statistics, before any work."""
-    scored = settings.chunks * (settings.ctx - settings.ctx // 2 - 1)
-    if scored < MIN_SCORED_TOKENS:
+    tokens = settings.chunks * scored(settings.ctx)
+    if tokens < MIN_SCORED_TOKENS:
         raise QuantbotError(
-            f"--ctx {settings.ctx} x --chunks {settings.chunks} scores only {scored} tokens, "
+            f"--ctx {settings.ctx} x --chunks {settings.chunks} scores only {tokens} tokens, "
             f"and llama-perplexity gives KL-divergence statistics from {MIN_SCORED_TOKENS}",
             "raise --chunks or --ctx")
 
@@ -278,7 +274,7 @@ def _mixes(tc: Toolchain, eval_tc: Toolchain, source: SourceModel, base: Path,
         kept.append(dataclasses.replace(variant, params={**variant.params, "mix": {
             "competes_with": plan.stock, "base_type": plan.base, "options": plan.args,
             "groups": plan.types, "command": recipe_command(
-                plan, source.info.name, f"{source.info.name}.imatrix.gguf"
+                plan, base.name, out.name, f"{source.info.name}.imatrix.gguf"
                 if imatrix_file is not None else None),
             "predicted_tuning_kld": round(plan.predicted_kld, 6),
             "tuning_kld": round(plan.tuning_kld, 6), "verdict": why}}))

@@ -67,13 +67,21 @@ def scored(n_ctx: int) -> int:
     return n_ctx - 1 - n_ctx // 2
 
 
-def domain_windows(labels: list[str], chunks: int) -> dict[str, list[int]]:
-    """The windows of each domain among the first ``chunks``, domains in first-seen order
-    (pure)."""
+def domain_windows(labels: list[str], chunks: int, start: int = 0) -> dict[str, list[int]]:
+    """The windows of each domain among windows ``start`` … ``chunks - 1``, domains in
+    first-seen order (pure)."""
     out: dict[str, list[int]] = {}
-    for index, label in enumerate(labels[:chunks]):
-        out.setdefault(label, []).append(index)
+    for index in range(start, min(chunks, len(labels))):
+        out.setdefault(labels[index], []).append(index)
     return out
+
+
+def pooled_ppl(parts: list[tuple[Quality, int]]) -> tuple[float, float]:
+    """PPL and its standard error over every token of runs known by ``(quality, scored
+    tokens)`` each (pure): pooled on the log scale, as a PPL is the exp of a mean NLL."""
+    mean, err = pooled([(math.log(q.ppl), q.ppl_err / q.ppl, tokens) for q, tokens in parts])
+    ppl = math.exp(mean)
+    return ppl, ppl * err
 
 
 def pooled_baseline(parts: list[tuple[str, int, int, Quality]]) -> Quality:
@@ -81,9 +89,8 @@ def pooled_baseline(parts: list[tuple[str, int, int, Quality]]) -> Quality:
     scored tokens, quality)``, with the per-domain figures kept (pure). One domain is itself."""
     if len(parts) == 1:
         return parts[0][3]
-    mean, err = pooled([(math.log(q.ppl), q.ppl_err / q.ppl, tokens) for _, _, tokens, q in parts])
-    ppl = math.exp(mean)
-    return Quality(ppl=ppl, ppl_err=ppl * err, domains=[
+    ppl, ppl_err = pooled_ppl([(q, tokens) for _, _, tokens, q in parts])
+    return Quality(ppl=ppl, ppl_err=ppl_err, domains=[
         DomainQuality(domain=d, windows=w, tokens=t, ppl=q.ppl, ppl_err=q.ppl_err)
         for d, w, t, q in parts])
 
