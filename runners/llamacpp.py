@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -53,6 +54,12 @@ CMAKE_FLAGS = (
     "-DLLAMA_BUILD_EXAMPLES=OFF",
     "-DLLAMA_BUILD_SERVER=OFF",
 )
+#: Compiler options of every build on x86-64: the ``-march=native`` build otherwise compiles ggml's
+#: AMX kernels on a CPU that has AMX (Sapphire Rapids and later, the H100 machines' hosts), and
+#: their matrix product crashes in llama-cpp-python's generation (SIGSEGV on the device machine,
+#: 2026-12-05; upstream ggml-org/llama.cpp#20824, open, unfixed). Explicit ``-mno-*`` options win
+#: over ``-march=native`` whatever their order, so the rest of the native build stays.
+X86_NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 #: Added to :data:`CMAKE_FLAGS` for the CUDA build (the architectures come from the cards).
 #: ``GGML_CUDA_FA=OFF``: FlashAttention's template instances are most of the build time
 #: (about half of the 300 s measured on 16 cores with them), and evaluation windows of a few
@@ -162,6 +169,15 @@ def cuda_build_name(archs: Sequence[str]) -> str:
     return "build-cuda-" + "-".join(f"sm{a}" for a in sorted(set(archs), key=int))
 
 
+def cpu_cmake_flags(machine: str | None = None) -> list[str]:
+    """cmake's configure flags of the CPU build on ``machine`` (``platform.machine()``; pure
+    given it): :data:`CMAKE_FLAGS`, and AMX left out on x86-64 (:data:`X86_NO_AMX`)."""
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64"):
+        return list(CMAKE_FLAGS)
+    return [*CMAKE_FLAGS, f"-DCMAKE_C_FLAGS={X86_NO_AMX}", f"-DCMAKE_CXX_FLAGS={X86_NO_AMX}"]
+
+
 def cuda_cmake_flags(archs: Sequence[str], nvcc: str | None = None) -> list[str]:
     """cmake's configure flags for the CUDA build of ``archs`` (pure).
 
@@ -171,7 +187,7 @@ def cuda_cmake_flags(archs: Sequence[str], nvcc: str | None = None) -> list[str]
     if not archs:
         raise ValueError("a CUDA build needs at least one architecture")
     arch_list = ";".join(f"{a}-real" for a in sorted(set(archs), key=int))
-    flags = [*CMAKE_FLAGS, *CUDA_CMAKE_FLAGS, f"-DCMAKE_CUDA_ARCHITECTURES={arch_list}"]
+    flags = [*cpu_cmake_flags(), *CUDA_CMAKE_FLAGS, f"-DCMAKE_CUDA_ARCHITECTURES={arch_list}"]
     if nvcc:
         flags.append(f"-DCMAKE_CUDA_COMPILER={nvcc}")
     return flags
@@ -260,10 +276,24 @@ def _run_logged(cmd: list[str], log_file: Path) -> None:
             "install cmake and a C++ compiler (apt-get install cmake g++), then rerun")
 
 
+def system_compilers(which: Callable[[str], str | None] = shutil.which) -> list[str]:
+    """cmake options naming the system's C and C++ compilers (``cc``, ``c++`` on ``PATH``),
+    whatever ``$CC``/``$CXX`` say.
+
+    llama-cpp-python loads the libraries into a Python process beside the system's C++ runtime.
+    Built by another compiler, their inline libstdc++ code does not match that runtime: on the
+    device machine, whose image sets ``CXX=/opt/gcc/bin/g++``, ``llama_model_load_from_file``
+    died with SIGSEGV in a ``std::stringstream`` (2026-12-06), while the tools, executables
+    that load the runtime first, ran. The system compilers build what the system runs.
+    """
+    found = [(var, which(name)) for var, name in (("C", "cc"), ("CXX", "c++"))]
+    return [f"-DCMAKE_{var}_COMPILER={path}" for var, path in found if path]
+
+
 def _build_perplexity_shim(tc: Toolchain, log_file: Path) -> None:
     """Compile ``quantbot-perplexity`` against the built ``libllama-perplexity-impl``."""
     source = resources.files("runners") / "native" / "perplexity_main.cpp"
-    cxx = os.environ.get("CXX") or shutil.which("c++") or "g++"
+    cxx = shutil.which("c++") or "g++"
     with resources.as_file(source) as path:
         _run_logged([cxx, "-O2", "-std=c++17", str(path), f"-L{tc.bin_dir}",
                      "-lllama-perplexity-impl", "-lllama-common", "-Wl,-rpath,$ORIGIN",
@@ -281,7 +311,8 @@ def _build(tc: Toolchain, configure: list[str], log_file: Path) -> None:
     """Configure and build ``tc``'s tools and libllama into ``tc.bin_dir``'s build folder."""
     build = tc.bin_dir.parent
     jobs = str(os.cpu_count() or 2)
-    _run_logged(["cmake", "-S", str(tc.src_dir), "-B", str(build), *configure], log_file)
+    _run_logged(["cmake", "-S", str(tc.src_dir), "-B", str(build), *system_compilers(),
+                 *configure], log_file)
     _run_logged(["cmake", "--build", str(build), "-j", jobs, "--target", *TOOLS, *LIBRARIES],
                 log_file)
     _build_perplexity_shim(tc, log_file)
@@ -313,7 +344,7 @@ def ensure_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
     tc = toolchain(version)
     if not tc.missing():
         return tc
-    return _built(tc, version, list(CMAKE_FLAGS), "build.log", "tools")
+    return _built(tc, version, cpu_cmake_flags(), "build.log", "tools")
 
 
 def ensure_cuda_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION,

@@ -4,6 +4,9 @@ Pure functions, tested on the CPU without a GPU or nvcc."""
 
 from __future__ import annotations
 
+import platform
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,6 +15,8 @@ import pytest
 from runners import llamacpp
 from runners.llamacpp import (
     CMAKE_FLAGS,
+    X86_NO_AMX,
+    cpu_cmake_flags,
     cuda_arch,
     cuda_build_name,
     cuda_cmake_flags,
@@ -19,6 +24,7 @@ from runners.llamacpp import (
     eval_backend,
     find_nvcc,
     parse_compute_caps,
+    system_compilers,
     toolchain,
 )
 
@@ -52,6 +58,7 @@ def test_build_folder_is_separate_and_named_by_architecture():
 
 def test_cuda_flags_extend_the_cpu_flags_with_the_cards_architectures():
     flags = cuda_cmake_flags(["90"])
+    assert flags[:len(cpu_cmake_flags())] == cpu_cmake_flags()
     assert flags[:len(CMAKE_FLAGS)] == list(CMAKE_FLAGS)
     assert "-DGGML_CUDA=ON" in flags
     assert "-DCMAKE_CUDA_ARCHITECTURES=90-real" in flags
@@ -62,6 +69,36 @@ def test_cuda_flags_extend_the_cpu_flags_with_the_cards_architectures():
     assert mixed[-1] == "-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc"
     with pytest.raises(ValueError):
         cuda_cmake_flags([])
+
+
+def test_x86_builds_leave_out_amx_and_others_keep_the_plain_flags():
+    x86 = cpu_cmake_flags("x86_64")
+    assert x86[:len(CMAKE_FLAGS)] == list(CMAKE_FLAGS)
+    assert f"-DCMAKE_CXX_FLAGS={X86_NO_AMX}" in x86 and f"-DCMAKE_C_FLAGS={X86_NO_AMX}" in x86
+    assert cpu_cmake_flags("aarch64") == list(CMAKE_FLAGS)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or shutil.which("gcc") is None,
+                    reason="needs gcc on x86-64")
+def test_the_no_amx_options_win_over_a_native_march_on_an_amx_cpu():
+    """ggml compiles its AMX kernels where ``__AMX_INT8__`` is defined; ``-march=native`` comes
+    after CMAKE_CXX_FLAGS on the command line, so the options must win in either order."""
+    def amx_macros(*options: str) -> set[str]:
+        out = subprocess.run(["gcc", *options, "-dM", "-E", "-x", "c", "-"], input="",
+                             capture_output=True, text=True, check=True).stdout
+        return set(re.findall(r"__AMX_\w+__", out))
+
+    assert "__AMX_INT8__" in amx_macros("-march=sapphirerapids")
+    assert amx_macros(*X86_NO_AMX.split(), "-march=sapphirerapids") == set()
+    assert amx_macros("-march=sapphirerapids", *X86_NO_AMX.split()) == set()
+
+
+def test_builds_name_the_system_compilers_whatever_cxx_says(monkeypatch):
+    monkeypatch.setenv("CXX", "/opt/gcc/bin/g++")
+    paths = {"cc": "/usr/bin/cc", "c++": "/usr/bin/c++"}
+    assert system_compilers(paths.get) == ["-DCMAKE_C_COMPILER=/usr/bin/cc",
+                                           "-DCMAKE_CXX_COMPILER=/usr/bin/c++"]
+    assert system_compilers(lambda name: None) == []  # cmake's own search then
 
 
 def test_nvcc_is_found_from_cudacxx_path_or_the_usual_place(tmp_path: Path):
