@@ -226,6 +226,29 @@ def detect_archs(run: Callable[..., subprocess.CompletedProcess] = subprocess.ru
     return parse_compute_caps(proc.stdout) if proc.returncode == 0 else ()
 
 
+def parse_memory_mib(output: str) -> int | None:
+    """Bytes of the first card from ``nvidia-smi --query-gpu=memory.total
+    --format=csv,noheader,nounits`` (MiB a line; pure); None if there is no number."""
+    for line in output.splitlines():
+        if line.strip().isdigit():
+            return int(line.strip()) * 2**20
+    return None
+
+
+def gpu_memory_bytes(run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+                     ) -> int | None:
+    """Memory of the first NVIDIA card (None without a card or ``nvidia-smi``)."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None or os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+        return None
+    try:
+        proc = run([smi, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                   capture_output=True, text=True, check=False, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_memory_mib(proc.stdout) if proc.returncode == 0 else None
+
+
 def cuda_toolchain(archs: Sequence[str], version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
     """The CUDA toolchain's expected location for ``archs`` (it may not be built yet)."""
     cpu = toolchain(version)

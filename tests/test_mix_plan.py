@@ -3,6 +3,7 @@ the llama-quantize arguments of an assignment."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import re
@@ -140,3 +141,38 @@ def test_a_group_is_tried_near_its_own_types():
                                                           "Q8_0"]
     q5_0 = {t.name: "Q5_0" for t in _model()}
     assert probe_types(groups["attn_q.0-1"], q5_0) == ["IQ4_NL", "Q5_1", "Q8_0"]
+
+
+def test_stock_files_are_the_sources_and_only_missing_types_get_a_file_of_their_own():
+    from pathlib import Path
+
+    from runners.gguf.header import GgufHeader
+    from runners.gguf.mixes import missing_types, tensor_sources
+
+    model = _model()
+    groups = {g.key: g for g in groups_of(model)}
+    q4 = GgufHeader(tensors=[dataclasses.replace(t, type_name="Q4_K") for t in model])
+    q6 = GgufHeader(tensors=[dataclasses.replace(t, type_name="Q6_K") if "ffn_down" in t.name
+                             else t for t in model])
+    sources = tensor_sources({Path("m.Q4_K.gguf"): q4, Path("m.Q6_K.gguf"): q6})
+    assert sources[("blk.0.ffn_down.weight", "Q4_K")] == Path("m.Q4_K.gguf")  # the first holder
+    assert sources[("blk.0.ffn_down.weight", "Q6_K")] == Path("m.Q6_K.gguf")
+    down, attn = groups["ffn_down.0-1"], groups["attn_q.0-1"]
+    assert missing_types([(down, "Q6_K"), (down, "Q4_K")], sources) == []
+    assert missing_types([(down, "Q2_K"), (attn, "Q6_K"), (down, "Q2_K")], sources) == [
+        "Q2_K", "Q6_K"]  # attn_q is never Q6_K in either file
+
+
+def test_probes_run_four_at_once_on_a_large_card_and_one_on_the_cpu(tmp_path):
+    from runners.gguf.mixes import GPU_PROBE_WORKERS, probe_workers, scratch_folder
+
+    gb = 10**9
+    assert probe_workers("cpu", 5 * gb, 80 * gb) == 1
+    assert probe_workers("cuda", 5 * gb, 80 * gb) == GPU_PROBE_WORKERS == 4
+    assert probe_workers("cuda", 40 * gb, 80 * gb) == 1  # a 70B Q4: one at a time
+    assert probe_workers("cuda", 5 * gb, None) == 1
+    ram = tmp_path / "shm"
+    ram.mkdir()
+    assert scratch_folder(tmp_path, 1, ram).parent == ram
+    assert scratch_folder(tmp_path, 10**15, ram) == tmp_path / "probes"  # no room in RAM
+    assert scratch_folder(tmp_path, 1, tmp_path / "none") == tmp_path / "probes"

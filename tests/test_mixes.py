@@ -37,6 +37,33 @@ def test_a_file_spliced_from_itself_is_itself(files):
     assert filecmp.cmp(splice(stock, {}, root / "same.gguf"), stock, shallow=False)
 
 
+def test_a_stock_file_holds_each_tensor_as_a_file_of_only_that_type_does(files, toolchain):
+    """The search takes tensors from the run's stock files (runners.gguf.mixes.tensor_sources):
+    a tensor at type T is the same bytes in Q4_K_M as in a file with every tensor at T."""
+    from runners.gguf.header import read_layout
+
+    root, f16, stock = files
+    mine = read_layout(stock)
+    held = {p.type_id for p in mine.tensors}
+    compared = 0
+    with stock.open("rb") as fs:
+        for type_name in {t.type_name for t in read_header(stock).tensors} - {"F32"}:
+            uniform = root / f"only-{type_name}.gguf"
+            llama_tools.quantize(toolchain, f16, uniform, "Q8_0", 2, None, None,
+                                 ("--tensor-type", f".*={type_name.lower()}"))
+            theirs = {p.name: p for p in read_layout(uniform).tensors}
+            with uniform.open("rb") as fu:
+                for p in mine.tensors:
+                    q = theirs[p.name]
+                    if q.type_id != p.type_id:
+                        continue
+                    fs.seek(mine.data_start + p.offset)
+                    fu.seek(read_layout(uniform).data_start + q.offset)
+                    assert fs.read(p.n_bytes) == fu.read(q.n_bytes), (p.name, type_name)
+                    compared += 1
+    assert len(held) >= 3 and compared >= len(mine.tensors) // 2
+
+
 def test_a_mix_is_its_recipe_made_by_plain_llama_quantize(files, toolchain):
     """The splice of a plan, make_mix's file, and the card's command run by hand are the same
     bytes: the recipe says exactly what the file is."""
@@ -100,12 +127,14 @@ def test_a_sweep_past_its_minutes_changes_nothing_it_did_not_measure(files, tool
     """`mix_minutes` caps the sweep: past it no probe is measured, the groups keep the stock
     types, and a size with no measurement gets no mix (the record says the budget stopped it)."""
     from runners.evaluation_mix import docs_text
-    from runners.gguf.mixes import run_search
+    from runners.gguf.mixes import SearchTools, run_search
     from runners.gguf.reference import build_reference
 
     root, f16, stock = files
     tuning = build_reference(toolchain, f16, docs_text(), root / "tuning.kld", 64, 4, 2)
-    plans, record = run_search(toolchain, toolchain, f16, {"Q4_K_M": stock}, ["Q4_K_M"], None,
-                               tuning, root / "search", 2, None, minutes=0.0)
+    tools = SearchTools(quantize=toolchain, measure=toolchain, quantize_threads=2,
+                        measure_threads=2)
+    plans, record = run_search(tools, f16, {"Q4_K_M": stock}, ["Q4_K_M"], None, tuning,
+                               root / "search", minutes=0.0)
     assert plans == [] and record.stopped_by_budget
     assert record.sizes[0]["sweep"] == [] and record.sizes[0]["candidates"] == []

@@ -10,12 +10,15 @@ the held-out windows like any other file and publishes it only where it wins the
 Steps, each cached in the work folder so a rerun resumes:
 
 1. the tuning reference: the unquantized model's logits on the windows after ``--chunks``;
-2. one file per ladder type with every tensor at that type (``--tensor-type '.*=T'``), so that
-   any assignment is a splice of existing tensors (:mod:`runners.gguf.splice`);
+2. the tensors' sources: the run's stock files hold most tensors at most types already
+   (:func:`tensor_sources`); a type some probe needs that none holds gets one file with every
+   tensor at that type (``--tensor-type '.*=T'``), so that any assignment is a splice of
+   existing tensors (:mod:`runners.gguf.splice`);
 3. per requested size, the sweep around that stock file: the file with one group changed to one
    type, for every group and each type within two ladder steps of its own
    (:func:`probe_types`), each measured on the tuning windows (the change of mean KLD against
-   the stock file's, on the same tokens);
+   the stock file's, on the same tokens). On a GPU several probes are measured at once
+   (:func:`probe_workers`), written to RAM where it has room (:func:`scratch_folder`);
 4. the knapsack (:func:`runners.gguf.mix_plan.search`) over those changes at the stock file's
    bytes and at 1 % and 2 % less, each candidate spliced and measured; the best one is made by
    ``llama-quantize`` with its recipe and its tensor types checked against the plan.
@@ -29,8 +32,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
+import shutil
 import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +48,7 @@ from runners.gguf import llama_tools
 from runners.gguf.header import GgufHeader, read_header
 from runners.gguf.logits import write_windows
 from runners.gguf.mix_plan import (
+    Assignment,
     Choice,
     Group,
     assigned_types,
@@ -93,6 +102,8 @@ class SearchRecord:
     sizes: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     stopped_by_budget: bool = False
+    #: Files quantized for the search: a type some probe needs that no stock file holds.
+    uniform_files: list[str] = field(default_factory=list)
 
 
 def tuning_reference(tc: Toolchain, base: Path, text: EvaluationText, held_out: Reference,
@@ -113,65 +124,151 @@ def tuning_reference(tc: Toolchain, base: Path, text: EvaluationText, held_out: 
     return Reference(out, long.labels[held_out.chunks:], long.quality, long.n_ctx)
 
 
+@dataclass(frozen=True)
+class SearchTools:
+    """What the search runs and how: ``llama-quantize`` from ``quantize`` (the CPU build) with
+    ``quantize_threads``; ``llama-perplexity`` from ``measure`` (the CUDA build on a GPU runner),
+    ``workers`` probes at once with ``measure_threads`` each; probes written to ``scratch``."""
+
+    quantize: Toolchain
+    measure: Toolchain
+    quantize_threads: int
+    measure_threads: int
+    workers: int = 1
+    scratch: Path | None = None
+    log_file: Path | None = None
+
+
+#: Probes measured at once on a GPU, each its own llama-perplexity: a probe's start, model load
+#: and KLD arithmetic (on the CPU) leave the card idle most of the time.
+GPU_PROBE_WORKERS = 4
+#: What a measuring process holds on the GPU besides the file: context, logits, buffers.
+GPU_PROBE_OVERHEAD = 2 * 10**9
+
+
+def probe_workers(backend: str, probe_bytes: int, gpu_bytes: int | None) -> int:
+    """Probes measured at once (pure): one on the CPU, where each takes every core; on a GPU up
+    to :data:`GPU_PROBE_WORKERS`, as many as fit in 80 % of its memory."""
+    if backend != "cuda" or not gpu_bytes:
+        return 1
+    each = probe_bytes * 1.25 + GPU_PROBE_OVERHEAD
+    return max(1, min(GPU_PROBE_WORKERS, int(0.8 * gpu_bytes // each)))
+
+
+def scratch_folder(folder: Path, need_bytes: int, ram: Path = Path("/dev/shm")) -> Path:
+    """Where probes are written: a RAM file system when it has room for ``need_bytes`` and a
+    quarter more, else ``folder``. A probe is written, measured once and deleted; on disk its
+    bytes are only write-back traffic (hundreds of GB for an 8B search)."""
+    try:
+        roomy = ram.is_dir() and shutil.disk_usage(ram).free > need_bytes * 1.25
+    except OSError:
+        roomy = False
+    out = ram / f"quantbot-probes-{os.getpid()}" if roomy else folder / "probes"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def _kld(tc: Toolchain, model: Path, reference: Reference, threads: int,
          log_file: Path | None) -> Quality:
     return llama_tools.parse_kld(llama_tools.perplexity_kld(tc, model, reference.logits, threads,
                                                             log_file).output)
 
 
-def _uniform(tc: Toolchain, f16: Path, type_name: str, folder: Path, imatrix: Path | None,
-             threads: int, log_file: Path | None) -> Path:
+def tensor_sources(headers: Mapping[Path, GgufHeader]) -> dict[tuple[str, str], Path]:
+    """``(tensor, type)`` → a file that holds the tensor at that type (pure over the headers).
+    ``llama-quantize`` quantizes each tensor from the same 16-bit weights and importance matrix
+    whatever the file's other types, so every stock file of the run is a source of its tensors
+    at their types (a test checks the bytes), and only the rest needs a file of its own."""
+    out: dict[tuple[str, str], Path] = {}
+    for path, header in headers.items():
+        for t in header.tensors:
+            out.setdefault((t.name, t.type_name), path)
+    return out
+
+
+def missing_types(probes: Iterable[tuple[Group, str]],
+                  sources: Mapping[tuple[str, str], Path]) -> list[str]:
+    """The types some probe needs a tensor at that no file holds (pure), in first-needed order:
+    each gets a file with every tensor at that type (:func:`_uniform`)."""
+    return list(dict.fromkeys(t for g, t in probes
+                              if any((name, t) not in sources for name in g.tensors)))
+
+
+def _uniform(tools: SearchTools, f16: Path, type_name: str, folder: Path,
+             imatrix: Path | None) -> Path:
     """The model with every quantizable tensor at ``type_name``: where splices take it from."""
     out = folder / f"uniform-{type_name}.gguf"
     if not out.exists():
         tmp = folder / f".uniform-{type_name}.partial"
-        llama_tools.quantize(tc, f16, tmp, "Q8_0", threads, imatrix, log_file,
-                             ("--tensor-type", f".*={type_name.lower()}"))
+        llama_tools.quantize(tools.quantize, f16, tmp, "Q8_0", tools.quantize_threads, imatrix,
+                             tools.log_file, ("--tensor-type", f".*={type_name.lower()}"))
         tmp.rename(out)
     return out
 
 
-def _spliced(base_file: Path, uniform: dict[str, Path], groups: list[Group],
-             types: dict[str, str], out: Path) -> Path:
-    sources = {name: uniform[types[g.key]] for g in groups if g.key in types
-               for name in g.tensors}
-    return splice(base_file, sources, out)
+def _probe_kld(tools: SearchTools, base_file: Path, sources: Mapping[tuple[str, str], Path],
+               groups: list[Group], types: dict[str, str], tuning: Reference) -> Quality:
+    """The tuning KLD of ``base_file`` with ``types`` given to their groups: spliced into the
+    scratch folder, measured, deleted."""
+    picked = {name: sources[(name, types[g.key])] for g in groups if g.key in types
+              for name in g.tensors}
+    scratch = tools.scratch or base_file.parent
+    probe = splice(base_file, picked, scratch / f"probe-{uuid.uuid4().hex[:12]}.gguf")
+    try:
+        return _kld(tools.measure, probe, tuning, tools.measure_threads, tools.log_file)
+    finally:
+        probe.unlink(missing_ok=True)
 
 
-def run_search(tc: Toolchain, eval_tc: Toolchain, f16: Path, stock_files: dict[str, Path],
-               sizes: list[str], imatrix: Path | None, tuning: Reference, folder: Path,
-               threads: int, log_file: Path | None,
-               minutes: float | None = None) -> tuple[list[MixPlan], SearchRecord]:
+def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], sizes: list[str],
+               imatrix: Path | None, tuning: Reference, folder: Path,
+               minutes: float | None = None,
+               on_plan: Callable[[MixPlan], None] | None = None,
+               ) -> tuple[list[MixPlan], SearchRecord]:
     """The mix at the size of each stock type in ``sizes`` (none where no candidate changes a
     group), each searched around that stock file's own types, and the search's record.
     ``minutes`` caps the sweeps' time: groups not reached keep their stock types, and a size
-    reached with no measurement gets no mix."""
+    reached with no measurement gets no mix. ``on_plan`` hears of each size's plan as soon as
+    it is chosen (the pipeline starts making it while the next size is swept)."""
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     record = SearchRecord(tuning_windows=tuning.chunks,
                           tuning_tokens=tuning.chunks * scored(tuning.n_ctx))
-    groups = groups_of(read_header(stock_files[sizes[0]]).tensors)
-    uniform = {t: _uniform(tc, f16, t, folder, imatrix, threads, log_file)
-               for t in dict.fromkeys(t for g in groups for t in g.ladder)}
+    headers = {path: read_header(path) for path in stock_files.values()}
+    groups = groups_of(headers[stock_files[sizes[0]]].tensors)
+    sources = tensor_sources(headers)
+    wanted = [(g, t) for size in sizes for g in groups
+              for t in probe_types(g, _types(headers[stock_files[size]]))]
+    for type_name in missing_types(wanted, sources):
+        uniform = _uniform(tools, f16, type_name, folder, imatrix)
+        for (name, held), path in tensor_sources({uniform: read_header(uniform)}).items():
+            sources.setdefault((name, held), path)
+    record.uniform_files = sorted(p.name for p in set(sources.values())
+                                  if p.name.startswith("uniform-"))
     plans = []
+    deadline = None if minutes is None else start + 60 * minutes
     for size in sizes:
         base_file = stock_files[size]
-        header = read_header(base_file)
-        base_q = _kld(eval_tc, base_file, tuning, threads, log_file)
+        header = headers[base_file]
+        base_q = _kld(tools.measure, base_file, tuning, tools.measure_threads, tools.log_file)
         entry: dict = {"base": size, "base_tuning_kld": base_q.kld_mean, "sweep": [],
                        "candidates": []}
         record.sizes.append(entry)
-        deadline = None if minutes is None else start + 60 * minutes
-        choices, finished = _sweep(eval_tc, base_file, base_q, uniform, groups, header, tuning,
-                                   folder, threads, log_file, entry, deadline)
+        choices, finished = _sweep(tools, base_file, base_q, sources, groups, header, tuning,
+                                   folder, entry, deadline)
         record.stopped_by_budget |= not finished
-        plan = _best_candidate(eval_tc, base_file, size, sum(t.n_bytes for t in header.tensors),
-                               base_q, choices, uniform, groups, header, tuning, folder, threads,
-                               log_file, entry)
+        plan = _best_candidate(tools, base_file, size, sum(t.n_bytes for t in header.tensors),
+                               base_q, choices, sources, groups, header, tuning, entry)
         if plan is not None:
             plans.append(plan)
+            if on_plan is not None:
+                on_plan(plan)
     record.seconds = round(time.perf_counter() - start, 1)
     return plans, record
+
+
+def _types(header: GgufHeader) -> dict[str, str]:
+    return {t.name: t.type_name for t in header.tensors}
 
 
 def probe_types(group: Group, base_types: dict[str, str], reach: int = PROBE_REACH) -> list[str]:
@@ -184,70 +281,81 @@ def probe_types(group: Group, base_types: dict[str, str], reach: int = PROBE_REA
             and any(base_types[n] != t for n in group.tensors)]
 
 
-def _sweep(eval_tc: Toolchain, base_file: Path, base_q: Quality, uniform: dict[str, Path],
-           groups: list[Group], header: GgufHeader, tuning: Reference, folder: Path,
-           threads: int, log_file: Path | None, entry: dict,
+def _sweep(tools: SearchTools, base_file: Path, base_q: Quality,
+           sources: Mapping[tuple[str, str], Path], groups: list[Group], header: GgufHeader,
+           tuning: Reference, folder: Path, entry: dict,
            deadline: float | None) -> tuple[dict[str, list[Choice]], bool]:
-    """Each group at each of its probe types, measured on the tuning windows (cached), and
-    whether every probe was: past the deadline the rest are not measured, and their groups keep
-    the stock file's types (the search only changes a group it has a measurement of)."""
+    """Each group at each of its probe types, measured on the tuning windows (cached;
+    ``tools.workers`` at once), and whether every probe was: past the deadline no probe starts,
+    and the groups without a measurement keep the stock file's types (the search only changes a
+    group it has a measurement of)."""
     cache = folder / f"sweep-{base_file.stem}-{tuning.logits.stem}.json"
     done: dict[str, dict] = json.loads(cache.read_text()) if cache.exists() else {}
     elements = {t.name: t.n_elements for t in header.tensors}
-    base_types = {t.name: t.type_name for t in header.tensors}
+    base_types = _types(header)
     probes = [(g, t) for g in groups for t in probe_types(g, base_types)]
-    bar = progress(total=len(probes), desc=f"mix sweep around {base_file.stem}", unit="file")
-    choices: dict[str, list[Choice]] = {g.key: [] for g in groups}
-    try:
-        for g, t in probes:
-            key = f"{g.key}={t}"
-            if key not in done:
-                if deadline is not None and time.perf_counter() > deadline:
-                    return choices, False
-                probe = _spliced(base_file, uniform, [g], {g.key: t}, folder / "probe.gguf")
-                q = _kld(eval_tc, probe, tuning, threads, log_file)
-                done[key] = {"group": g.key, "type": t, "kld": q.kld_mean,
-                             "kld_err": q.kld_err}
-                cache.write_text(json.dumps(done, indent=1))
-            item = done[key]
-            delta = (group_bytes(g, elements, t)
-                     - sum(type_bytes(base_types[n], elements[n]) for n in g.tensors))
-            choices[g.key].append(Choice(g.key, t, item["kld"] - (base_q.kld_mean or 0.0),
-                                         delta))
-            entry["sweep"].append({**item, "bytes_delta": delta})
+    todo = [(g, t) for g, t in probes if f"{g.key}={t}" not in done]
+
+    def measured(g: Group, t: str) -> dict | None:
+        if deadline is not None and time.perf_counter() > deadline:
+            return None
+        q = _probe_kld(tools, base_file, sources, [g], {g.key: t}, tuning)
+        return {"group": g.key, "type": t, "kld": q.kld_mean, "kld_err": q.kld_err}
+
+    finished = True
+    bar = progress(total=len(probes), initial=len(probes) - len(todo),
+                   desc=f"mix sweep around {base_file.stem}", unit="file")
+    with bar, ThreadPoolExecutor(max_workers=max(1, tools.workers)) as pool:
+        for future in as_completed([pool.submit(measured, g, t) for g, t in todo]):
+            item = future.result()
+            if item is None:
+                finished = False
+                continue
+            done[f"{item['group']}={item['type']}"] = item
+            cache.write_text(json.dumps(done, indent=1))
             bar.update(1)
-    finally:
-        bar.close()
-        (folder / "probe.gguf").unlink(missing_ok=True)
-    return choices, True
+    choices: dict[str, list[Choice]] = {g.key: [] for g in groups}
+    for g, t in probes:
+        item = done.get(f"{g.key}={t}")
+        if item is None:
+            continue
+        delta = (group_bytes(g, elements, t)
+                 - sum(type_bytes(base_types[n], elements[n]) for n in g.tensors))
+        choices[g.key].append(Choice(g.key, t, item["kld"] - (base_q.kld_mean or 0.0), delta))
+        entry["sweep"].append({**item, "bytes_delta": delta})
+    return choices, finished
 
 
-def _best_candidate(eval_tc: Toolchain, base_file: Path, size: str, stock_bytes: int,
-                    base_q: Quality, choices: dict[str, list[Choice]], uniform: dict[str, Path],
-                    groups: list[Group], header: GgufHeader, tuning: Reference, folder: Path,
-                    threads: int, log_file: Path | None, entry: dict) -> MixPlan | None:
+def _best_candidate(tools: SearchTools, base_file: Path, size: str, stock_bytes: int,
+                    base_q: Quality, choices: dict[str, list[Choice]],
+                    sources: Mapping[tuple[str, str], Path], groups: list[Group],
+                    header: GgufHeader, tuning: Reference, entry: dict) -> MixPlan | None:
     """The knapsack's candidates at the stock file's bytes and a little less, spliced and
-    measured; the plan of the one measured closest to the original."""
-    base_types = {t.name: t.type_name for t in header.tensors}
-    found: list[MixPlan] = []
+    measured (at once where the workers allow); the plan of the one measured closest to the
+    original."""
+    base_types = _types(header)
+    budgets: list[tuple[float, Assignment]] = []
     seen: set[tuple] = set()
     for share in CANDIDATE_BUDGETS:
         a = search(choices, base_q.kld_mean or 0.0, stock_bytes, int(stock_bytes * share))
         if a is None or not a.types or tuple(sorted(a.types.items())) in seen:
             continue
         seen.add(tuple(sorted(a.types.items())))
-        probe = _spliced(base_file, uniform, groups, a.types, folder / "candidate.gguf")
-        q = _kld(eval_tc, probe, tuning, threads, log_file)
-        probe.unlink()
+        budgets.append((share, a))
+    if not budgets:
+        log.info("mixes: no assignment at %s's size changes a group", size)
+        return None
+    with ThreadPoolExecutor(max_workers=max(1, tools.workers)) as pool:
+        measured = list(pool.map(lambda item: _probe_kld(tools, base_file, sources, groups,
+                                                         item[1].types, tuning), budgets))
+    found = []
+    for (share, a), q in zip(budgets, measured, strict=True):
         plan = MixPlan(name=mix_name(size), stock=size, base=size, types=a.types,
                        args=recipe_args(assigned_types(base_types, a.types, groups), groups),
                        file_bytes=a.file_bytes, predicted_kld=a.predicted_kld,
                        tuning_kld=q.kld_mean or 0.0, tuning_kld_err=q.kld_err or 0.0)
         entry["candidates"].append({**asdict(plan), "budget_share": share})
         found.append(plan)
-    if not found:
-        log.info("mixes: no assignment at %s's size changes a group", size)
-        return None
     return min(found, key=lambda p: p.tuning_kld)
 
 

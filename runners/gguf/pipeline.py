@@ -17,6 +17,7 @@ import re
 import shutil
 import struct
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,12 +36,27 @@ from runners.gguf.header import read_header
 from runners.gguf.inspect import summarize
 from runners.gguf.logits import remove_prefixes
 from runners.gguf.measure import measure_file
-from runners.gguf.mixes import make_mix, recipe_command, run_search, tuning_reference, verdict
+from runners.gguf.mix_plan import mix_name
+from runners.gguf.mixes import (
+    SearchTools,
+    make_mix,
+    probe_workers,
+    recipe_command,
+    run_search,
+    scratch_folder,
+    tuning_reference,
+    verdict,
+)
 from runners.gguf.overlap import plan_lanes, run_overlapped
 from runners.gguf.reference import MIN_SCORED_TOKENS, Reference, build_reference, scored
 from runners.gguf.spec import GgufSpec
 from runners.gguf.types import GGUF_TYPES
-from runners.llamacpp import Toolchain, ensure_cuda_toolchain, ensure_toolchain
+from runners.llamacpp import (
+    Toolchain,
+    ensure_cuda_toolchain,
+    ensure_toolchain,
+    gpu_memory_bytes,
+)
 from runners.proc import ToolFailed
 from runners.progress import progress
 from runners.results import EvalSpec, ExtraFile, Quality, QuantRun, Variant
@@ -238,27 +254,46 @@ def _mixes(tc: Toolchain, eval_tc: Toolchain, source: SourceModel, base: Path,
            imatrix_file: Path | None, ctx: int, threads: int, opts: _Job, log_file: Path,
            progress: _Progress) -> tuple[list[Variant], dict]:
     """The mix search (:mod:`runners.gguf.mixes`) at the sizes of the requested stock types, on
-    the tuning windows; each winner made by llama-quantize from its recipe, then measured and
-    checked on the held-out windows like every file, and kept only where it beats the stock
-    file of its size there (:func:`runners.gguf.mixes.verdict`). The search's record (sweep,
-    candidates, every mix's verdict) goes to ``quantbot.json`` whatever was published."""
+    the tuning windows; each winner made by llama-quantize from its recipe (on the CPU while the
+    next size is swept), then measured and checked on the held-out windows like every file, and
+    kept only where it beats the stock file of its size there
+    (:func:`runners.gguf.mixes.verdict`). The search's record (sweep, candidates, every mix's
+    verdict) goes to ``quantbot.json`` whatever was published."""
     by_name = {v.name: v for v in stock}
     split = [v.name for v in stock if len(v.files) > 1]
     if split:
         raise QuantbotError(f"{split[0]} is split into parts, and the mix search splices whole "
                             "files", "drop `mixes` from the request for a model this large")
+    started = time.perf_counter()
     folder = opts.settings.work_dir / "mixes"
     folder.mkdir(parents=True, exist_ok=True)
+    cores = opts.settings.threads or os.cpu_count() or 1
     tuning = tuning_reference(eval_tc, base, eval_text, base_run[5], folder, ctx, threads,
                               log_file)
-    plans, record = run_search(tc, eval_tc, base, {v.name: repo_dir / v.files[0] for v in stock},
-                               opts.spec.mix_sizes(), imatrix_file, tuning, folder, threads,
-                               log_file, opts.spec.mix_minutes or None)
+    stock_files = {v.name: repo_dir / v.files[0] for v in stock}
+    largest = max(stock_files[s].stat().st_size for s in opts.spec.mix_sizes())
+    workers = probe_workers(eval_tc.backend, largest, gpu_memory_bytes())
+    # threads: every core on the CPU path (one tool at a time), the GPU lane's share on a GPU
+    tools = SearchTools(quantize=tc, measure=eval_tc, quantize_threads=cores,
+                        measure_threads=threads, workers=workers,
+                        scratch=scratch_folder(folder, workers * largest), log_file=log_file)
+    log.info("gguf: mix search with %d probe(s) at once, written to %s", workers, tools.scratch)
+    out_of = {size: repo_dir / _publish_name(source, mix_name(size))
+              for size in opts.spec.mix_sizes()}
+    making: dict[str, Future] = {}
+    with ThreadPoolExecutor(max_workers=1) as maker:
+        try:
+            plans, record = run_search(
+                tools, base, stock_files, opts.spec.mix_sizes(), imatrix_file, tuning, folder,
+                opts.spec.mix_minutes or None,
+                on_plan=lambda plan: making.__setitem__(plan.name, maker.submit(
+                    make_mix, tc, base, plan, stock_files[plan.base], out_of[plan.stock],
+                    imatrix_file, cores, log_file)))
+        finally:
+            shutil.rmtree(tools.scratch, ignore_errors=True)
     kept, outcomes = [], []
     for plan in plans:
-        out = repo_dir / _publish_name(source, plan.name)
-        make_mix(tc, base, plan, repo_dir / by_name[plan.base].files[0], out, imatrix_file,
-                 threads, log_file)
+        out = making[plan.name].result()
         progress.done(f"{plan.name} made")
         variant = _measured(eval_tc, plan.name, [out], base_run, imatrix_file, threads, opts,
                             log_file, progress)
@@ -278,7 +313,9 @@ def _mixes(tc: Toolchain, eval_tc: Toolchain, source: SourceModel, base: Path,
                 if imatrix_file is not None else None),
             "predicted_tuning_kld": round(plan.predicted_kld, 6),
             "tuning_kld": round(plan.tuning_kld, 6), "verdict": why}}))
-    return kept, {**dataclasses.asdict(record), "mixes": outcomes}
+    # the whole stage: the search, and making, measuring and checking its mixes
+    stage = round(time.perf_counter() - started, 1)
+    return kept, {**dataclasses.asdict(record), "mixes": outcomes, "stage_seconds": stage}
 
 
 def _has_mtp_weights(folder: Path) -> bool:
