@@ -72,7 +72,7 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "mix_search.json").write_text(json.dumps(numbers, indent=1))
-        shutil.copy(repo / "quantbot.json", args.out / "quantbot.json")
+        run.save(args.out)  # quantbot.json, as the pipeline records it
 
 
 if __name__ == "__main__":

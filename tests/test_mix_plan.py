@@ -174,5 +174,26 @@ def test_probes_run_four_at_once_on_a_large_card_and_one_on_the_cpu(tmp_path):
     ram = tmp_path / "shm"
     ram.mkdir()
     assert scratch_folder(tmp_path, 1, ram).parent == ram
-    assert scratch_folder(tmp_path, 10**15, ram) == tmp_path / "probes"  # no room in RAM
-    assert scratch_folder(tmp_path, 1, tmp_path / "none") == tmp_path / "probes"
+    assert scratch_folder(tmp_path, 1, ram) == scratch_folder(tmp_path, 1, ram)  # a rerun's too
+    assert scratch_folder(tmp_path, 10**15, ram) == tmp_path / "scratch"  # no room in RAM
+    assert scratch_folder(tmp_path, 1, tmp_path / "none") == tmp_path / "scratch"
+    assert scratch_folder(tmp_path, 1, None) == tmp_path / "scratch"
+    planted = tmp_path / "shm2"
+    planted.mkdir()
+    own = scratch_folder(tmp_path / "w", 1, planted)
+    own.rmdir()
+    own.symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # another user's trap
+    (tmp_path / "elsewhere").mkdir()
+    assert scratch_folder(tmp_path / "w", 1, planted) == tmp_path / "w" / "scratch"
+
+
+def test_a_uniform_file_is_sized_before_it_is_made():
+    from runners.gguf.mix_plan import type_bytes
+    from runners.gguf.mixes import uniform_bytes
+
+    model = _model()  # width 576: attn_q rows take only the 32-block types; ffn_down 1536 rows
+    got = uniform_bytes(model, "Q4_K")
+    want = sum(t.n_bytes if len(t.shape) < 2 else
+               type_bytes("Q4_K" if t.shape[0] % 256 == 0 else "Q8_0", t.n_elements)
+               for t in model)
+    assert got == want and uniform_bytes(model, "Q5_0") < uniform_bytes(model, "Q8_0")

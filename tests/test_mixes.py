@@ -138,3 +138,28 @@ def test_a_sweep_past_its_minutes_changes_nothing_it_did_not_measure(files, tool
                                root / "search", minutes=0.0)
     assert plans == [] and record.stopped_by_budget
     assert record.sizes[0]["sweep"] == [] and record.sizes[0]["candidates"] == []
+
+
+def test_probes_measured_at_once_give_the_search_one_at_a_time_gives(files, toolchain,
+                                                                     tmp_path):
+    """The GPU path measures several probes at once (runners.gguf.mixes.probe_workers): the
+    sweep, the candidates and the plan are those of one probe at a time, and the search's own
+    files are gone when it ends."""
+    from runners.evaluation_mix import docs_text
+    from runners.gguf.mixes import SearchTools, run_search
+    from runners.gguf.reference import build_reference
+
+    root, f16, stock = files
+    tuning = build_reference(toolchain, f16, docs_text(), root / "tuning-at-once.kld", 64, 4, 2)
+    found = {}
+    for workers in (1, 3):
+        tools = SearchTools(quantize=toolchain, measure=toolchain, quantize_threads=2,
+                            measure_threads=1, workers=workers, ram=tmp_path / "no-ram")
+        folder = tmp_path / f"search-{workers}"
+        plans, record = run_search(tools, f16, {"Q4_K_M": stock}, ["Q4_K_M"], None, tuning,
+                                   folder)
+        assert not (folder / "scratch").exists()
+        found[workers] = ([(p["group"], p["type"], p["kld"]) for p in record.sizes[0]["sweep"]],
+                          [(c["types"], c["tuning_kld"]) for c in record.sizes[0]["candidates"]],
+                          plans)
+    assert found[1][0] and found[3] == found[1]

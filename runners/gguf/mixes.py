@@ -30,6 +30,7 @@ SmolLM2: its best Q5_K_M-sized candidate only matched Q5_K_M).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -45,9 +46,10 @@ from pathlib import Path
 from runners.errors import QuantbotError
 from runners.evaluation_mix import EvaluationText
 from runners.gguf import llama_tools
-from runners.gguf.header import GgufHeader, read_header
+from runners.gguf.header import GgufHeader, TensorInfo, read_header
 from runners.gguf.logits import write_windows
 from runners.gguf.mix_plan import (
+    LADDER_32,
     Assignment,
     Choice,
     Group,
@@ -128,14 +130,16 @@ def tuning_reference(tc: Toolchain, base: Path, text: EvaluationText, held_out: 
 class SearchTools:
     """What the search runs and how: ``llama-quantize`` from ``quantize`` (the CPU build) with
     ``quantize_threads``; ``llama-perplexity`` from ``measure`` (the CUDA build on a GPU runner),
-    ``workers`` probes at once with ``measure_threads`` each; probes written to ``scratch``."""
+    ``workers`` probes at once with ``measure_threads`` each; the search's own files (the
+    uniform files and the probes) in a folder under ``ram`` when it has room for them, else in
+    the work folder (:func:`scratch_folder`)."""
 
     quantize: Toolchain
     measure: Toolchain
     quantize_threads: int
     measure_threads: int
     workers: int = 1
-    scratch: Path | None = None
+    ram: Path | None = Path("/dev/shm")
     log_file: Path | None = None
 
 
@@ -155,17 +159,40 @@ def probe_workers(backend: str, probe_bytes: int, gpu_bytes: int | None) -> int:
     return max(1, min(GPU_PROBE_WORKERS, int(0.8 * gpu_bytes // each)))
 
 
-def scratch_folder(folder: Path, need_bytes: int, ram: Path = Path("/dev/shm")) -> Path:
-    """Where probes are written: a RAM file system when it has room for ``need_bytes`` and a
-    quarter more, else ``folder``. A probe is written, measured once and deleted; on disk its
-    bytes are only write-back traffic (hundreds of GB for an 8B search)."""
+def scratch_folder(folder: Path, need_bytes: int, ram: Path | None) -> Path:
+    """Where the search writes its own files: a folder on the RAM file system ``ram`` when it
+    has room for ``need_bytes`` and a quarter more, else ``folder/scratch``. A probe is written,
+    measured once and deleted, so on disk its bytes are only write-back traffic (hundreds of GB
+    for an 8B search); the uniform files (31 GB for an 8B) go once the search is done."""
     try:
-        roomy = ram.is_dir() and shutil.disk_usage(ram).free > need_bytes * 1.25
+        roomy = ram is not None and ram.is_dir() and shutil.disk_usage(ram).free > need_bytes * 1.25
     except OSError:
         roomy = False
-    out = ram / f"quantbot-probes-{os.getpid()}" if roomy else folder / "probes"
+    if roomy and ram is not None:
+        tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+        out = ram / f"quantbot-search-{tag}"  # the same for a rerun of this work folder
+        out.mkdir(mode=0o700, exist_ok=True)
+        # a shared RAM folder: use only a real folder of ours, never one planted there
+        if not out.is_symlink() and out.stat().st_uid == os.getuid():
+            return out
+        log.warning("mixes: %s is not this user's own folder; searching on disk", out)
+    out = folder / "scratch"
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def uniform_bytes(tensors: Iterable[TensorInfo], type_name: str) -> int:
+    """About the size of the file with every tensor of a 256- or 32-row ladder at ``type_name``
+    (pure): the tensors it cannot take are counted at Q8_0, as ``llama-quantize`` falls back."""
+    total = 0
+    for t in tensors:
+        if len(t.shape) < 2:
+            total += t.n_bytes
+        elif t.shape[0] % 256 == 0 or type_name in LADDER_32:
+            total += type_bytes(type_name, t.n_elements)
+        else:
+            total += type_bytes("Q8_0", t.n_elements)
+    return total
 
 
 def _kld(tc: Toolchain, model: Path, reference: Reference, threads: int,
@@ -206,13 +233,13 @@ def _uniform(tools: SearchTools, f16: Path, type_name: str, folder: Path,
     return out
 
 
-def _probe_kld(tools: SearchTools, base_file: Path, sources: Mapping[tuple[str, str], Path],
-               groups: list[Group], types: dict[str, str], tuning: Reference) -> Quality:
+def _probe_kld(tools: SearchTools, scratch: Path, base_file: Path,
+               sources: Mapping[tuple[str, str], Path], groups: list[Group],
+               types: dict[str, str], tuning: Reference) -> Quality:
     """The tuning KLD of ``base_file`` with ``types`` given to their groups: spliced into the
     scratch folder, measured, deleted."""
     picked = {name: sources[(name, types[g.key])] for g in groups if g.key in types
               for name in g.tensors}
-    scratch = tools.scratch or base_file.parent
     probe = splice(base_file, picked, scratch / f"probe-{uuid.uuid4().hex[:12]}.gguf")
     try:
         return _kld(tools.measure, probe, tuning, tools.measure_threads, tools.log_file)
@@ -235,34 +262,49 @@ def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], size
     record = SearchRecord(tuning_windows=tuning.chunks,
                           tuning_tokens=tuning.chunks * scored(tuning.n_ctx))
     headers = {path: read_header(path) for path in stock_files.values()}
-    groups = groups_of(headers[stock_files[sizes[0]]].tensors)
+    tensors = headers[stock_files[sizes[0]]].tensors
+    groups = groups_of(tensors)
     sources = tensor_sources(headers)
     wanted = [(g, t) for size in sizes for g in groups
               for t in probe_types(g, _types(headers[stock_files[size]]))]
-    for type_name in missing_types(wanted, sources):
-        uniform = _uniform(tools, f16, type_name, folder, imatrix)
-        for (name, held), path in tensor_sources({uniform: read_header(uniform)}).items():
-            sources.setdefault((name, held), path)
-    record.uniform_files = sorted(p.name for p in set(sources.values())
-                                  if p.name.startswith("uniform-"))
-    plans = []
-    deadline = None if minutes is None else start + 60 * minutes
-    for size in sizes:
-        base_file = stock_files[size]
-        header = headers[base_file]
-        base_q = _kld(tools.measure, base_file, tuning, tools.measure_threads, tools.log_file)
-        entry: dict = {"base": size, "base_tuning_kld": base_q.kld_mean, "sweep": [],
-                       "candidates": []}
-        record.sizes.append(entry)
-        choices, finished = _sweep(tools, base_file, base_q, sources, groups, header, tuning,
-                                   folder, entry, deadline)
-        record.stopped_by_budget |= not finished
-        plan = _best_candidate(tools, base_file, size, sum(t.n_bytes for t in header.tensors),
-                               base_q, choices, sources, groups, header, tuning, entry)
-        if plan is not None:
-            plans.append(plan)
-            if on_plan is not None:
-                on_plan(plan)
+    missing = missing_types(wanted, sources)
+    largest = max(sum(t.n_bytes for t in headers[stock_files[s]].tensors) for s in sizes)
+    scratch = scratch_folder(folder, sum(uniform_bytes(tensors, t) for t in missing)
+                             + max(1, tools.workers) * largest, tools.ram)
+    in_ram = tools.ram is not None and scratch.is_relative_to(tools.ram)
+    log.info("mixes: %d probe(s) at once; uniform files for %s; search files in %s",
+             tools.workers, ", ".join(missing) or "no type", scratch)
+    try:
+        for type_name in missing:
+            uniform = _uniform(tools, f16, type_name, scratch, imatrix)
+            for key, path in tensor_sources({uniform: read_header(uniform)}).items():
+                sources.setdefault(key, path)
+        record.uniform_files = [f"uniform-{t}.gguf" for t in missing]
+        plans = []
+        deadline = None if minutes is None else start + 60 * minutes
+        for size in sizes:
+            base_file = stock_files[size]
+            header = headers[base_file]
+            base_q = _kld(tools.measure, base_file, tuning, tools.measure_threads,
+                          tools.log_file)
+            entry: dict = {"base": size, "base_tuning_kld": base_q.kld_mean, "sweep": [],
+                           "candidates": []}
+            record.sizes.append(entry)
+            choices, finished = _sweep(tools, scratch, base_file, base_q, sources, groups,
+                                       header, tuning, folder, entry, deadline)
+            record.stopped_by_budget |= not finished
+            plan = _best_candidate(tools, scratch, base_file, size,
+                                   sum(t.n_bytes for t in header.tensors), base_q, choices,
+                                   sources, groups, header, tuning, entry)
+            if plan is not None:
+                plans.append(plan)
+                if on_plan is not None:
+                    on_plan(plan)
+    except BaseException:
+        if in_ram:  # RAM is not kept for a rerun; the work folder is
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    shutil.rmtree(scratch, ignore_errors=True)  # done: its uniform files served their turn
     record.seconds = round(time.perf_counter() - start, 1)
     return plans, record
 
@@ -281,7 +323,7 @@ def probe_types(group: Group, base_types: dict[str, str], reach: int = PROBE_REA
             and any(base_types[n] != t for n in group.tensors)]
 
 
-def _sweep(tools: SearchTools, base_file: Path, base_q: Quality,
+def _sweep(tools: SearchTools, scratch: Path, base_file: Path, base_q: Quality,
            sources: Mapping[tuple[str, str], Path], groups: list[Group], header: GgufHeader,
            tuning: Reference, folder: Path, entry: dict,
            deadline: float | None) -> tuple[dict[str, list[Choice]], bool]:
@@ -299,7 +341,7 @@ def _sweep(tools: SearchTools, base_file: Path, base_q: Quality,
     def measured(g: Group, t: str) -> dict | None:
         if deadline is not None and time.perf_counter() > deadline:
             return None
-        q = _probe_kld(tools, base_file, sources, [g], {g.key: t}, tuning)
+        q = _probe_kld(tools, scratch, base_file, sources, [g], {g.key: t}, tuning)
         return {"group": g.key, "type": t, "kld": q.kld_mean, "kld_err": q.kld_err}
 
     finished = True
@@ -326,7 +368,8 @@ def _sweep(tools: SearchTools, base_file: Path, base_q: Quality,
     return choices, finished
 
 
-def _best_candidate(tools: SearchTools, base_file: Path, size: str, stock_bytes: int,
+def _best_candidate(tools: SearchTools, scratch: Path, base_file: Path, size: str,
+                    stock_bytes: int,
                     base_q: Quality, choices: dict[str, list[Choice]],
                     sources: Mapping[tuple[str, str], Path], groups: list[Group],
                     header: GgufHeader, tuning: Reference, entry: dict) -> MixPlan | None:
@@ -346,8 +389,9 @@ def _best_candidate(tools: SearchTools, base_file: Path, size: str, stock_bytes:
         log.info("mixes: no assignment at %s's size changes a group", size)
         return None
     with ThreadPoolExecutor(max_workers=max(1, tools.workers)) as pool:
-        measured = list(pool.map(lambda item: _probe_kld(tools, base_file, sources, groups,
-                                                         item[1].types, tuning), budgets))
+        measured = list(pool.map(lambda item: _probe_kld(tools, scratch, base_file, sources,
+                                                         groups, item[1].types, tuning),
+                                 budgets))
     found = []
     for (share, a), q in zip(budgets, measured, strict=True):
         plan = MixPlan(name=mix_name(size), stock=size, base=size, types=a.types,

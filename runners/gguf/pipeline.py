@@ -43,7 +43,6 @@ from runners.gguf.mixes import (
     probe_workers,
     recipe_command,
     run_search,
-    scratch_folder,
     tuning_reference,
     verdict,
 )
@@ -272,25 +271,21 @@ def _mixes(tc: Toolchain, eval_tc: Toolchain, source: SourceModel, base: Path,
                               log_file)
     stock_files = {v.name: repo_dir / v.files[0] for v in stock}
     largest = max(stock_files[s].stat().st_size for s in opts.spec.mix_sizes())
-    workers = probe_workers(eval_tc.backend, largest, gpu_memory_bytes())
     # threads: every core on the CPU path (one tool at a time), the GPU lane's share on a GPU
     tools = SearchTools(quantize=tc, measure=eval_tc, quantize_threads=cores,
-                        measure_threads=threads, workers=workers,
-                        scratch=scratch_folder(folder, workers * largest), log_file=log_file)
-    log.info("gguf: mix search with %d probe(s) at once, written to %s", workers, tools.scratch)
+                        measure_threads=threads,
+                        workers=probe_workers(eval_tc.backend, largest, gpu_memory_bytes()),
+                        log_file=log_file)
     out_of = {size: repo_dir / _publish_name(source, mix_name(size))
               for size in opts.spec.mix_sizes()}
     making: dict[str, Future] = {}
     with ThreadPoolExecutor(max_workers=1) as maker:
-        try:
-            plans, record = run_search(
-                tools, base, stock_files, opts.spec.mix_sizes(), imatrix_file, tuning, folder,
-                opts.spec.mix_minutes or None,
-                on_plan=lambda plan: making.__setitem__(plan.name, maker.submit(
-                    make_mix, tc, base, plan, stock_files[plan.base], out_of[plan.stock],
-                    imatrix_file, cores, log_file)))
-        finally:
-            shutil.rmtree(tools.scratch, ignore_errors=True)
+        plans, record = run_search(
+            tools, base, stock_files, opts.spec.mix_sizes(), imatrix_file, tuning, folder,
+            opts.spec.mix_minutes or None,
+            on_plan=lambda plan: making.__setitem__(plan.name, maker.submit(
+                make_mix, tc, base, plan, stock_files[plan.base], out_of[plan.stock],
+                imatrix_file, cores, log_file)))
     kept, outcomes = [], []
     for plan in plans:
         out = making[plan.name].result()
