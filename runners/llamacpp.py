@@ -169,13 +169,29 @@ def cuda_build_name(archs: Sequence[str]) -> str:
     return "build-cuda-" + "-".join(f"sm{a}" for a in sorted(set(archs), key=int))
 
 
-def cpu_cmake_flags(machine: str | None = None) -> list[str]:
-    """cmake's configure flags of the CPU build on ``machine`` (``platform.machine()``; pure
-    given it): :data:`CMAKE_FLAGS`, and AMX left out on x86-64 (:data:`X86_NO_AMX`)."""
+def cpu_cmake_flags(machine: str | None = None,
+                    accepts: Callable[[str], bool] | None = None) -> list[str]:
+    """cmake's configure flags of the CPU build on ``machine`` (``platform.machine()``):
+    :data:`CMAKE_FLAGS`, and AMX left out on x86-64 (:data:`X86_NO_AMX`) where the system's
+    C++ compiler knows the options (``accepts``; GCC before 11 has no AMX, so none to leave
+    out)."""
     machine = (machine or platform.machine()).lower()
-    if machine not in ("x86_64", "amd64"):
+    accepts = accepts or _compiler_accepts
+    if machine not in ("x86_64", "amd64") or not accepts(X86_NO_AMX):
         return list(CMAKE_FLAGS)
     return [*CMAKE_FLAGS, f"-DCMAKE_C_FLAGS={X86_NO_AMX}", f"-DCMAKE_CXX_FLAGS={X86_NO_AMX}"]
+
+
+def _compiler_accepts(options: str) -> bool:
+    cxx = shutil.which("c++")
+    if cxx is None:
+        return False
+    try:
+        proc = subprocess.run([cxx, *options.split(), "-x", "c++", "-E", "-o", os.devnull,
+                               os.devnull], capture_output=True, check=False, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
 
 
 def cuda_cmake_flags(archs: Sequence[str], nvcc: str | None = None) -> list[str]:

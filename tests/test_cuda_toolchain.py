@@ -58,7 +58,7 @@ def test_build_folder_is_separate_and_named_by_architecture():
 
 def test_cuda_flags_extend_the_cpu_flags_with_the_cards_architectures():
     flags = cuda_cmake_flags(["90"])
-    assert flags[:len(cpu_cmake_flags())] == cpu_cmake_flags()
+    assert flags[:len(cpu_cmake_flags())] == cpu_cmake_flags()  # this machine's compiler's
     assert flags[:len(CMAKE_FLAGS)] == list(CMAKE_FLAGS)
     assert "-DGGML_CUDA=ON" in flags
     assert "-DCMAKE_CUDA_ARCHITECTURES=90-real" in flags
@@ -72,10 +72,12 @@ def test_cuda_flags_extend_the_cpu_flags_with_the_cards_architectures():
 
 
 def test_x86_builds_leave_out_amx_and_others_keep_the_plain_flags():
-    x86 = cpu_cmake_flags("x86_64")
+    x86 = cpu_cmake_flags("x86_64", accepts=lambda options: True)
     assert x86[:len(CMAKE_FLAGS)] == list(CMAKE_FLAGS)
     assert f"-DCMAKE_CXX_FLAGS={X86_NO_AMX}" in x86 and f"-DCMAKE_C_FLAGS={X86_NO_AMX}" in x86
-    assert cpu_cmake_flags("aarch64") == list(CMAKE_FLAGS)
+    assert cpu_cmake_flags("aarch64", accepts=lambda options: True) == list(CMAKE_FLAGS)
+    # a compiler without AMX (GCC < 11) would fail cmake's check on an unknown option
+    assert cpu_cmake_flags("x86_64", accepts=lambda options: False) == list(CMAKE_FLAGS)
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64" or shutil.which("gcc") is None,
@@ -91,6 +93,8 @@ def test_the_no_amx_options_win_over_a_native_march_on_an_amx_cpu():
     assert "__AMX_INT8__" in amx_macros("-march=sapphirerapids")
     assert amx_macros(*X86_NO_AMX.split(), "-march=sapphirerapids") == set()
     assert amx_macros("-march=sapphirerapids", *X86_NO_AMX.split()) == set()
+    assert llamacpp._compiler_accepts(X86_NO_AMX)
+    assert not llamacpp._compiler_accepts("-mno-such-option-anywhere")
 
 
 def test_builds_name_the_system_compilers_whatever_cxx_says(monkeypatch):
