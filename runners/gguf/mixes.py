@@ -348,14 +348,20 @@ def _sweep(tools: SearchTools, scratch: Path, base_file: Path, base_q: Quality,
     bar = progress(total=len(probes), initial=len(probes) - len(todo),
                    desc=f"mix sweep around {base_file.stem}", unit="file")
     with bar, ThreadPoolExecutor(max_workers=max(1, tools.workers)) as pool:
-        for future in as_completed([pool.submit(measured, g, t) for g, t in todo]):
-            item = future.result()
-            if item is None:
-                finished = False
-                continue
-            done[f"{item['group']}={item['type']}"] = item
-            cache.write_text(json.dumps(done, indent=1))
-            bar.update(1)
+        futures = [pool.submit(measured, g, t) for g, t in todo]
+        try:
+            for future in as_completed(futures):
+                item = future.result()
+                if item is None:
+                    finished = False
+                    continue
+                done[f"{item['group']}={item['type']}"] = item
+                cache.write_text(json.dumps(done, indent=1))
+                bar.update(1)
+        except BaseException:
+            for future in futures:  # a failed probe stops the sweep, not after the rest
+                future.cancel()
+            raise
     choices: dict[str, list[Choice]] = {g.key: [] for g in groups}
     for g, t in probes:
         item = done.get(f"{g.key}={t}")
