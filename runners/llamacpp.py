@@ -55,10 +55,11 @@ CMAKE_FLAGS = (
     "-DLLAMA_BUILD_SERVER=OFF",
 )
 #: Compiler options of every build on x86-64: the ``-march=native`` build otherwise compiles ggml's
-#: AMX kernels on a CPU that has AMX (Sapphire Rapids and later, the H100 machines' hosts), and
-#: their matrix product crashes in llama-cpp-python's generation (SIGSEGV on the device machine,
-#: 2026-12-05; upstream ggml-org/llama.cpp#20824, open, unfixed). Explicit ``-mno-*`` options win
-#: over ``-march=native`` whatever their order, so the rest of the native build stays.
+#: AMX kernels on a CPU that has AMX (Sapphire Rapids and later, the GPU machines' hosts), whose
+#: matrix product crashes upstream (ggml-org/llama.cpp#20824, open, unfixed). The device
+#: machine's own SIGSEGV of 2026-12-05 turned out to be the compiler (:func:`system_compilers`).
+#: Explicit ``-mno-*`` options win over ``-march=native`` whatever their order, so the rest of
+#: the native build stays.
 X86_NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 #: Added to :data:`CMAKE_FLAGS` for the CUDA build (the architectures come from the cards).
 #: ``GGML_CUDA_FA=OFF``: FlashAttention's template instances are most of the build time
@@ -195,7 +196,8 @@ def _compiler_accepts(options: str) -> bool:
 
 
 def cuda_cmake_flags(archs: Sequence[str], nvcc: str | None = None) -> list[str]:
-    """cmake's configure flags for the CUDA build of ``archs`` (pure).
+    """cmake's configure flags for the CUDA build of ``archs``: the CPU build's
+    (:func:`cpu_cmake_flags`, which asks the compiler about AMX) and CUDA's.
 
     Real (SASS-only) architectures: the build is for the cards present, so PTX for later
     chips would only add build time and size.
@@ -228,18 +230,25 @@ def eval_backend(nvcc: str | None, archs: Sequence[str], disabled: bool = False)
     return "cuda" if nvcc and archs and not disabled else "cpu"
 
 
+def _smi_query(query: str, run: Callable[..., subprocess.CompletedProcess]) -> str | None:
+    """``nvidia-smi --query-gpu=QUERY``'s answer (CSV, no header, no units); None without a
+    card, without ``nvidia-smi`` or when it fails."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        proc = run([smi, f"--query-gpu={query}", "--format=csv,noheader,nounits"],
+                   capture_output=True, text=True, check=False, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
 def detect_archs(run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
                  ) -> tuple[str, ...]:
     """Architectures of the NVIDIA cards present (empty without a card or ``nvidia-smi``)."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return ()
-    try:
-        proc = run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"],
-                   capture_output=True, text=True, check=False, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return ()
-    return parse_compute_caps(proc.stdout) if proc.returncode == 0 else ()
+    answer = _smi_query("compute_cap", run)
+    return parse_compute_caps(answer) if answer is not None else ()
 
 
 def parse_memory_mib(output: str) -> int | None:
@@ -253,16 +262,12 @@ def parse_memory_mib(output: str) -> int | None:
 
 def gpu_memory_bytes(run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
                      ) -> int | None:
-    """Memory of the first NVIDIA card (None without a card or ``nvidia-smi``)."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None or os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+    """Memory of the first NVIDIA card (None without a card or ``nvidia-smi``, or with the
+    cards hidden by an empty ``CUDA_VISIBLE_DEVICES``)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
         return None
-    try:
-        proc = run([smi, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-                   capture_output=True, text=True, check=False, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return parse_memory_mib(proc.stdout) if proc.returncode == 0 else None
+    answer = _smi_query("memory.total", run)
+    return parse_memory_mib(answer) if answer is not None else None
 
 
 def cuda_toolchain(archs: Sequence[str], version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:

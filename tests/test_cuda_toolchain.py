@@ -137,6 +137,13 @@ def test_detection_reads_nvidia_smi(monkeypatch: pytest.MonkeyPatch):
         raise OSError("gone")
 
     assert llamacpp.detect_archs(run=broken) == ()
+    memory = subprocess.CompletedProcess([], 0, stdout="81559\n", stderr="")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert llamacpp.gpu_memory_bytes(run=lambda *a, **k: memory) == 81559 * 2**20
+    assert llamacpp.gpu_memory_bytes(run=lambda *a, **k: failed) is None
+    assert llamacpp.parse_memory_mib("[N/A]\n") is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the cards hidden: none to measure on
+    assert llamacpp.gpu_memory_bytes(run=lambda *a, **k: memory) is None
     monkeypatch.setattr(llamacpp.shutil, "which", lambda name, path=None: None)
     assert llamacpp.detect_archs() == ()
 
