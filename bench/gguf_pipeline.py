@@ -17,18 +17,22 @@ Prints both wall times, the ratio, and whether the quantized files are byte-iden
 sides convert to the same 16-bit type, the one quantbot picks from the source's dtype; a type
 quantbot folds into another with identical tensor types is compared with that file's bytes).
 ``--answers N`` adds quantbot's answer agreement (N prompts) to its side, timed separately.
+``--mixed-text`` measures quantbot's side on the evaluation mix (four domains, its chats through
+the model's template), as a real run does, instead of the docs text the by-hand side measures.
+The runners' log lines (workers, each file's windows, runs and seconds) go to stderr.
 
     python bench/gguf_pipeline.py                 # the built-in demo model, all 12 types
     python bench/gguf_pipeline.py --model smollm2-135m-instruct --chunks 16   # the real model
     python bench/gguf_pipeline.py --model DIR --types Q4_K_M,Q8_0 --ctx 512 --chunks 32
     CUDA_VISIBLE_DEVICES= python bench/gguf_pipeline.py --model DIR --bare --device cpu \
-        --fixed-windows --chunks 4      # the CPU-only set against the bare sequence
+        --fixed-windows --chunks 4 --mixed-text   # the CPU-only set against the bare sequence
 """
 
 from __future__ import annotations
 
 import argparse
-import filecmp
+import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -65,21 +69,31 @@ def by_hand(tc, model_dir: Path, types: list[str], work: Path, ctx: int, chunks:
     return time.perf_counter() - start
 
 
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def with_quantbot(tc, model_dir: Path, types: list[str], work: Path, ctx: int,
-                  chunks: int, answers: int, adaptive: bool = True,
-                  device: str = "auto") -> tuple[float, Path, dict[str, str]]:
+                  chunks: int, answers: int, adaptive: bool = True, device: str = "auto",
+                  mixed_text: bool = False) -> tuple[float, Path, dict[str, str]]:
     """Wall time, the repository folder, and which file each requested type is."""
     source = load_source(str(model_dir), repo_id="bench/model")
     repo = work / "repo"
-    prompts = None
-    if answers:  # the bot's renderer (jinja2 sandbox); only then, so the runners suffice
-        from bot.pipeline import answer_prompts
+    prompts = text = None
+    if answers or mixed_text:  # the bot's renderer (jinja2 sandbox); only then
+        from bot.pipeline import answer_prompts, evaluation_text
 
-        prompts = answer_prompts(source, work, answers, 48)
+        prompts = answer_prompts(source, work, answers, 48) if answers else None
+        text = evaluation_text(source, work) if mixed_text else None
     start = time.perf_counter()
     run = run_gguf(source, GgufSpec(types=tuple(types)),
                    RunSettings(work_dir=work, ctx=ctx, chunks=chunks, adaptive=adaptive,
-                               device=device, answer_prompts_file=prompts), repo, tc)
+                               device=device, answer_prompts_file=prompts,
+                               evaluation_file=text), repo, tc)
     file_of = {name: v.files[0] for v in run.variants
                for name in v.params.get("stands_for") or [v.name]}
     return time.perf_counter() - start, repo, file_of
@@ -100,7 +114,10 @@ def main() -> None:
                         help="quantbot measures every file on all --chunks windows")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where quantbot's measurement runs")
+    parser.add_argument("--mixed-text", action="store_true",
+                        help="quantbot measures on the evaluation mix, as a real run does")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(relativeCreated)9.0f ms %(message)s")
     tc = ensure_toolchain()
     if args.model in BUILTIN_MODELS:
         model_dir = BUILTIN_MODELS[args.model].build()
@@ -116,11 +133,14 @@ def main() -> None:
         hand = by_hand(tc, model_dir, types, root / "hand", args.ctx, args.chunks, outtype,
                        measure=not args.bare)
         print(f"by hand: {hand:.1f} s (quantbot's side follows)", flush=True)  # kept if it fails
+        # Digests, not files, so a large model's two sets need not fit on the disk together.
+        hand_digest = {t: sha256(root / "hand" / f"model.{t}.gguf") for t in types}
+        shutil.rmtree(root / "hand")
         ours, repo, file_of = with_quantbot(tc, model_dir, types, root / "quantbot", args.ctx,
                                             args.chunks, args.answers,
-                                            adaptive=not args.fixed_windows, device=args.device)
-        same = all(filecmp.cmp(root / "hand" / f"model.{t}.gguf", repo / file_of[t],
-                               shallow=False) for t in types
+                                            adaptive=not args.fixed_windows, device=args.device,
+                                            mixed_text=args.mixed_text)
+        same = all(hand_digest[t] == sha256(repo / file_of[t]) for t in types
                    if file_of[t] == f"model.{t}.gguf")
         folded = sorted(t for t in types if file_of[t] != f"model.{t}.gguf")
     finally:
@@ -129,7 +149,8 @@ def main() -> None:
     print(f"model: {model_dir}  types: {len(types)}  machine: {platform.machine()}, "
           f"{os.cpu_count()} cores, GPU {gpu}  "
           f"eval: ctx {args.ctx} x {args.chunks} chunks "
-          f"({'fixed' if args.fixed_windows else 'adaptive'}), measured on {args.device}")
+          f"({'fixed' if args.fixed_windows else 'adaptive'}), measured on {args.device}, "
+          f"quantbot's text: {'evaluation mix' if args.mixed_text else 'docs'}")
     print(f"{'by hand (' + ('bare' if args.bare else 'serial, measured') + ')':<28}{hand:8.1f} s")
     print(f"{'quantbot (+ checks)':<28}{ours:8.1f} s"
           + (f"   (with answer agreement on {args.answers} prompts)" if args.answers else ""))

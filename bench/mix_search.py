@@ -65,7 +65,7 @@ def main() -> None:
         "stock_set_seconds": round(stock, 1), "mix_stage_seconds": stage,
         "search_seconds": search["seconds"], "ratio_stage_over_stock": round(stage / stock, 2),
         "probes": sum(len(s["sweep"]) for s in search["sizes"]),
-        "uniform_files": search.get("uniform_files", []),
+        "gap_files": search.get("gap_files", []),
         "verdicts": {m["name"]: m["why"] for m in search["mixes"]},
     }
     print(json.dumps(numbers, indent=1))

@@ -255,7 +255,7 @@ def test_card_shows_the_recommended_file_per_domain():
 
 
 def test_the_pareto_front_drops_only_files_clearly_beaten_by_one_no_larger():
-    from bot.cards.quality import pareto_front
+    from runners.ranking import pareto_front
 
     small, mid, big = (_variant("Q3_K_M", 400_000, 0.10), _variant("Q4_K_M", 500_000, 0.04),
                        _variant("Q5_K_M", 520_000, 0.06))

@@ -128,19 +128,9 @@ def test_domain_figures_survive_quantbot_json():
     assert run.baseline.domains[0].kld_mean is None
 
 
-def test_a_step_runs_per_domain_when_each_share_scores_enough():
-    from runners.gguf.measure import step_runs
-
-    labels = ["prose", "code", "chat", "languages"] * 4
-    assert step_runs(labels, 4, 8, 255) == [("prose", [4]), ("code", [5]), ("chat", [6]),
-                                            ("languages", [7])]
-    assert step_runs(labels, 0, 4, 63) == [("", [0, 1, 2, 3])]  # 63 scored tokens: too few
-    assert step_runs(["prose"] * 8, 0, 4, 255) == [("", [0, 1, 2, 3])]  # one domain: one run
-
-
 def test_steps_pool_into_the_figures_of_all_their_tokens():
-    """Windows measured step by step and domain by domain pool into the figures of all of them
-    at once (what re-running llama-perplexity on the prefix would print, but for its rounding)."""
+    """Windows measured domain by domain pool into the figures of all of them at once (what one
+    llama-perplexity run of them all prints, but for its rounding)."""
     from runners.gguf.measure import Part, domain_figures, pool_parts
     from runners.stats import share_and_error
 

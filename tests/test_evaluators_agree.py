@@ -76,11 +76,13 @@ def test_both_evaluators_cut_the_mix_into_the_same_windows(tmp_path, trained_mod
     assert hf.quality.ppl == pytest.approx(ref.quality.ppl, rel=0.01)
 
 
-def test_gguf_steps_pool_to_the_whole_run_of_their_windows(tmp_path, trained_model, toolchain):
-    """A GGUF file measured domain by domain (runners.gguf.measure) gets, pooled, the figures
-    llama-perplexity prints for all those windows in one run, but for its printed rounding."""
+def test_gguf_domain_runs_pool_to_the_whole_run_of_their_windows(tmp_path, trained_model,
+                                                                 toolchain):
+    """A GGUF file's per-domain runs (runners.gguf.measure) pool into the figures
+    llama-perplexity prints for all those windows in one run, but for its printed rounding; a
+    file measured without them costs that one run."""
     from runners.evaluation_mix import evaluation_mix
-    from runners.gguf.measure import Part, measure_file, pool_parts
+    from runners.gguf.measure import Part, domain_quality, measure_file, pool_parts
     from runners.gguf.reference import build_reference
     from runners.results import Quality
 
@@ -92,7 +94,7 @@ def test_gguf_steps_pool_to_the_whole_run_of_their_windows(tmp_path, trained_mod
     llama_tools.quantize(toolchain, f16, q4, "Q4_0", 2)
     ref = build_reference(toolchain, f16, text, tmp_path / "ref.kld", 256, 8, 2)
     got = measure_file(toolchain, q4, ref, 2, None, adaptive=False)
-    assert (got.chunks, got.runs) == (8, 5)  # one run per domain, then the whole run
+    assert (got.chunks, got.runs) == (8, 5)  # the whole run, then one per domain
     domains = got.quality.domains
     assert [d.windows for d in domains] == [2, 2, 2, 2]
     pooled = pool_parts([Part(d.domain, d.windows, d.tokens,
@@ -105,10 +107,7 @@ def test_gguf_steps_pool_to_the_whole_run_of_their_windows(tmp_path, trained_mod
     assert pooled.same_top_p == pytest.approx(whole.same_top_p, abs=2e-4)
     assert pooled.ppl == pytest.approx(whole.ppl, rel=2e-3)
     assert whole.kld_percentiles and whole.delta_p  # from the whole run, which alone has them
-    # The CUDA build's way (the same binaries stand in here): one run, then one per domain.
-    import dataclasses
-
-    gpu_way = measure_file(dataclasses.replace(toolchain, backend="cuda"), q4, ref, 2, None,
-                           adaptive=False)
-    assert gpu_way.runs == 5 and gpu_way.quality.kld_mean == whole.kld_mean
-    assert [d.kld_mean for d in gpu_way.quality.domains] == [d.kld_mean for d in domains]
+    alone = measure_file(toolchain, q4, ref, 2, None, adaptive=False, domains=False)
+    assert alone.runs == 1 and alone.quality.domains is None
+    assert alone.quality.kld_mean == whole.kld_mean
+    assert domain_quality(toolchain, q4, ref, 8, 2, None) == domains

@@ -8,7 +8,7 @@ import pytest
 from runners import stats
 from runners.errors import QuantbotError
 from runners.gguf.llama_tools import parse_base_ppl, parse_chunks, parse_kld
-from runners.gguf.pipeline import plan_workers
+from runners.gguf.pipeline import CoreShare, plan_workers
 from runners.settings import HUB_MAX_FILE_BYTES, SPLIT_BYTES, RunSettings
 from runners.units import parse_count
 
@@ -60,10 +60,36 @@ def test_bad_evaluation_windows(tmp_path, ctx, chunks):
 
 def test_workers_fit_cores_and_memory():
     assert plan_workers(13, model_bytes=10**6, cores=2, free_bytes=10**10) == (2, 1)
-    assert plan_workers(13, model_bytes=10**6, cores=16, free_bytes=10**10) == (13, 1)
+    # every core works: 8 tools x 2 threads on 16 cores, not 13 x 1 beside 3 idle cores
+    assert plan_workers(13, model_bytes=10**6, cores=16, free_bytes=10**10) == (8, 2)
+    assert plan_workers(13, model_bytes=10**6, cores=12, free_bytes=10**10) == (12, 1)
+    assert plan_workers(5, model_bytes=10**6, cores=12, free_bytes=10**10) == (4, 3)
     # a 16 GB f16 file on a 24 GB machine: one tool at a time, with every core
     assert plan_workers(13, model_bytes=16 * 10**9, cores=8, free_bytes=24 * 10**9) == (1, 8)
     assert plan_workers(1, model_bytes=1, cores=4, free_bytes=10**9) == (1, 4)
+
+
+def test_core_share_grows_in_the_tail_and_never_oversubscribes():
+    """12 types of two tools each (quantize, measure) on 8 workers of 16 cores."""
+    share = CoreShare(cores=16, jobs=8, tasks=12)
+    queued = 12 - 8
+    running = [[2, share.threads()] for _ in range(8)]  # [tools left, threads of the current]
+    seen = []
+    while running:
+        tools_left, _ = running.pop(0)  # the oldest tool ends
+        if tools_left > 1:
+            running.append([tools_left - 1, share.threads()])
+        else:
+            share.finished()
+            if queued:
+                queued -= 1
+                running.append([2, share.threads()])
+        assert sum(threads for _, threads in running) <= 16
+        seen += [threads for _, threads in running]
+    assert min(seen) == 2 and max(seen) > 2  # two threads while the pool is full, more after
+    fixed = CoreShare(cores=16, jobs=8, tasks=2, fixed=True)
+    fixed.finished()
+    assert fixed.threads() == 2
 
 
 def test_kld_run_gives_every_interval_and_the_spread():

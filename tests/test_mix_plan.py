@@ -143,11 +143,11 @@ def test_a_group_is_tried_near_its_own_types():
     assert probe_types(groups["attn_q.0-1"], q5_0) == ["IQ4_NL", "Q5_1", "Q8_0"]
 
 
-def test_stock_files_are_the_sources_and_only_missing_types_get_a_file_of_their_own():
+def test_stock_files_are_the_sources_and_only_missing_tensors_get_a_file_of_their_own():
     from pathlib import Path
 
     from runners.gguf.header import GgufHeader
-    from runners.gguf.mixes import missing_types, tensor_sources
+    from runners.gguf.mixes import missing_tensors, tensor_sources
 
     model = _model()
     groups = {g.key: g for g in groups_of(model)}
@@ -158,9 +158,9 @@ def test_stock_files_are_the_sources_and_only_missing_types_get_a_file_of_their_
     assert sources[("blk.0.ffn_down.weight", "Q4_K")] == Path("m.Q4_K.gguf")  # the first holder
     assert sources[("blk.0.ffn_down.weight", "Q6_K")] == Path("m.Q6_K.gguf")
     down, attn = groups["ffn_down.0-1"], groups["attn_q.0-1"]
-    assert missing_types([(down, "Q6_K"), (down, "Q4_K")], sources) == []
-    assert missing_types([(down, "Q2_K"), (attn, "Q6_K"), (down, "Q2_K")], sources) == [
-        "Q2_K", "Q6_K"]  # attn_q is never Q6_K in either file
+    assert missing_tensors([(down, "Q6_K"), (down, "Q4_K")], sources) == {}
+    assert missing_tensors([(down, "Q2_K"), (attn, "Q6_K"), (down, "Q2_K")], sources) == {
+        "Q2_K": list(down.tensors), "Q6_K": list(attn.tensors)}  # attn_q is never Q6_K
 
 
 def test_probes_run_four_at_once_on_a_large_card_and_one_on_the_cpu(tmp_path):
@@ -187,13 +187,13 @@ def test_probes_run_four_at_once_on_a_large_card_and_one_on_the_cpu(tmp_path):
     assert scratch_folder(tmp_path / "w", 1, planted) == tmp_path / "w" / "scratch"
 
 
-def test_a_uniform_file_is_sized_before_it_is_made():
+def test_a_gap_file_is_sized_before_it_is_made():
     from runners.gguf.mix_plan import type_bytes
-    from runners.gguf.mixes import uniform_bytes
+    from runners.gguf.mixes import gap_bytes
 
-    model = _model()  # width 576: attn_q rows take only the 32-block types; ffn_down 1536 rows
-    got = uniform_bytes(model, "Q4_K")
+    model = _model()
+    names = [t.name for t in model if "ffn_down" in t.name]
+    got = gap_bytes(model, "Q4_K", names)
     want = sum(t.n_bytes if len(t.shape) < 2 else
-               type_bytes("Q4_K" if t.shape[0] % 256 == 0 else "Q8_0", t.n_elements)
-               for t in model)
-    assert got == want and uniform_bytes(model, "Q5_0") < uniform_bytes(model, "Q8_0")
+               type_bytes("Q4_K" if t.name in names else "Q8_0", t.n_elements) for t in model)
+    assert got == want and gap_bytes(model, "Q2_K", names) < got < gap_bytes(model, "Q8_0", [])

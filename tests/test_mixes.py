@@ -64,6 +64,38 @@ def test_a_stock_file_holds_each_tensor_as_a_file_of_only_that_type_does(files, 
     assert len(held) >= 3 and compared >= len(mine.tensors) // 2
 
 
+def test_a_gap_file_holds_its_tensors_as_a_file_of_only_that_type_does(files, toolchain):
+    """The search quantizes only the tensors no stock file holds at a type it needs
+    (runners.gguf.mixes._gap_file): those tensors are the bytes of a file with every tensor at
+    that type, and the gap file's other matrices are the cheap Q8_0."""
+    from runners.gguf.header import read_layout
+    from runners.gguf.mixes import SearchTools, _gap_file
+
+    root, f16, stock = files
+    groups = [g for g in groups_of(read_header(stock).tensors) if "Q5_K" in g.ladder][:2]
+    names = [n for g in groups for n in g.tensors]
+    tools = SearchTools(quantize=toolchain, measure=toolchain, quantize_threads=2,
+                        measure_threads=2)
+    gaps = _gap_file(tools, f16, "Q5_K", names, root, None)
+    uniform = root / "every-Q5_K.gguf"
+    llama_tools.quantize(toolchain, f16, uniform, "Q8_0", 2, None, None,
+                         ("--tensor-type", ".*=q5_k"))
+    mine, theirs = read_layout(gaps), read_layout(uniform)
+    by_name = {p.name: p for p in theirs.tensors}
+    types = {t.name: t.type_name for t in read_header(gaps).tensors}
+    assert len(names) >= 2 and all(types[n] == "Q5_K" for n in names)
+    assert {types[n] for n in types if n not in names and "norm" not in n} <= {"Q8_0", "F32"}
+    with gaps.open("rb") as fg, uniform.open("rb") as fu:
+        for p in mine.tensors:
+            if p.name not in names:
+                continue
+            q = by_name[p.name]
+            fg.seek(mine.data_start + p.offset)
+            fu.seek(theirs.data_start + q.offset)
+            assert fg.read(p.n_bytes) == fu.read(q.n_bytes), p.name
+    assert _gap_file(tools, f16, "Q5_K", names, root, None) == gaps  # made once
+
+
 def test_a_mix_is_its_recipe_made_by_plain_llama_quantize(files, toolchain):
     """The splice of a plan, make_mix's file, and the card's command run by hand are the same
     bytes: the recipe says exactly what the file is."""

@@ -19,7 +19,6 @@ from bot.cards.quality import (
     answers_cell,
     interval_text,
     name_notes,
-    pareto_front,
     ppl_cell,
     recommendation,
     use_case,
@@ -28,6 +27,7 @@ from bot.cards.release import Release
 from bot.methods import METHODS
 from runners.answers import prompt_library
 from runners.evaluation_mix import DOMAINS
+from runners.ranking import pareto_front
 from runners.results import QuantRun, Variant
 from runners.units import human_bytes, human_gib, human_params
 

@@ -1,15 +1,16 @@
 """How good a variant is, in words, and which one to recommend: one rule for every card (pure).
 
 The mean KL divergence from the unquantized model sets the quality band; the recommended file is
-the smallest whose loss is at most "low".
+the smallest whose loss is at most "low" (the rule itself is :mod:`runners.ranking`).
 """
 
 from __future__ import annotations
 
 from runners.adaptive import BAND_EDGES
 from runners.answers import Answers
+from runners.ranking import clearly_worse, pick
 from runners.results import Quality, Variant
-from runners.stats import ci95, lies_below
+from runners.stats import ci95
 
 #: (upper bound of mean KLD in nats, quality band): thresholds as llama.cpp's KLD tables use them.
 #: The edges are the runners' (runners.adaptive.BAND_EDGES: adaptive windows settle against them).
@@ -42,51 +43,21 @@ def use_case(variant: Variant, smallest: bool, best: bool) -> str:
     return " - ".join(n for n in notes if n)
 
 
-#: "Nearly the same size": a file at most this much larger than the pick is worth it when the
-#: intervals say it is clearly closer to the original.
-NEAR_SIZE = 1.05
-
-
 def recommendation(variants: list[Variant]) -> tuple[Variant, str]:
-    """The file to recommend and why, in words that are true of it.
-
-    The smallest file whose mean KLD is at most "low"; if none is, the closest to the original.
-    Then the front: a file at most 5 % larger whose KLD is lower beyond both 95 % intervals
-    (stock mixes on small models are erratic) is recommended instead, and the reason says so.
-    """
-    acceptable = [v for v in variants
-                  if v.quality.kld_mean is not None and v.quality.kld_mean <= KLD_BANDS[2][0]]
-    if acceptable:
-        chosen = min(acceptable, key=lambda v: v.size_bytes)
-        why = 'the smallest file whose measured quality loss is at most "low"'
-    else:
-        chosen = min(variants, key=lambda v: v.quality.kld_mean or float("inf"))
+    """The file to recommend (:func:`runners.ranking.pick`) and why, in words that are true of
+    it."""
+    picked = pick(variants)
+    chosen, first = picked.chosen, picked.first
+    if first is None:
         return chosen, (f'no file here measured "low" quality loss or better; this one is the '
                         f'closest to the original ({quality_band(chosen.quality.kld_mean)})')
-    first = chosen
-    while True:
-        better = [v for v in variants if v is not chosen
-                  and v.size_bytes <= chosen.size_bytes * NEAR_SIZE and _clearly_worse(chosen, v)]
-        if not better:
-            break
-        chosen = min(better, key=lambda v: v.quality.kld_mean or 0.0)
-    if chosen is not first:
-        extra = 100 * (chosen.size_bytes / first.size_bytes - 1)
-        why = (f"not `{first.name}`, the smallest file whose measured loss is at most \"low\": "
-               f"this one is {extra:.0f} % larger and measured clearly closer to the original "
-               f"(KLD {chosen.quality.kld_mean:.4f} against {first.quality.kld_mean:.4f}, "
-               f"95 % intervals apart)")
-    return chosen, why
-
-
-def pareto_front(variants: list[Variant]) -> list[Variant]:
-    """The files no other file beats: none at most as large is clearly closer to the original
-    (KLD intervals apart), smallest first. Overlapping intervals rank nothing, so a file stays on
-    the front unless the measurement says it is dominated."""
-    measured = [v for v in variants if v.quality.kld_mean is not None]
-    return sorted((v for v in measured
-                   if not any(o is not v and o.size_bytes <= v.size_bytes and _clearly_worse(v, o)
-                              for o in measured)), key=lambda v: v.size_bytes)
+    if chosen is first:
+        return chosen, 'the smallest file whose measured quality loss is at most "low"'
+    extra = 100 * (chosen.size_bytes / first.size_bytes - 1)
+    return chosen, (f"not `{first.name}`, the smallest file whose measured loss is at most "
+                    f"\"low\": this one is {extra:.0f} % larger and measured clearly closer to "
+                    f"the original (KLD {chosen.quality.kld_mean:.4f} against "
+                    f"{first.quality.kld_mean:.4f}, 95 % intervals apart)")
 
 
 def recommended(variants: list[Variant]) -> Variant:
@@ -141,18 +112,10 @@ def name_notes(variants: list[Variant]) -> list[str]:
                       key=lambda v: v.size_bytes)
     for index, large in enumerate(measured[1:], 1):
         small = min(measured[:index], key=lambda v: v.quality.kld_mean or 0.0)
-        if _clearly_worse(large, small):
+        if clearly_worse(large, small):
             notes.append(f"`{large.name}` is larger than `{small.name}` but measured further "
                          f"from the original (KLD {large.quality.kld_mean:.4f} against "
                          f"{small.quality.kld_mean:.4f}): each type is a different per-tensor "
                          f"mix, so size alone does not rank them; the recommendation follows "
                          f"the measurement")
     return notes
-
-
-def _clearly_worse(a: Variant, b: Variant) -> bool:
-    """``a``'s mean KLD is above ``b``'s by more than both standard errors' 95 % intervals."""
-    ka, kb = a.quality.kld_mean, b.quality.kld_mean
-    if ka is None or kb is None:
-        return False
-    return lies_below(kb, b.quality.kld_err, ka, a.quality.kld_err)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from bot.cards import PLOT_FILE
 from bot.cards.plot import PlotPoint
-from bot.cards.quality import answers_cell, interval_text, pareto_front, ppl_cell, recommended
+from bot.cards.quality import answers_cell, interval_text, ppl_cell, recommended
 from bot.methods import METHODS
 from runners.gguf.mix_plan import MIX_PREFIX
+from runners.ranking import pareto_front
 from runners.results import QuantRun, Variant
 from runners.units import human_bytes
 

@@ -1,21 +1,18 @@
 """A GGUF file's perplexity and KL divergence against the reference logits, on as many windows as
-its card needs (:mod:`runners.adaptive`), each window measured once while the rule decides.
+its card needs (:mod:`runners.adaptive`), and each domain's figures where they are wanted.
 
-``llama-perplexity --kl-divergence`` scores every window of the reference file it is given, so
-re-running it on the first 4, then 8, then 16 windows would score the first ones again at every
-step (4 + 8 + 16 windows to settle on 16). Instead each step measures only its new windows, one
-run per domain of the evaluation text (:mod:`runners.gguf.reference`), and the steps' figures are
-pooled exactly (:func:`runners.stats.pooled`: means and standard errors combine from counts,
-means and errors). That also gives each domain's figure, with no pass of its own. Percentiles
-and Δp do not pool, so once the rule has settled one more run scores all the windows used, and
-the row's figures are that run's. A settled file thus costs its windows twice (steps + whole
-run), where re-running prefixes and a per-domain pass cost about three times; with one domain,
-or windows too short for a per-domain run, the first step's run is the whole run when it settles
-there.
+Each step of the adaptive rule is one ``llama-perplexity --kl-divergence`` run of all windows so
+far (4, then 8, 16 …), and the settled step's run is the row's figures, percentiles and Δp
+included. Scoring only the new windows at each step and pooling (:func:`pool_parts`) would score
+each window once during the steps, but percentiles and Δp do not pool, so a whole run is still
+owed at the end: 4 + 4 + 8 windows and a run per step to settle on 8, against 4 + 8 here, and the
+same 4 to settle on 4, where most files settle.
 
-That is the CPU's way, where windows are the cost. On the CUDA build a window of an 8B model
-takes a quarter of a second and each run's start (loading the file) several, so there each step
-is one run of all windows so far and the domains get one run each at the end: the fewest runs.
+llama-perplexity prints statistics for the whole file only, so a file's per-domain figures come
+from one more run per domain, of that domain's windows among those used (:func:`_domains_alone`):
+four runs and the windows once more. The pipeline asks for them on every file where runs are
+cheap (the CUDA build) and for the recommended file alone on the CPU, whose per-domain table is
+the one the card shows: on the CPU every other file's windows are scored once, not twice.
 """
 
 from __future__ import annotations
@@ -96,69 +93,41 @@ def domain_figures(parts: list[Part], order: list[str]) -> list[DomainQuality]:
     return out
 
 
-def step_runs(labels: list[str], start: int, end: int, per_window: int,
-              by_domain: bool = True) -> list[tuple[str, list[int]]]:
-    """The runs that measure windows ``start`` … ``end - 1`` (pure): one per domain when
-    ``by_domain`` and every domain's share scores enough tokens for llama-perplexity's
-    statistics, else one run of all of them (domain ``""``)."""
-    domains = domain_windows(labels, end, start)
-    if by_domain and len(set(labels)) > 1 and all(len(ws) * per_window >= MIN_SCORED_TOKENS
-                                                  for ws in domains.values()):
-        return list(domains.items())
-    return [("", list(range(start, end)))]
-
-
 def measure_file(tc: Toolchain, model: Path, reference: Reference, threads: int,
-                 log_file: Path | None, adaptive: bool) -> Measured:
-    """``model`` against ``reference``: its windows step by step until settled (or all of them
-    when not ``adaptive``), then the whole run of the windows used."""
-    per_window = scored(reference.n_ctx)
-    parts: list[Part] = []
-    peak, seconds, runs = 0, 0.0, 0
-    done = 0
+                 log_file: Path | None, adaptive: bool, domains: bool = True) -> Measured:
+    """``model`` against ``reference``: one run of the first 4, 8, 16 … windows until settled (or
+    one of all of them when not ``adaptive``), then, with ``domains``, each domain's run."""
+    quality, peak, seconds, runs, done = None, 0, 0.0, 0, 0
     for chunks in schedule(reference.chunks) if adaptive else [reference.chunks]:
-        if tc.backend != "cpu":  # a tool's start costs more than a window: one run a step
-            parts = []
-            done = 0
-        for domain, windows in step_runs(reference.labels, done, chunks, per_window,
-                                         tc.backend == "cpu"):
-            subset = (prefix_of(reference.logits, chunks) if windows[0] == 0
-                      and windows[-1] == chunks - 1 and len(windows) == chunks
-                      else windows_of(reference.logits, windows,
-                                      f"{windows[0]}-{windows[-1]}-{domain or 'all'}"))
-            run = llama_tools.perplexity_kld(tc, model, subset, threads, log_file)
-            peak, seconds, runs = max(peak, run.peak_rss_bytes), seconds + run.seconds, runs + 1
-            parts.append(Part(domain, len(windows), len(windows) * per_window,
-                              llama_tools.parse_kld(run.output)))
-        done = chunks
-        if settled(pool_parts(parts)):
-            break
-    if len(parts) == 1:  # one run scored exactly the windows used
-        whole = parts[0].quality
-    else:
-        run = llama_tools.perplexity_kld(tc, model, prefix_of(reference.logits, done), threads,
+        run = llama_tools.perplexity_kld(tc, model, prefix_of(reference.logits, chunks), threads,
                                          log_file)
         peak, seconds, runs = max(peak, run.peak_rss_bytes), seconds + run.seconds, runs + 1
-        whole = llama_tools.parse_kld(run.output)
-    order = list(dict.fromkeys(reference.labels))
-    by_domain = [p for p in parts if p.domain]
-    domains = (domain_figures(by_domain, order)
-               if len(order) > 1 and len(by_domain) == len(parts) else None)
-    if len(order) > 1 and domains is None:
-        domains, alone = _domains_alone(tc, model, reference, done, threads, log_file)
+        quality, done = llama_tools.parse_kld(run.output), chunks
+        if settled(quality):
+            break
+    assert quality is not None  # the schedule has at least one step
+    by_domain = None
+    if domains and len(set(reference.labels)) > 1:
+        by_domain, alone = _domains_alone(tc, model, reference, done, threads, log_file)
         runs += len(alone)
         seconds += sum(r.seconds for r in alone)
         peak = max([peak, *(r.peak_rss_bytes for r in alone)])
     log.info("gguf: %s measured on %d windows in %d runs, %.1f s", model.name, done, runs,
              seconds)
-    return Measured(dataclasses.replace(whole, domains=domains), done, peak, seconds, runs)
+    return Measured(dataclasses.replace(quality, domains=by_domain), done, peak, seconds, runs)
+
+
+def domain_quality(tc: Toolchain, model: Path, reference: Reference, chunks: int, threads: int,
+                   log_file: Path | None) -> list[DomainQuality] | None:
+    """Each domain's figures of ``model`` on its windows among the first ``chunks``: for a file
+    measured without them (:func:`measure_file` with ``domains=False``)."""
+    return _domains_alone(tc, model, reference, chunks, threads, log_file)[0]
 
 
 def _domains_alone(tc: Toolchain, model: Path, reference: Reference, chunks: int, threads: int,
                    log_file: Path | None) -> tuple[list[DomainQuality] | None, list[ToolRun]]:
-    """Each domain's figures from a run of its windows among the first ``chunks`` alone, where the
-    steps did not run per domain (the CUDA build, or windows too short), and those runs; None
-    where no domain has enough tokens."""
+    """Each domain's figures from a run of its windows among the first ``chunks`` alone, and
+    those runs; None where no domain has enough tokens."""
     per_window = scored(reference.n_ctx)
     parts, runs = [], []
     for domain, windows in domain_windows(reference.labels, chunks).items():

@@ -165,12 +165,17 @@ def recipe_args(tensor_types: Mapping[str, str], groups: Iterable[Group]) -> lis
     shift the stock choices of the layers after them (seen on SmolLM2's ``ffn_down``). Named
     explicitly, the file is the plan whatever those rules do.
     """
+    return tensor_type_args({name: tensor_types[name] for g in groups for name in g.tensors})
+
+
+def tensor_type_args(tensor_types: Mapping[str, str]) -> list[str]:
+    """``--tensor-type PATTERN=type`` options naming exactly the tensors of ``tensor_types``
+    (pure): one per kind of weight and type, its layers listed, in the mapping's order."""
     by_kind: dict[tuple[str, str], list[str]] = {}
-    for g in groups:
-        for name in g.tensors:
-            m = _BLOCK.match(name)
-            kind, layer = (m.group(2), m.group(1)) if m else (name, "")
-            by_kind.setdefault((kind, tensor_types[name]), []).append(layer)
+    for name, type_name in tensor_types.items():
+        m = _BLOCK.match(name)
+        kind, layer = (m.group(2), m.group(1)) if m else (name, "")
+        by_kind.setdefault((kind, type_name), []).append(layer)
     args = []
     for (kind, type_name), layers in by_kind.items():
         pattern = (rf"^blk\.({'|'.join(layers)})\.{re.escape(kind)}\.weight$" if layers[0]

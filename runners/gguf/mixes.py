@@ -11,9 +11,9 @@ Steps, each cached in the work folder so a rerun resumes:
 
 1. the tuning reference: the unquantized model's logits on the windows after ``--chunks``;
 2. the tensors' sources: the run's stock files hold most tensors at most types already
-   (:func:`tensor_sources`); a type some probe needs that none holds gets one file with every
-   tensor at that type (``--tensor-type '.*=T'``), so that any assignment is a splice of
-   existing tensors (:mod:`runners.gguf.splice`);
+   (:func:`tensor_sources`); for a type some probe needs a tensor at that none holds, one *gap
+   file* quantizes just those tensors at that type (the rest at the cheap Q8_0), so that any
+   assignment is a splice of existing tensors (:mod:`runners.gguf.splice`);
 3. per requested size, the sweep around that stock file: the file with one group changed to one
    type, for every group and each type within two ladder steps of its own
    (:func:`probe_types`), each measured on the tuning windows (the change of mean KLD against
@@ -49,7 +49,6 @@ from runners.gguf import llama_tools
 from runners.gguf.header import GgufHeader, TensorInfo, read_header
 from runners.gguf.logits import write_windows
 from runners.gguf.mix_plan import (
-    LADDER_32,
     Assignment,
     Choice,
     Group,
@@ -59,6 +58,7 @@ from runners.gguf.mix_plan import (
     mix_name,
     recipe_args,
     search,
+    tensor_type_args,
     type_bytes,
 )
 from runners.gguf.reference import Reference, build_reference, scored
@@ -104,8 +104,9 @@ class SearchRecord:
     sizes: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     stopped_by_budget: bool = False
-    #: Files quantized for the search: a type some probe needs that no stock file holds.
-    uniform_files: list[str] = field(default_factory=list)
+    #: Files quantized for the search: per type, the tensors some probe needs at it that no
+    #: stock file holds (:func:`missing_tensors`).
+    gap_files: list[dict] = field(default_factory=list)
 
 
 def tuning_reference(tc: Toolchain, base: Path, text: EvaluationText, held_out: Reference,
@@ -131,7 +132,7 @@ class SearchTools:
     """What the search runs and how: ``llama-quantize`` from ``quantize`` (the CPU build) with
     ``quantize_threads``; ``llama-perplexity`` from ``measure`` (the CUDA build on a GPU runner),
     ``workers`` probes at once with ``measure_threads`` each; the search's own files (the
-    uniform files and the probes) in a folder under ``ram`` when it has room for them, else in
+    gap files and the probes) in a folder under ``ram`` when it has room for them, else in
     the work folder (:func:`scratch_folder`)."""
 
     quantize: Toolchain
@@ -163,7 +164,7 @@ def scratch_folder(folder: Path, need_bytes: int, ram: Path | None) -> Path:
     """Where the search writes its own files: a folder on the RAM file system ``ram`` when it
     has room for ``need_bytes`` and a quarter more, else ``folder/scratch``. A probe is written,
     measured once and deleted, so on disk its bytes are only write-back traffic (hundreds of GB
-    for an 8B search); the uniform files (31 GB for an 8B) go once the search is done."""
+    for an 8B search); the gap files go once the search is done."""
     try:
         roomy = ram is not None and ram.is_dir() and shutil.disk_usage(ram).free > need_bytes * 1.25
     except OSError:
@@ -181,18 +182,13 @@ def scratch_folder(folder: Path, need_bytes: int, ram: Path | None) -> Path:
     return out
 
 
-def uniform_bytes(tensors: Iterable[TensorInfo], type_name: str) -> int:
-    """About the size of the file with every tensor of a 256- or 32-row ladder at ``type_name``
-    (pure): the tensors it cannot take are counted at Q8_0, as ``llama-quantize`` falls back."""
-    total = 0
-    for t in tensors:
-        if len(t.shape) < 2:
-            total += t.n_bytes
-        elif t.shape[0] % 256 == 0 or type_name in LADDER_32:
-            total += type_bytes(type_name, t.n_elements)
-        else:
-            total += type_bytes("Q8_0", t.n_elements)
-    return total
+def gap_bytes(tensors: Iterable[TensorInfo], type_name: str, names: Iterable[str]) -> int:
+    """About the size of the gap file for ``type_name`` (pure): ``names`` at that type, every
+    other matrix at Q8_0 (a gap file's main type), vectors as they are."""
+    wanted = set(names)
+    return sum(t.n_bytes if len(t.shape) < 2 else
+               type_bytes(type_name if t.name in wanted else "Q8_0", t.n_elements)
+               for t in tensors)
 
 
 def _kld(tc: Toolchain, model: Path, reference: Reference, threads: int,
@@ -213,22 +209,32 @@ def tensor_sources(headers: Mapping[Path, GgufHeader]) -> dict[tuple[str, str], 
     return out
 
 
-def missing_types(probes: Iterable[tuple[Group, str]],
-                  sources: Mapping[tuple[str, str], Path]) -> list[str]:
-    """The types some probe needs a tensor at that no file holds (pure), in first-needed order:
-    each gets a file with every tensor at that type (:func:`_uniform`)."""
-    return list(dict.fromkeys(t for g, t in probes
-                              if any((name, t) not in sources for name in g.tensors)))
+def missing_tensors(probes: Iterable[tuple[Group, str]],
+                    sources: Mapping[tuple[str, str], Path]) -> dict[str, list[str]]:
+    """Type → the tensors some probe needs at that type that no file holds (pure), types in
+    first-needed order: each type gets a gap file of just those tensors (:func:`_gap_file`)."""
+    out: dict[str, dict[str, None]] = {}
+    for g, t in probes:
+        for name in g.tensors:
+            if (name, t) not in sources:
+                out.setdefault(t, {})[name] = None
+    return {t: list(names) for t, names in out.items()}
 
 
-def _uniform(tools: SearchTools, f16: Path, type_name: str, folder: Path,
-             imatrix: Path | None) -> Path:
-    """The model with every quantizable tensor at ``type_name``: where splices take it from."""
-    out = folder / f"uniform-{type_name}.gguf"
+def _gap_file(tools: SearchTools, f16: Path, type_name: str, names: list[str], folder: Path,
+              imatrix: Path | None) -> Path:
+    """``names`` at ``type_name``, the rest at Q8_0: where splices take the tensors no stock file
+    holds. A tensor's bytes at a type depend only on its 16-bit weights and the importance
+    matrix, so they are those of a file with every tensor at that type (a test compares), and
+    only the gaps pay for the type's quantization, not every tensor of the model at each of
+    the six or so types a search needs."""
+    key = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
+    out = folder / f"gaps-{type_name}-{key}.gguf"
     if not out.exists():
-        tmp = folder / f".uniform-{type_name}.partial"
+        tmp = folder / f".gaps-{type_name}-{key}.partial"
         llama_tools.quantize(tools.quantize, f16, tmp, "Q8_0", tools.quantize_threads, imatrix,
-                             tools.log_file, ("--tensor-type", f".*={type_name.lower()}"))
+                             tools.log_file,
+                             tuple(tensor_type_args(dict.fromkeys(names, type_name))))
         tmp.rename(out)
     return out
 
@@ -267,19 +273,22 @@ def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], size
     sources = tensor_sources(headers)
     wanted = [(g, t) for size in sizes for g in groups
               for t in probe_types(g, _types(headers[stock_files[size]]))]
-    missing = missing_types(wanted, sources)
+    missing = missing_tensors(wanted, sources)
     largest = max(sum(t.n_bytes for t in headers[stock_files[s]].tensors) for s in sizes)
-    scratch = scratch_folder(folder, sum(uniform_bytes(tensors, t) for t in missing)
+    scratch = scratch_folder(folder, sum(gap_bytes(tensors, t, names)
+                                         for t, names in missing.items())
                              + max(1, tools.workers) * largest, tools.ram)
     in_ram = tools.ram is not None and scratch.is_relative_to(tools.ram)
-    log.info("mixes: %d probe(s) at once; uniform files for %s; search files in %s",
-             tools.workers, ", ".join(missing) or "no type", scratch)
+    log.info("mixes: %d probe(s) at once; gap files for %s; search files in %s",
+             tools.workers, ", ".join(f"{t} ({len(n)} tensors)" for t, n in missing.items())
+             or "no type", scratch)
     try:
-        for type_name in missing:
-            uniform = _uniform(tools, f16, type_name, scratch, imatrix)
-            for key, path in tensor_sources({uniform: read_header(uniform)}).items():
+        for type_name, names in missing.items():
+            gaps = _gap_file(tools, f16, type_name, names, scratch, imatrix)
+            record.gap_files.append({"file": gaps.name, "type": type_name,
+                                     "tensors": len(names)})
+            for key, path in tensor_sources({gaps: read_header(gaps)}).items():
                 sources.setdefault(key, path)
-        record.uniform_files = [f"uniform-{t}.gguf" for t in missing]
         plans = []
         deadline = None if minutes is None else start + 60 * minutes
         for size in sizes:
@@ -304,7 +313,7 @@ def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], size
         if in_ram:  # RAM is not kept for a rerun; the work folder is
             shutil.rmtree(scratch, ignore_errors=True)
         raise
-    shutil.rmtree(scratch, ignore_errors=True)  # done: its uniform files served their turn
+    shutil.rmtree(scratch, ignore_errors=True)  # done: its gap files served their turn
     record.seconds = round(time.perf_counter() - start, 1)
     return plans, record
 

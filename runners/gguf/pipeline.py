@@ -1,9 +1,10 @@
 """The GGUF method end to end: convert once, quantize every type, measure, check.
 
-Independent per-type work (quantize → perplexity/KLD → load-and-generate check) runs on a pool of
-``jobs`` workers, each tool with ``threads`` threads; the f16 perplexity that saves the reference
-logits runs first on the same pool. Every finished step leaves its file in the work folder, so a
-rerun after a failure resumes where it stopped.
+On the CPU, independent per-type work (quantize → perplexity/KLD → load-and-generate check) runs on
+a pool of ``jobs`` workers sharing every core (:func:`plan_workers`, :class:`CoreShare`); the f16
+perplexity that saves the reference logits runs first on the same pool. On a GPU the types are
+quantized on the CPU while the GPU measures (:mod:`runners.gguf.overlap`). Every finished step
+leaves its file in the work folder, so a rerun after a failure resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from runners.gguf.contents import contents, fingerprint, same_files
 from runners.gguf.header import read_header
 from runners.gguf.inspect import summarize
 from runners.gguf.logits import remove_prefixes
-from runners.gguf.measure import measure_file
+from runners.gguf.measure import domain_quality, measure_file
 from runners.gguf.mix_plan import mix_name
 from runners.gguf.mixes import (
     SearchTools,
@@ -58,6 +59,7 @@ from runners.llamacpp import (
 )
 from runners.proc import ToolFailed
 from runners.progress import progress
+from runners.ranking import pick
 from runners.results import EvalSpec, ExtraFile, Quality, QuantRun, Variant
 from runners.settings import RunSettings
 from runners.source import SourceModel
@@ -77,13 +79,39 @@ def check_window(settings: RunSettings) -> None:
 
 def plan_workers(n_tasks: int, model_bytes: int, cores: int | None = None,
                  free_bytes: int | None = None) -> tuple[int, int]:
-    """``(jobs, threads)``: parallel tools within cores and memory (each maps the model once)."""
+    """``(jobs, threads)``: parallel tools within memory (each maps the model once), with
+    ``jobs`` a divisor of the cores so that ``jobs * threads`` is every core. The first rule
+    (jobs up to the task count, ``cores // jobs`` threads) gave 13 one-thread tools on 16 cores:
+    three cores idle all run and every file measured on one thread."""
     cores = cores or os.cpu_count() or 1
     if free_bytes is None:
         free_bytes = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     by_memory = max(1, int(free_bytes // max(1, int(model_bytes * 1.5))))
-    jobs = max(1, min(cores, n_tasks, by_memory))
-    return jobs, max(1, cores // jobs)
+    limit = max(1, min(cores, n_tasks, by_memory))
+    jobs = max(d for d in range(1, limit + 1) if cores % d == 0)
+    return jobs, cores // jobs
+
+
+class CoreShare:
+    """Threads for the CPU pool's next tool: every core shared among the tasks still running,
+    at most ``jobs`` of them. While tasks queue each tool gets ``cores // jobs``; as the pool
+    drains, the last files' tools start with more, instead of a tail of one-thread tools beside
+    idle cores. A tool keeps the threads it started with, and every running tool started when at
+    least as many tasks were left, so together they never ask for more than every core. With
+    ``fixed`` (the user named the threads per tool) every tool gets ``cores // jobs``."""
+
+    def __init__(self, cores: int, jobs: int, tasks: int, fixed: bool = False) -> None:
+        self._cores, self._jobs, self._left, self._fixed = cores, jobs, tasks, fixed
+        self._lock = threading.Lock()
+
+    def threads(self) -> int:
+        with self._lock:
+            sharing = self._jobs if self._fixed else min(self._jobs, self._left)
+            return max(1, self._cores // max(1, sharing))
+
+    def finished(self) -> None:
+        with self._lock:
+            self._left -= 1
 
 
 @dataclass(frozen=True)
@@ -168,7 +196,9 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                      "meanwhile", len(opts.types), quantize_threads)
         else:
             jobs, threads = plan_workers(len(opts.types) + 1, base.stat().st_size)
-            jobs, threads = settings.jobs or jobs, settings.threads or threads
+            if settings.jobs:  # the user's jobs, sharing every core unless threads are named
+                jobs, threads = settings.jobs, max(1, (os.cpu_count() or 1) // settings.jobs)
+            threads = settings.threads or threads
             imatrix_threads = jobs * threads
             log.info("gguf: %d types on %d workers x %d threads", len(opts.types), jobs, threads)
         imatrix_file, calibration = _imatrix(eval_tc, base, work, ctx, opts, imatrix_threads,
@@ -192,13 +222,14 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
             log.info("gguf: stage %.0f s, of which %.0f s of measurement hidden behind "
                      "quantization", lanes.wall_seconds, lanes.hidden_seconds())
         else:
+            share = CoreShare(jobs * threads, jobs, len(opts.types), fixed=bool(settings.threads))
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 # Every type waits for the reference after its quantization: give it every core.
                 base_future = pool.submit(_baseline, tc, base, eval_text, work, ctx,
                                           settings.chunks, jobs * threads, log_file, progress,
                                           prompts)
                 futures = [pool.submit(_one_type, tc, source, base, qtype, repo_dir,
-                                       base_future, imatrix_file, threads, opts, log_file,
+                                       base_future, imatrix_file, share, opts, log_file,
                                        progress)
                            for qtype in opts.types]
                 base_run = base_future.result()
@@ -212,6 +243,7 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
                                        progress)
             variants += mixes
         variants = _fold_identical(variants, repo_dir)
+        variants = _with_domains(eval_tc, variants, repo_dir, base_run[5], threads, log_file)
         remove_prefixes(_logits_path(work, ctx, settings.chunks, eval_text.sha256))
         projector_future.result()
         extra_files = mmproj.check_projectors(tc, source, repo_dir,
@@ -429,13 +461,18 @@ def _measuring_toolchain(tc: Toolchain, settings: RunSettings) -> Toolchain:
 
 
 def _one_type(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_dir: Path,
-              base_future: Future, imatrix_file: Path | None, threads: int,
+              base_future: Future, imatrix_file: Path | None, share: CoreShare,
               opts: _Job, log_file: Path, progress: _Progress) -> Variant:
-    """One type on the CPU pool: quantize, then measure and check once the baseline is done."""
-    parts = _quantized(tc, source, base, qtype, repo_dir, imatrix_file, threads, opts, log_file,
-                       progress)
-    return _measured(tc, qtype, parts, base_future.result(), imatrix_file, threads, opts,
-                     log_file, progress)
+    """One type on the CPU pool: quantize, then measure and check once the baseline is done,
+    each step with the threads the pool can spare when it starts."""
+    try:
+        parts = _quantized(tc, source, base, qtype, repo_dir, imatrix_file, share.threads(),
+                           opts, log_file, progress)
+        base_run = base_future.result()
+        return _measured(tc, qtype, parts, base_run, imatrix_file, share.threads(), opts,
+                         log_file, progress)
+    finally:
+        share.finished()
 
 
 def _quantized(tc: Toolchain, source: SourceModel, base: Path, qtype: str, repo_dir: Path,
@@ -455,8 +492,10 @@ def _measured(eval_tc: Toolchain, qtype: str, parts: list[Path], base_run: tuple
     load-and-generate check and the answer set in llama-cpp-python with the same build (on the
     GPU for the CUDA one: see runners.gguf.check)."""
     reference = base_run[4]
+    # per-domain figures: every file where runs are cheap; on the CPU the recommended file's
+    # alone, once all are measured (:func:`_with_domains`)
     measured = measure_file(eval_tc, parts[0], base_run[5], threads, log_file,
-                            opts.settings.adaptive)
+                            opts.settings.adaptive, domains=eval_tc.backend != "cpu")
     quality, chunks = measured.quality, measured.chunks
     progress.done(f"{qtype} measured on {chunks} windows")
     text = check_gguf(eval_tc, parts[0], tokens=opts.settings.check_tokens)
@@ -484,6 +523,21 @@ def _measured(eval_tc: Toolchain, qtype: str, parts: list[Path], base_run: tuple
                 "imatrix": imatrix_file is not None, "measured_on": eval_tc.backend,
                 "checked_on": eval_tc.backend},
     )
+
+
+def _with_domains(eval_tc: Toolchain, variants: list[Variant], repo_dir: Path,
+                  reference: Reference, threads: int, log_file: Path) -> list[Variant]:
+    """``variants`` with the recommended file's per-domain figures where it was measured without
+    them (the CPU: :func:`_measured`), so the card's per-domain table has them."""
+    chosen = pick(variants).chosen
+    if (eval_tc.backend != "cpu" or chosen.quality.domains is not None
+            or len(set(reference.labels)) < 2):
+        return variants
+    domains = domain_quality(eval_tc, repo_dir / chosen.files[0], reference,
+                             chosen.params["eval_chunks"], threads, log_file)
+    log.info("gguf: %s, the recommended file, measured on each domain", chosen.name)
+    return [dataclasses.replace(v, quality=dataclasses.replace(v.quality, domains=domains))
+            if v is chosen else v for v in variants]
 
 
 def _fold_identical(variants: list[Variant], repo_dir: Path) -> list[Variant]:
