@@ -1,12 +1,14 @@
 """Both evaluators on the evaluation mix end to end (tiny model): one domain per window, the
-baseline and every file measured per domain, and the domains' figures adding up to the whole
-file's (separate llama-perplexity runs for GGUF; per-token values for transformers)."""
+baseline and the files measured per domain (GGUF on the CPU: the recommended one), and the
+domains' figures adding up to the whole file's (separate llama-perplexity runs for GGUF;
+per-token values for transformers)."""
 
 from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
 
+from bot.cards.quality import recommendation
 from bot.cli import main
 from runners.evaluation_mix import DOMAIN_KEYS, MIX_NAME
 from runners.results import load_run
@@ -15,7 +17,9 @@ from runners.stats import pooled
 pytestmark = pytest.mark.slow
 
 
-def test_every_file_is_measured_per_domain(tmp_path, tiny_model, toolchain):
+def test_the_recommended_file_is_measured_per_domain_on_the_cpu(tmp_path, tiny_model, toolchain):
+    """On the CPU only the recommended file (the card's per-domain table) gets the four runs per
+    domain; every other file is scored once (runners.gguf.measure)."""
     result = CliRunner().invoke(main, [
         "quantize", str(tiny_model), "--repo-id", "tests/tiny-llama", "gguf=Q8_0,Q2_K",
         "--ctx", "64", "--chunks", "16", "--fixed-windows", "--answers", "0",
@@ -26,8 +30,12 @@ def test_every_file_is_measured_per_domain(tmp_path, tiny_model, toolchain):
     assert run.evaluation.text_name == MIX_NAME and run.evaluation.chunks == 16
     assert [d.domain for d in run.baseline.domains] == list(DOMAIN_KEYS)
     assert all(d.windows == 4 and d.tokens == 4 * 31 for d in run.baseline.domains)
+    chosen = recommendation(run.variants)[0]
     for v in run.variants:
         domains = v.quality.domains
+        if v is not chosen:
+            assert domains is None, v.name
+            continue
         assert [d.domain for d in domains] == list(DOMAIN_KEYS)
         assert sum(d.tokens for d in domains) == v.params["eval_tokens"] == 16 * 31
         # four separate runs on each domain's windows give the whole run's mean and error
