@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from bot.cards.quality import interval_text, name_notes, quality_band, recommendation
-from bot.pipeline import evaluation_text
+from bot.model_texts import evaluation_text
 from runners.builtin import BUILTIN_MODELS
 from runners.demo_model import build_demo_model
 from runners.gguf.pipeline import run as run_gguf

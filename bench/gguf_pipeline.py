@@ -85,7 +85,7 @@ def with_quantbot(tc, model_dir: Path, types: list[str], work: Path, ctx: int,
     repo = work / "repo"
     prompts = text = None
     if answers or mixed_text:  # the bot's renderer (jinja2 sandbox); only then
-        from bot.pipeline import answer_prompts, evaluation_text
+        from bot.model_texts import answer_prompts, evaluation_text
 
         prompts = answer_prompts(source, work, answers, 48) if answers else None
         text = evaluation_text(source, work) if mixed_text else None

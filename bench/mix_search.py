@@ -7,7 +7,7 @@ recipe, measured and checked on the held-out windows). The stock set's time is t
 time less the mix stage's (``stage_seconds`` in ``quantbot.json``); the ratio is the stage's
 time over the stock set's. Prints both, the search's own time, how many probes it measured and
 at once, the files it quantized for itself, and each size's verdict; ``--out`` keeps the
-numbers and ``quantbot.json``.
+numbers and ``quantbot.json``. The runners' log lines go to stderr.
 
 Random weights (a stand-in) say nothing of the mixes' quality; the times are real.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import shutil
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("bench-mix-search"))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    # The runners' lines (workers, probes at once, each file's windows) go to stderr.
+    logging.basicConfig(level=logging.INFO, format="%(relativeCreated)9.0f ms %(message)s")
     model = (BUILTIN_MODELS[args.model].build() if args.model in BUILTIN_MODELS
              else Path(args.model))
     source = load_source(str(model), repo_id="bench/model")

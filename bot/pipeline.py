@@ -15,19 +15,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.cards.prompt import render_conversations
 from bot.cards.release import Release, build_release
 from bot.cards.render import write_card
 from bot.hub.upstream import WATCHED_FILES
 from bot.methods import METHODS, Method
+from bot.model_texts import answer_prompts, calibration_text, evaluation_text
 from bot.publish.base import Publisher, PublishResult
 from bot.publish.manifest import FILES_KEY, folder_manifest
 from bot.request import QuantizeRequest
-from runners.answers import PromptSet, folded, pick_prompts, plain_text
-from runners.answers import prompt_library as answer_library
-from runners.calibration_mix import calibration_mix
 from runners.errors import QuantbotError
-from runners.evaluation_mix import evaluation_mix
 from runners.results import RUN_FILE, QuantRun, load_run
 from runners.settings import RunSettings
 from runners.source import SourceModel, load_source
@@ -108,34 +104,6 @@ def provenance(request: dict, settings: RunSettings, run: QuantRun,
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", text)
-
-
-def _rendered(source: SourceModel, chats: list[list[dict[str, str]]], what: str) -> list[str]:
-    """``chats`` through the model's own chat template in the bounded sandbox; plain turns when
-    the model has none or it fails (logged)."""
-    rendered, problem = render_conversations(source.info.chat_template, chats,
-                                             source.info.bos_token, source.info.eos_token)
-    if problem is not None:
-        log.info("%s chats as plain text: %s", what, problem)
-        rendered = ["\n".join(turn["content"] for turn in chat) for chat in chats]
-    return rendered
-
-
-def calibration_text(source: SourceModel, work: Path) -> Path:
-    """The calibration mix (prose, code, languages, chat) with its chat turns rendered through
-    the model's own template in the bounded sandbox; plain turns when the model has none."""
-    mix = calibration_mix()
-    path = work / "calibration-mix.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(mix.text(_rendered(source, mix.chats, "calibration")), encoding="utf-8")
-    return path
-
-
-def evaluation_text(source: SourceModel, work: Path) -> Path:
-    """The evaluation mix by domain (:mod:`runners.evaluation_mix`), its chats rendered through
-    the model's own template in the bounded sandbox, as the evaluators read it."""
-    mix = evaluation_mix()
-    return mix.text(_rendered(source, mix.chats, "evaluation")).write(work / "evaluation-mix.json")
 
 
 def work_folder(work_dir: Path, repo_id: str, m: Method) -> Path:
@@ -239,27 +207,3 @@ def write_release_cards(folders: list[tuple[str, Path]]) -> Release:
     for (repo_id, folder), (_, run) in zip(folders, runs, strict=True):
         write_card(run, repo_id, folder, release)
     return release
-
-
-def answer_prompts(source: SourceModel, work: Path, count: int, max_new_tokens: int) -> Path:
-    """``count`` of the answer-agreement prompts (spread evenly over the kinds) as this model
-    sees them: rendered through its own chat template in the bounded sandbox (system turns
-    folded into the user's where the template refuses them), or as plain text when it has no
-    usable template."""
-    prompts = pick_prompts(answer_library().prompts, count)
-    conversations = [p.messages for p in prompts]
-    rendering = "the model's chat template"
-    texts, problem = render_conversations(source.info.chat_template, conversations,
-                                          source.info.bos_token, source.info.eos_token,
-                                          add_generation_prompt=True)
-    if problem is not None and source.info.chat_template:
-        texts, problem = render_conversations(
-            source.info.chat_template, [folded(c) for c in conversations],
-            source.info.bos_token, source.info.eos_token, add_generation_prompt=True)
-        rendering = "the model's chat template, system turns folded into the user's"
-    if problem is not None:
-        log.info("answer prompts as plain text: %s", problem)
-        texts = [plain_text(c) for c in conversations]
-        rendering = f"plain text ({problem})"
-    return PromptSet(ids=[p.id for p in prompts], texts=texts, rendering=rendering,
-                     max_new_tokens=max_new_tokens).write(work / "answer-prompts.json")

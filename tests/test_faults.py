@@ -433,3 +433,19 @@ def test_run_job_make_follows_the_plans_revision(hub: HistoryHub, tiny_model: Pa
     assert source.repo_id == REPO_ID
     assert source.n_params == load_source(str(tiny_model)).info.n_params  # the old weights
     assert all(f"/resolve/{sha}/" in p for m, p in hub.requests if "/resolve/" in p)
+
+
+def test_a_cancelled_job_cleans_up_as_ctrl_c_does(tmp_path: Path) -> None:
+    """SIGTERM (a cancelled workflow job) raises SystemExit in quantbot's main thread, so its
+    ``finally`` and ``except BaseException`` blocks run, the mix search's removal of its RAM
+    files among them; the exit status is 143 (128 + SIGTERM), as the default's would be."""
+    cleaned = tmp_path / "cleaned"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom bot.cli import stop_on_sigterm\n"
+            "stop_on_sigterm()\ntry:\n    print('ready', flush=True)\n    time.sleep(120)\n"
+            "finally:\n    Path(sys.argv[1]).write_text('yes')\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(cleaned)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    assert cleaned.read_text() == "yes"

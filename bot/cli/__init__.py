@@ -14,7 +14,9 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -155,6 +157,19 @@ class Group(click.Group):
             raise click.ClickException(str(error)) from exc
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (a cancelled workflow job, ``kill``) raise ``SystemExit(143)`` in the main
+    thread, so ``finally`` and ``except BaseException`` blocks run as they do on Ctrl-C: the mix
+    search's files in RAM (``/dev/shm``, tens of GB for an 8B) are removed, not left to the
+    runner's next job. Python's default is to die at once, cleaning nothing."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():  # only it may set handlers
+        signal.signal(signal.SIGTERM, stop)
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="Debug logging (the default logs INFO).")
 @click.version_option(package_name="quantbot")
@@ -165,6 +180,7 @@ def main(verbose: int) -> None:
     handler.setFormatter(ActionsSafeFormatter(LOG_FORMAT) if in_actions()
                          else logging.Formatter(LOG_FORMAT))
     logging.basicConfig(level=level, handlers=[handler])
+    stop_on_sigterm()
 
 
 #: Every verb lives in its own module under ``bot/cli/`` exposing ``command``.
