@@ -492,10 +492,8 @@ def _measured(eval_tc: Toolchain, qtype: str, parts: list[Path], base_run: tuple
     load-and-generate check and the answer set in llama-cpp-python with the same build (on the
     GPU for the CUDA one: see runners.gguf.check)."""
     reference = base_run[4]
-    # per-domain figures: every file where runs are cheap; on the CPU the recommended file's
-    # alone, once all are measured (:func:`_with_domains`)
     measured = measure_file(eval_tc, parts[0], base_run[5], threads, log_file,
-                            opts.settings.adaptive, domains=eval_tc.backend != "cpu")
+                            opts.settings.adaptive, domains=_domains_per_file(eval_tc))
     quality, chunks = measured.quality, measured.chunks
     progress.done(f"{qtype} measured on {chunks} windows")
     text = check_gguf(eval_tc, parts[0], tokens=opts.settings.check_tokens)
@@ -525,12 +523,19 @@ def _measured(eval_tc: Toolchain, qtype: str, parts: list[Path], base_run: tuple
     )
 
 
+def _domains_per_file(eval_tc: Toolchain) -> bool:
+    """Whether every file gets its per-domain figures as it is measured: where runs are cheap
+    (the CUDA build). On the CPU, four more runs a file are worth it for the recommended file
+    alone, once all are measured (:func:`_with_domains`)."""
+    return eval_tc.backend != "cpu"
+
+
 def _with_domains(eval_tc: Toolchain, variants: list[Variant], repo_dir: Path,
                   reference: Reference, threads: int, log_file: Path) -> list[Variant]:
     """``variants`` with the recommended file's per-domain figures where it was measured without
     them (the CPU: :func:`_measured`), so the card's per-domain table has them."""
     chosen = pick(variants).chosen
-    if (eval_tc.backend != "cpu" or chosen.quality.domains is not None
+    if (_domains_per_file(eval_tc) or chosen.quality.domains is not None
             or len(set(reference.labels)) < 2):
         return variants
     domains = domain_quality(eval_tc, repo_dir / chosen.files[0], reference,
