@@ -6,7 +6,8 @@ matrix, the stock files of ``--sizes`` quantized, measured and checked, then the
 recipe, measured and checked on the held-out windows). The stock set's time is the run's wall
 time less the mix stage's (``stage_seconds`` in ``quantbot.json``); the ratio is the stage's
 time over the stock set's. Prints both, the search's own time, how many probes it measured and
-at once, the files it quantized for itself, and each size's verdict; ``--out`` keeps the
+at once, where a probe's time goes (writing it, the tool's start to its first window, the
+tool's whole run), the files it quantized for itself, and each size's verdict; ``--out`` keeps the
 numbers and ``quantbot.json``. The runners' log lines go to stderr.
 
 Random weights (a stand-in) say nothing of the mixes' quality; the times are real.
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 from runners.builtin import BUILTIN_MODELS
+from runners.gguf.mixes import probe_seconds
 from runners.gguf.pipeline import run as run_gguf
 from runners.gguf.spec import GgufSpec
 from runners.llamacpp import ensure_toolchain, gpu_memory_bytes
@@ -68,6 +70,10 @@ def main() -> None:
         "stock_set_seconds": round(stock, 1), "mix_stage_seconds": stage,
         "search_seconds": search["seconds"], "ratio_stage_over_stock": round(stage / stock, 2),
         "probes": sum(len(s["sweep"]) for s in search["sizes"]),
+        # Where a probe's time goes (means): writing it, the tool's start to its first window,
+        # the tool's whole run; the probes ran ``probe_workers`` at once.
+        "probe_seconds": {k: round(v, 2) for k, v in probe_seconds(
+            p for s in search["sizes"] for p in s["sweep"]).items()},
         "gap_files": search.get("gap_files", []),
         "verdicts": {m["name"]: m["why"] for m in search["mixes"]},
     }

@@ -7,7 +7,7 @@ import pytest
 
 from runners import stats
 from runners.errors import QuantbotError
-from runners.gguf.llama_tools import parse_base_ppl, parse_chunks, parse_kld
+from runners.gguf.llama_tools import parse_base_ppl, parse_chunks, parse_kld, parse_load_seconds
 from runners.gguf.pipeline import CoreShare, plan_workers
 from runners.settings import HUB_MAX_FILE_BYTES, SPLIT_BYTES, RunSettings
 from runners.units import parse_count
@@ -28,6 +28,14 @@ def test_kl_divergence_statistics():
     assert (q.ppl, q.ppl_err) == (240.81413, 19.512848)
     assert (q.kld_mean, q.kld_err, q.kld_p99) == (0.000241, 0.000001, 0.000267)
     assert q.same_top_p == 1.0
+
+
+def test_the_load_time_is_the_stamp_of_the_first_scoring_line():
+    """A probe's load time (runners.gguf.mixes.ProbeTimes) is read off llama.cpp's log stamp
+    (minutes.seconds.milliseconds.microseconds); output without stamps gives none."""
+    assert parse_load_seconds((DATA / "perplexity_base.txt").read_text()) == 0.291333
+    assert parse_load_seconds("1.02.345.678 I kl_divergence: computing over 4 chunks") == 62.345678
+    assert parse_load_seconds((DATA / "perplexity_kld.txt").read_text()) is None
 
 
 def test_truncated_output_is_a_clear_error():

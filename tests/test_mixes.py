@@ -178,7 +178,7 @@ def test_probes_measured_at_once_give_the_search_one_at_a_time_gives(files, tool
     sweep, the candidates and the plan are those of one probe at a time, and the search's own
     files are gone when it ends."""
     from runners.evaluation_mix import docs_text
-    from runners.gguf.mixes import SearchTools, run_search
+    from runners.gguf.mixes import SearchTools, probe_seconds, run_search
     from runners.gguf.reference import build_reference
 
     root, f16, stock = files
@@ -195,3 +195,9 @@ def test_probes_measured_at_once_give_the_search_one_at_a_time_gives(files, tool
                           [(c["types"], c["tuning_kld"]) for c in record.sizes[0]["candidates"]],
                           plans)
     assert found[1][0] and found[3] == found[1]
+    # Each probe says where its time went, from the real tool's output (the benchmark's profile).
+    for probe in record.sizes[0]["sweep"]:
+        times = probe["seconds"]
+        assert times["splice_s"] > 0 and 0 < times["load_s"] < times["tool_s"]
+    means = probe_seconds(record.sizes[0]["sweep"])
+    assert set(means) == {"splice_s", "load_s", "tool_s"} and means["load_s"] < means["tool_s"]

@@ -1,7 +1,8 @@
 """Calls into llama.cpp's own tools: convert, imatrix, quantize, perplexity/KLD, gguf-split.
 
 Each function is one tool invocation; parsing of their printed results is pure
-(:func:`parse_base_ppl`, :func:`parse_kld`) and tested on captured output.
+(:func:`parse_base_ppl`, :func:`parse_kld`, :func:`parse_load_seconds`) and tested on captured
+output.
 """
 
 from __future__ import annotations
@@ -97,6 +98,23 @@ def parse_chunks(output: str) -> tuple[int, int]:
     """``(chunks, n_ctx)`` from llama-perplexity's 'calculating perplexity over' line."""
     m = _find(r"over (\d+) chunks, n_ctx=(\d+)", output, "chunk count")
     return int(m.group(1)), int(m.group(2))
+
+
+#: llama.cpp's log stamp (minutes.seconds.milliseconds.microseconds since the tool started) on
+#: the line perplexity prints once the model is loaded and its context made.
+_LOADED = re.compile(r"^(\d+)\.(\d{2})\.(\d{3})\.(\d{3}) I (?:kl_divergence: computing|"
+                     r"perplexity: calculating) ", re.M)
+
+
+def parse_load_seconds(output: str) -> float | None:
+    """Seconds from llama-perplexity's start until it began scoring (the model read, moved to
+    its device, the context made): what a probe pays before its first window. None when the
+    output has no log stamps."""
+    m = _LOADED.search(output)
+    if m is None:
+        return None
+    minutes, seconds, ms, us = (int(g) for g in m.groups())
+    return minutes * 60 + seconds + ms / 1e3 + us / 1e6
 
 
 def parse_base_ppl(output: str) -> Quality:

@@ -239,18 +239,33 @@ def _gap_file(tools: SearchTools, f16: Path, type_name: str, names: list[str], f
     return out
 
 
+@dataclass(frozen=True)
+class ProbeTimes:
+    """Where one probe's time went: what to shorten to make the search cheaper."""
+
+    splice_s: float  # its file written from the sources
+    load_s: float | None  # llama-perplexity's start to its first window (None: no log stamps)
+    tool_s: float  # llama-perplexity's whole run: load, windows, KLD on the CPU, exit
+
+
 def _probe_kld(tools: SearchTools, scratch: Path, base_file: Path,
                sources: Mapping[tuple[str, str], Path], groups: list[Group],
-               types: dict[str, str], tuning: Reference) -> Quality:
-    """The tuning KLD of ``base_file`` with ``types`` given to their groups: spliced into the
-    scratch folder, measured, deleted."""
+               types: dict[str, str], tuning: Reference) -> tuple[Quality, ProbeTimes]:
+    """The tuning KLD of ``base_file`` with ``types`` given to their groups (spliced into the
+    scratch folder, measured, deleted), and where the time went."""
     picked = {name: sources[(name, types[g.key])] for g in groups if g.key in types
               for name in g.tensors}
+    start = time.perf_counter()
     probe = splice(base_file, picked, scratch / f"probe-{uuid.uuid4().hex[:12]}.gguf")
+    spliced = time.perf_counter() - start
     try:
-        return _kld(tools.measure, probe, tuning, tools.measure_threads, tools.log_file)
+        run = llama_tools.perplexity_kld(tools.measure, probe, tuning.logits,
+                                         tools.measure_threads, tools.log_file)
     finally:
         probe.unlink(missing_ok=True)
+    load = llama_tools.parse_load_seconds(run.output)
+    return llama_tools.parse_kld(run.output), ProbeTimes(
+        round(spliced, 3), None if load is None else round(load, 3), round(run.seconds, 3))
 
 
 def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], sizes: list[str],
@@ -350,10 +365,12 @@ def _sweep(tools: SearchTools, scratch: Path, base_file: Path, base_q: Quality,
     def measured(g: Group, t: str) -> dict | None:
         if deadline is not None and time.perf_counter() > deadline:
             return None
-        q = _probe_kld(tools, scratch, base_file, sources, [g], {g.key: t}, tuning)
-        return {"group": g.key, "type": t, "kld": q.kld_mean, "kld_err": q.kld_err}
+        q, times = _probe_kld(tools, scratch, base_file, sources, [g], {g.key: t}, tuning)
+        return {"group": g.key, "type": t, "kld": q.kld_mean, "kld_err": q.kld_err,
+                "seconds": asdict(times)}
 
     finished = True
+    started = time.perf_counter()
     bar = progress(total=len(probes), initial=len(probes) - len(todo),
                    desc=f"mix sweep around {base_file.stem}", unit="file")
     with bar, ThreadPoolExecutor(max_workers=max(1, tools.workers)) as pool:
@@ -371,6 +388,13 @@ def _sweep(tools: SearchTools, scratch: Path, base_file: Path, base_q: Quality,
             for future in futures:  # a failed probe stops the sweep, not after the rest
                 future.cancel()
             raise
+    fresh = [done[f"{g.key}={t}"] for g, t in todo if f"{g.key}={t}" in done]
+    if fresh:
+        means = probe_seconds(fresh)
+        log.info("mix sweep around %s: %d probe(s) in %.1f s, %d at once; per probe %s",
+                 base_file.stem, len(fresh), time.perf_counter() - started,
+                 max(1, tools.workers),
+                 ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in means.items()))
     choices: dict[str, list[Choice]] = {g.key: [] for g in groups}
     for g, t in probes:
         item = done.get(f"{g.key}={t}")
@@ -381,6 +405,18 @@ def _sweep(tools: SearchTools, scratch: Path, base_file: Path, base_q: Quality,
         choices[g.key].append(Choice(g.key, t, item["kld"] - (base_q.kld_mean or 0.0), delta))
         entry["sweep"].append({**item, "bytes_delta": delta})
     return choices, finished
+
+
+def probe_seconds(sweep: Iterable[dict]) -> dict[str, float]:
+    """The mean of each of a sweep's :class:`ProbeTimes` over the probes that have it (pure;
+    probes cached by an older run have none)."""
+    out: dict[str, float] = {}
+    for key in ProbeTimes.__dataclass_fields__:
+        values = [p["seconds"][key] for p in sweep
+                  if p.get("seconds") and p["seconds"].get(key) is not None]
+        if values:
+            out[key] = sum(values) / len(values)
+    return out
 
 
 def _best_candidate(tools: SearchTools, scratch: Path, base_file: Path, size: str,
@@ -405,7 +441,7 @@ def _best_candidate(tools: SearchTools, scratch: Path, base_file: Path, size: st
         return None
     with ThreadPoolExecutor(max_workers=max(1, tools.workers)) as pool:
         measured = list(pool.map(lambda item: _probe_kld(tools, scratch, base_file, sources,
-                                                         groups, item[1].types, tuning),
+                                                         groups, item[1].types, tuning)[0],
                                  budgets))
     found = []
     for (share, a), q in zip(budgets, measured, strict=True):
