@@ -199,5 +199,5 @@ def test_probes_measured_at_once_give_the_search_one_at_a_time_gives(files, tool
     for probe in record.sizes[0]["sweep"]:
         times = probe["seconds"]
         assert times["splice_s"] > 0 and 0 < times["load_s"] < times["tool_s"]
-    means = probe_seconds(record.sizes[0]["sweep"])
+    means = probe_seconds(p for p in record.sizes[0]["sweep"])  # as the benchmark passes it
     assert set(means) == {"splice_s", "load_s", "tool_s"} and means["load_s"] < means["tool_s"]

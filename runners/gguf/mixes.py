@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from runners.errors import QuantbotError
@@ -64,6 +64,7 @@ from runners.gguf.mix_plan import (
 from runners.gguf.reference import Reference, build_reference, scored
 from runners.gguf.splice import splice
 from runners.llamacpp import Toolchain
+from runners.proc import ToolRun
 from runners.progress import progress
 from runners.results import Quality, Variant
 from runners.stats import ci95, lies_below
@@ -192,9 +193,10 @@ def gap_bytes(tensors: Iterable[TensorInfo], type_name: str, names: Iterable[str
 
 
 def _kld(tc: Toolchain, model: Path, reference: Reference, threads: int,
-         log_file: Path | None) -> Quality:
-    return llama_tools.parse_kld(llama_tools.perplexity_kld(tc, model, reference.logits, threads,
-                                                            log_file).output)
+         log_file: Path | None) -> tuple[Quality, ToolRun]:
+    """``model``'s KLD on ``reference``'s tokens, and the tool's run (its output and time)."""
+    run = llama_tools.perplexity_kld(tc, model, reference.logits, threads, log_file)
+    return llama_tools.parse_kld(run.output), run
 
 
 def tensor_sources(headers: Mapping[Path, GgufHeader]) -> dict[tuple[str, str], Path]:
@@ -259,12 +261,11 @@ def _probe_kld(tools: SearchTools, scratch: Path, base_file: Path,
     probe = splice(base_file, picked, scratch / f"probe-{uuid.uuid4().hex[:12]}.gguf")
     spliced = time.perf_counter() - start
     try:
-        run = llama_tools.perplexity_kld(tools.measure, probe, tuning.logits,
-                                         tools.measure_threads, tools.log_file)
+        quality, run = _kld(tools.measure, probe, tuning, tools.measure_threads, tools.log_file)
     finally:
         probe.unlink(missing_ok=True)
     load = llama_tools.parse_load_seconds(run.output)
-    return llama_tools.parse_kld(run.output), ProbeTimes(
+    return quality, ProbeTimes(
         round(spliced, 3), None if load is None else round(load, 3), round(run.seconds, 3))
 
 
@@ -309,8 +310,8 @@ def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], size
         for size in sizes:
             base_file = stock_files[size]
             header = headers[base_file]
-            base_q = _kld(tools.measure, base_file, tuning, tools.measure_threads,
-                          tools.log_file)
+            base_q, _ = _kld(tools.measure, base_file, tuning, tools.measure_threads,
+                             tools.log_file)
             entry: dict = {"base": size, "base_tuning_kld": base_q.kld_mean, "sweep": [],
                            "candidates": []}
             record.sizes.append(entry)
@@ -410,10 +411,10 @@ def _sweep(tools: SearchTools, scratch: Path, base_file: Path, base_q: Quality,
 def probe_seconds(sweep: Iterable[dict]) -> dict[str, float]:
     """The mean of each of a sweep's :class:`ProbeTimes` over the probes that have it (pure;
     probes cached by an older run have none)."""
+    timed = [p["seconds"] for p in sweep if p.get("seconds")]  # read once: may be a generator
     out: dict[str, float] = {}
-    for key in ProbeTimes.__dataclass_fields__:
-        values = [p["seconds"][key] for p in sweep
-                  if p.get("seconds") and p["seconds"].get(key) is not None]
+    for key in (f.name for f in fields(ProbeTimes)):
+        values = [t[key] for t in timed if t.get(key) is not None]
         if values:
             out[key] = sum(values) / len(values)
     return out
