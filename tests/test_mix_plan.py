@@ -163,12 +163,13 @@ def test_stock_files_are_the_sources_and_only_missing_tensors_get_a_file_of_thei
         "Q2_K": list(down.tensors), "Q6_K": list(attn.tensors)}  # attn_q is never Q6_K
 
 
-def test_probes_run_four_at_once_on_a_large_card_and_one_on_the_cpu(tmp_path):
+def test_probes_run_six_at_once_on_a_large_card_and_one_on_the_cpu(tmp_path):
     from runners.gguf.mixes import GPU_PROBE_WORKERS, probe_workers, scratch_folder
 
     gb = 10**9
     assert probe_workers("cpu", 5 * gb, 80 * gb) == 1
-    assert probe_workers("cuda", 5 * gb, 80 * gb) == GPU_PROBE_WORKERS == 4
+    assert probe_workers("cuda", 5 * gb, 80 * gb) == GPU_PROBE_WORKERS == 6
+    assert probe_workers("cuda", 9 * gb, 80 * gb) == 4  # as many as fit in 80 %
     assert probe_workers("cuda", 40 * gb, 80 * gb) == 1  # a 70B Q4: one at a time
     assert probe_workers("cuda", 5 * gb, None) == 1
     ram = tmp_path / "shm"

@@ -1,12 +1,14 @@
 """The mix search end to end on the trained demo model (runners/gguf/mixes.py): splicing gives
-llama-quantize's own bytes, a mix's recipe remakes it bit for bit with plain llama-quantize,
-and a GGUF request with `mixes` records the search and publishes only winners."""
+llama-quantize's own bytes, a mix's recipe remakes it bit for bit with plain llama-quantize, a
+probe made of shared parts measures as its splice does, and a GGUF request with `mixes` records
+the search and publishes only winners."""
 
 from __future__ import annotations
 
 import filecmp
 import shlex
 import subprocess
+import threading
 
 import pytest
 from click.testing import CliRunner
@@ -15,7 +17,8 @@ from bot.cli import main
 from runners.gguf import llama_tools
 from runners.gguf.header import read_header
 from runners.gguf.mix_plan import assigned_types, groups_of, recipe_args
-from runners.gguf.mixes import MixPlan, make_mix, recipe_command
+from runners.gguf.mixes import MixPlan, recipe_command, tensor_sources
+from runners.gguf.parts import PartStore
 from runners.gguf.splice import splice
 from runners.results import load_run
 
@@ -97,8 +100,8 @@ def test_a_gap_file_holds_its_tensors_as_a_file_of_only_that_type_does(files, to
 
 
 def test_a_mix_is_its_recipe_made_by_plain_llama_quantize(files, toolchain):
-    """The splice of a plan, make_mix's file, and the card's command run by hand are the same
-    bytes: the recipe says exactly what the file is."""
+    """The search writes a mix by splicing its planned tensors into the stock file; the card's
+    command run by hand makes the same bytes: the recipe says exactly what the file is."""
     root, f16, stock = files
     header = read_header(stock)
     groups = groups_of(header.tensors)
@@ -112,12 +115,10 @@ def test_a_mix_is_its_recipe_made_by_plain_llama_quantize(files, toolchain):
                              ("--tensor-type", f".*={t.lower()}"))
     spliced = splice(stock, {n: uniform[changed[g.key]] for g in groups if g.key in changed
                              for n in g.tensors}, root / "spliced.gguf")
+    assert {t.name: t.type_name for t in read_header(spliced).tensors} == types
     plan = MixPlan(name="QB-Q4_K_M", stock="Q4_K_M", base="Q4_K_M", types=changed,
                    args=recipe_args(types, groups), file_bytes=0, predicted_kld=0.0,
                    tuning_kld=0.0, tuning_kld_err=0.0)
-    made = make_mix(toolchain, f16, plan, stock, root / "made.gguf", None, 2, None)
-    assert {t.name: t.type_name for t in read_header(made).tensors} == types
-    assert filecmp.cmp(made, spliced, shallow=False)
     # the card's command, as a shell reads it
     argv = shlex.split(recipe_command(plan, "m.F16.gguf", "m.QB-Q4_K_M.gguf", None))
     assert argv[0] == "llama-quantize" and argv[-3:] == ["m.F16.gguf", "m.QB-Q4_K_M.gguf",
@@ -125,7 +126,89 @@ def test_a_mix_is_its_recipe_made_by_plain_llama_quantize(files, toolchain):
     by_hand = root / "by-hand.gguf"
     subprocess.run([str(toolchain.tool("llama-quantize")), *argv[1:-3], str(f16), str(by_hand),
                     "Q4_K_M"], check=True, capture_output=True)
-    assert filecmp.cmp(by_hand, made, shallow=False)
+    assert filecmp.cmp(by_hand, spliced, shallow=False)
+
+
+def _tuning(toolchain, f16, out):
+    from runners.evaluation_mix import docs_text
+    from runners.gguf.reference import build_reference
+
+    return build_reference(toolchain, f16, docs_text(), out, 64, 4, 2)
+
+
+def test_a_probe_of_shared_parts_is_measured_as_its_splice(files, toolchain, tmp_path):
+    """A probe is a folder of links to parts (runners.gguf.parts): llama.cpp loads it as one
+    model, with the KLD of the whole file spliced from the same tensors, and a second probe
+    writes only the parts the first did not."""
+    root, f16, stock = files
+    q8 = root / "only-Q8_0-parts.gguf"
+    llama_tools.quantize(toolchain, f16, q8, "Q8_0", 2)
+    header = read_header(stock)
+    groups = groups_of(header.tensors)
+    store = PartStore(tmp_path, groups, len(header.tensors),
+                      tensor_sources({stock: header, q8: read_header(q8)}))
+    base_types = {t.name: t.type_name for t in header.tensors}
+    changes = {groups[0].key: "Q8_0", groups[3].key: "Q8_0"}
+    first = store.probe(stock, base_types, changes)
+    assert first.name == f"probe-00001-of-{len(groups) + 1:05d}.gguf"
+    assert all(p.is_symlink() for p in first.parent.iterdir())
+    parts = set(tmp_path.glob("part-*.gguf"))
+    assert len(parts) == 1 + len(groups)  # the metadata, and each group at its type
+    store.probe(stock, base_types, changes)
+    assert set(tmp_path.glob("part-*.gguf")) == parts  # nothing new to write
+    store.probe(stock, base_types, {groups[3].key: "Q8_0"})
+    assert len(set(tmp_path.glob("part-*.gguf")) - parts) == 1  # groups[0] at its stock types
+    tuning = _tuning(toolchain, f16, root / "tuning-parts.kld")
+    spliced = splice(stock, store.sources_of(changes), tmp_path / "spliced.gguf")
+    assert (llama_tools.parse_kld(llama_tools.perplexity_kld(toolchain, first, tuning.logits,
+                                                             2).output)
+            == llama_tools.parse_kld(llama_tools.perplexity_kld(toolchain, spliced,
+                                                                tuning.logits, 2).output))
+
+
+def test_a_probe_waits_for_its_gap_file_and_stops_if_none_comes(files, toolchain, tmp_path):
+    """A probe that needs a tensor only a gap file will hold waits while it is made, then gets
+    its part from it (the gap file itself goes); if the gap file fails, the probe stops with a
+    clear error instead of waiting for ever."""
+    from runners.errors import QuantbotError
+    from runners.gguf.mixes import SearchTools, _gap_file
+
+    root, f16, stock = files
+    header = read_header(stock)
+    groups = groups_of(header.tensors)
+    group = next(g for g in groups if "Q5_K" in g.ladder)
+    base_types = {t.name: t.type_name for t in header.tensors}
+    sources = tensor_sources({stock: header})
+    assert (group.tensors[0], "Q5_K") not in sources
+    results: dict[str, object] = {}
+
+    def probe(store: PartStore, key: str) -> None:
+        try:
+            results[key] = store.probe(stock, base_types, {group.key: "Q5_K"})
+        except QuantbotError as exc:
+            results[key] = exc
+
+    store = PartStore(tmp_path / "ok", groups, len(header.tensors), sources, ["Q5_K"])
+    store.folder.mkdir()
+    waiting = threading.Thread(target=probe, args=(store, "ok"))
+    waiting.start()
+    waiting.join(timeout=2)
+    assert waiting.is_alive()  # nothing holds the group at Q5_K yet
+    tools = SearchTools(quantize=toolchain, measure=toolchain, quantize_threads=2,
+                        measure_threads=2)
+    gaps = _gap_file(tools, f16, "Q5_K", list(group.tensors), tmp_path, None)
+    store.provide(gaps, "Q5_K", group.tensors)
+    waiting.join(timeout=30)
+    assert not gaps.exists() and isinstance(results["ok"], type(root))
+    assert store.source(group.tensors[0], "Q5_K").name.startswith("part-")
+
+    broken = PartStore(tmp_path / "broken", groups, len(header.tensors), sources, ["Q5_K"])
+    broken.folder.mkdir()
+    waiting = threading.Thread(target=probe, args=(broken, "broken"))
+    waiting.start()
+    broken.fail(RuntimeError("llama-quantize was killed"))
+    waiting.join(timeout=30)
+    assert "llama-quantize was killed" in str(results["broken"])
 
 
 def test_a_request_with_mixes_records_the_search_and_publishes_only_winners(tmp_path,
@@ -198,6 +281,6 @@ def test_probes_measured_at_once_give_the_search_one_at_a_time_gives(files, tool
     # Each probe says where its time went, from the real tool's output (the benchmark's profile).
     for probe in record.sizes[0]["sweep"]:
         times = probe["seconds"]
-        assert times["splice_s"] > 0 and 0 < times["load_s"] < times["tool_s"]
+        assert times["parts_s"] >= 0 and 0 < times["load_s"] < times["tool_s"]
     means = probe_seconds(p for p in record.sizes[0]["sweep"])  # as the benchmark passes it
-    assert set(means) == {"splice_s", "load_s", "tool_s"} and means["load_s"] < means["tool_s"]
+    assert set(means) == {"parts_s", "load_s", "tool_s"} and means["load_s"] < means["tool_s"]

@@ -1,27 +1,30 @@
 """The mix search: measure how much each group of tensors costs in KL divergence at each type,
 find the assignment of least predicted KLD at the size of each requested stock type, measure the
-best candidates for real, and make the winner with plain ``llama-quantize`` from its recipe.
+best candidates for real, and write the winner: the file its recipe makes with plain
+``llama-quantize``.
 
 Everything here is measured on the *tuning split*: evaluation windows after the ones the cards
 report (the held-out split, never seen by the search). The pipeline then measures each mix on
 the held-out windows like any other file and publishes it only where it wins there
 (:func:`verdict`).
 
-Steps, each cached in the work folder so a rerun resumes:
+Steps (the sweeps cached in the work folder, so a rerun resumes):
 
 1. the tuning reference: the unquantized model's logits on the windows after ``--chunks``;
 2. the tensors' sources: the run's stock files hold most tensors at most types already
    (:func:`tensor_sources`); for a type some probe needs a tensor at that none holds, one *gap
-   file* quantizes just those tensors at that type (the rest at the cheap Q8_0), so that any
-   assignment is a splice of existing tensors (:mod:`runners.gguf.splice`);
+   file* quantizes just those tensors at that type (the rest at the cheap Q8_0). The gap files
+   are made on the CPU one after another while the probes that do not need them are measured;
 3. per requested size, the sweep around that stock file: the file with one group changed to one
    type, for every group and each type within two ladder steps of its own
    (:func:`probe_types`), each measured on the tuning windows (the change of mean KLD against
-   the stock file's, on the same tokens). On a GPU several probes are measured at once
-   (:func:`probe_workers`), written to RAM where it has room (:func:`scratch_folder`);
+   the stock file's, on the same tokens). A probe is written as nothing but links to parts
+   shared by all probes (:mod:`runners.gguf.parts`); on a GPU several are measured at once
+   (:func:`probe_workers`), every size's in one pool;
 4. the knapsack (:func:`runners.gguf.mix_plan.search`) over those changes at the stock file's
-   bytes and at 1 % and 2 % less, each candidate spliced and measured; the best one is made by
-   ``llama-quantize`` with its recipe and its tensor types checked against the plan.
+   bytes and at 1 % and 2 % less, each candidate measured the same way; the best one is written
+   by splicing its tensors into the stock file (:mod:`runners.gguf.splice`): the bytes its
+   recipe makes with plain ``llama-quantize`` (a test), without quantizing again.
 
 Each size is searched around its own stock file because llama.cpp's stock types differ in more
 than one group: a sweep around Q4_K_M predicts the Q5_K_M-sized mixes badly (measured on
@@ -36,9 +39,9 @@ import logging
 import os
 import shlex
 import shutil
+import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -61,6 +64,7 @@ from runners.gguf.mix_plan import (
     tensor_type_args,
     type_bytes,
 )
+from runners.gguf.parts import PartStore
 from runners.gguf.reference import Reference, build_reference, scored
 from runners.gguf.splice import splice
 from runners.llamacpp import Toolchain
@@ -147,7 +151,7 @@ class SearchTools:
 
 #: Probes measured at once on a GPU, each its own llama-perplexity: a probe's start, model load
 #: and KLD arithmetic (on the CPU) leave the card idle most of the time.
-GPU_PROBE_WORKERS = 4
+GPU_PROBE_WORKERS = 6
 #: What a measuring process holds on the GPU besides the file: context, logits, buffers.
 GPU_PROBE_OVERHEAD = 2 * 10**9
 
@@ -245,40 +249,71 @@ def _gap_file(tools: SearchTools, f16: Path, type_name: str, names: list[str], f
 class ProbeTimes:
     """Where one probe's time went: what to shorten to make the search cheaper."""
 
-    splice_s: float  # its file written from the sources
+    parts_s: float  # its parts: written on first use, or waited for while a gap file was made
     load_s: float | None  # llama-perplexity's start to its first window (None: no log stamps)
     tool_s: float  # llama-perplexity's whole run: load, windows, KLD on the CPU, exit
 
 
-def _probe_kld(tools: SearchTools, scratch: Path, base_file: Path,
-               sources: Mapping[tuple[str, str], Path], groups: list[Group],
-               types: dict[str, str], tuning: Reference) -> tuple[Quality, ProbeTimes]:
-    """The tuning KLD of ``base_file`` with ``types`` given to their groups (spliced into the
-    scratch folder, measured, deleted), and where the time went."""
-    picked = {name: sources[(name, types[g.key])] for g in groups if g.key in types
-              for name in g.tensors}
+def _probe_kld(tools: SearchTools, store: PartStore, base_file: Path,
+               base_types: Mapping[str, str], changes: Mapping[str, str],
+               tuning: Reference) -> tuple[Quality, ProbeTimes]:
+    """The tuning KLD of ``base_file`` with each group in ``changes`` at that type (a folder of
+    links to shared parts, measured, deleted), and where the time went."""
     start = time.perf_counter()
-    probe = splice(base_file, picked, scratch / f"probe-{uuid.uuid4().hex[:12]}.gguf")
-    spliced = time.perf_counter() - start
+    probe = store.probe(base_file, base_types, changes)
+    assembled = time.perf_counter() - start
     try:
         quality, run = _kld(tools.measure, probe, tuning, tools.measure_threads, tools.log_file)
     finally:
-        probe.unlink(missing_ok=True)
+        shutil.rmtree(probe.parent, ignore_errors=True)
     load = llama_tools.parse_load_seconds(run.output)
     return quality, ProbeTimes(
-        round(spliced, 3), None if load is None else round(load, 3), round(run.seconds, 3))
+        round(assembled, 3), None if load is None else round(load, 3), round(run.seconds, 3))
+
+
+def _make_gap_files(tools: SearchTools, f16: Path, missing: Mapping[str, list[str]],
+                    store: PartStore, scratch: Path, imatrix: Path | None,
+                    record: SearchRecord, stop: threading.Event) -> None:
+    """Each gap file in turn, handed to the parts as it is made (the probes that need it wait,
+    the rest are measured meanwhile); after ``stop`` none starts, and a failure stops every probe
+    still waiting."""
+    try:
+        for type_name, names in missing.items():
+            if stop.is_set():  # the search is over (done, out of time, or failed)
+                store.fail(QuantbotError("the search stopped before its gap files were made",
+                                         "see the lines above"))
+                return
+            gaps = _gap_file(tools, f16, type_name, names, scratch, imatrix)
+            record.gap_files.append({"file": gaps.name, "type": type_name,
+                                     "tensors": len(names)})
+            store.provide(gaps, type_name, names)
+    except BaseException as exc:
+        store.fail(exc)
+        raise
+
+
+def search_bytes(headers: Mapping[Path, GgufHeader], wanted: Iterable[tuple[Group, str]],
+                 missing: Mapping[str, list[str]]) -> int:
+    """About the RAM the search's files take at most (pure): every stock file's groups as parts,
+    every probed group at every type it is probed at, and the largest gap file (one at a
+    time: its tensors become parts and it goes)."""
+    tensors = next(iter(headers.values())).tensors
+    elements = {t.name: t.n_elements for t in tensors}
+    probed = sum(group_bytes(g, elements, t) for g, t in set(wanted))
+    gap = max((gap_bytes(tensors, t, names) for t, names in missing.items()), default=0)
+    return sum(sum(t.n_bytes for t in h.tensors) for h in headers.values()) + probed + gap
 
 
 def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], sizes: list[str],
                imatrix: Path | None, tuning: Reference, folder: Path,
-               minutes: float | None = None,
-               on_plan: Callable[[MixPlan], None] | None = None,
+               minutes: float | None = None, out_of: Mapping[str, Path] | None = None,
                ) -> tuple[list[MixPlan], SearchRecord]:
     """The mix at the size of each stock type in ``sizes`` (none where no candidate changes a
     group), each searched around that stock file's own types, and the search's record.
     ``minutes`` caps the sweeps' time: groups not reached keep their stock types, and a size
-    reached with no measurement gets no mix. ``on_plan`` hears of each size's plan as soon as
-    it is chosen (the pipeline starts making it while the next size is swept)."""
+    reached with no measurement gets no mix. Each mix's file is written to ``out_of[size]`` by
+    splicing its planned tensors into the stock file: the bytes its recipe makes with plain
+    ``llama-quantize`` (a test), in seconds rather than a quantization's minute."""
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     record = SearchRecord(tuning_windows=tuning.chunks,
@@ -289,47 +324,34 @@ def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], size
     sources = tensor_sources(headers)
     wanted = [(g, t) for size in sizes for g in groups
               for t in probe_types(g, _types(headers[stock_files[size]]))]
-    missing = missing_tensors(wanted, sources)
-    largest = max(sum(t.n_bytes for t in headers[stock_files[s]].tensors) for s in sizes)
-    scratch = scratch_folder(folder, sum(gap_bytes(tensors, t, names)
-                                         for t, names in missing.items())
-                             + max(1, tools.workers) * largest, tools.ram)
+    # the smallest gap files first: each one made lets the probes that wait for it go
+    missing = dict(sorted(missing_tensors(wanted, sources).items(), key=lambda kv: len(kv[1])))
+    scratch = scratch_folder(folder, search_bytes(headers, wanted, missing), tools.ram)
     in_ram = tools.ram is not None and scratch.is_relative_to(tools.ram)
     log.info("mixes: %d probe(s) at once; gap files for %s; search files in %s",
              tools.workers, ", ".join(f"{t} ({len(n)} tensors)" for t, n in missing.items())
              or "no type", scratch)
+    store = PartStore(scratch, groups, len(tensors), sources, missing)
+    deadline = None if minutes is None else start + 60 * minutes
+    stop = threading.Event()
     try:
-        for type_name, names in missing.items():
-            gaps = _gap_file(tools, f16, type_name, names, scratch, imatrix)
-            record.gap_files.append({"file": gaps.name, "type": type_name,
-                                     "tensors": len(names)})
-            for key, path in tensor_sources({gaps: read_header(gaps)}).items():
-                sources.setdefault(key, path)
-        plans = []
-        deadline = None if minutes is None else start + 60 * minutes
-        for size in sizes:
-            base_file = stock_files[size]
-            header = headers[base_file]
-            base_q, _ = _kld(tools.measure, base_file, tuning, tools.measure_threads,
-                             tools.log_file)
-            entry: dict = {"base": size, "base_tuning_kld": base_q.kld_mean, "sweep": [],
-                           "candidates": []}
-            record.sizes.append(entry)
-            choices, finished = _sweep(tools, scratch, base_file, base_q, sources, groups,
-                                       header, tuning, folder, entry, deadline)
-            record.stopped_by_budget |= not finished
-            plan = _best_candidate(tools, scratch, base_file, size,
-                                   sum(t.n_bytes for t in header.tensors), base_q, choices,
-                                   sources, groups, header, tuning, entry)
-            if plan is not None:
-                plans.append(plan)
-                if on_plan is not None:
-                    on_plan(plan)
+        with ThreadPoolExecutor(max_workers=1) as gap_maker:
+            gaps = gap_maker.submit(_make_gap_files, tools, f16, missing, store, scratch,
+                                    imatrix, record, stop)
+            try:
+                plans = _search_sizes(tools, store, stock_files, sizes, headers, missing,
+                                      tuning, folder, record, deadline)
+            finally:
+                stop.set()  # a gap file being made is finished; no other starts
+            gaps.result()
+        for plan in plans:
+            if out_of is not None:
+                splice(stock_files[plan.stock], store.sources_of(plan.types), out_of[plan.stock])
     except BaseException:
         if in_ram:  # RAM is not kept for a rerun; the work folder is
             shutil.rmtree(scratch, ignore_errors=True)
         raise
-    shutil.rmtree(scratch, ignore_errors=True)  # done: its gap files served their turn
+    shutil.rmtree(scratch, ignore_errors=True)  # done: its parts served their turn
     record.seconds = round(time.perf_counter() - start, 1)
     return plans, record
 
@@ -348,64 +370,136 @@ def probe_types(group: Group, base_types: dict[str, str], reach: int = PROBE_REA
             and any(base_types[n] != t for n in group.tensors)]
 
 
-def _sweep(tools: SearchTools, scratch: Path, base_file: Path, base_q: Quality,
-           sources: Mapping[tuple[str, str], Path], groups: list[Group], header: GgufHeader,
-           tuning: Reference, folder: Path, entry: dict,
-           deadline: float | None) -> tuple[dict[str, list[Choice]], bool]:
-    """Each group at each of its probe types, measured on the tuning windows (cached;
-    ``tools.workers`` at once), and whether every probe was: past the deadline no probe starts,
-    and the groups without a measurement keep the stock file's types (the search only changes a
-    group it has a measurement of)."""
-    cache = folder / f"sweep-{base_file.stem}-{tuning.logits.stem}.json"
-    done: dict[str, dict] = json.loads(cache.read_text()) if cache.exists() else {}
+def probe_order(group: Group, type_name: str, missing: Mapping[str, list[str]]) -> int:
+    """When a probe can start (pure): 0 if every tensor it needs is held already, else one
+    more than the place of its type's gap file in the order they are made."""
+    for rank, (t, names) in enumerate(missing.items(), start=1):
+        if t == type_name and not set(group.tensors).isdisjoint(names):
+            return rank
+    return 0
+
+
+def _search_sizes(tools: SearchTools, store: PartStore, stock_files: dict[str, Path],
+                  sizes: list[str], headers: Mapping[Path, GgufHeader],
+                  missing: Mapping[str, list[str]], tuning: Reference, folder: Path,
+                  record: SearchRecord, deadline: float | None) -> list[MixPlan]:
+    """Every size's sweep in one pool (``tools.workers`` probes at once, those that need no
+    gap file first), then every size's candidates; the plan of each size's best candidate."""
+    groups = store.groups
+    base_types = {s: _types(headers[stock_files[s]]) for s in sizes}
+    with ThreadPoolExecutor(max_workers=max(1, tools.workers)) as pool:
+        base_q = dict(zip(sizes, pool.map(
+            lambda s: _kld(tools.measure, stock_files[s], tuning, tools.measure_threads,
+                           tools.log_file)[0], sizes), strict=True))
+        done = [json.loads(p.read_text()) if p.exists() else {}
+                for p in (_sweep_cache(folder, stock_files[s], tuning) for s in sizes)]
+        probes = [(i, g, t) for i, s in enumerate(sizes) for g in groups
+                  for t in probe_types(g, base_types[s])]
+        todo = sorted(((i, g, t) for i, g, t in probes if f"{g.key}={t}" not in done[i]),
+                      key=lambda p: (probe_order(p[1], p[2], missing), p[0]))
+
+        def measured(i: int, g: Group, t: str) -> tuple[int, dict] | None:
+            if deadline is not None and time.perf_counter() > deadline:
+                return None
+            q, times = _probe_kld(tools, store, stock_files[sizes[i]], base_types[sizes[i]],
+                                  {g.key: t}, tuning)
+            return i, {"group": g.key, "type": t, "kld": q.kld_mean, "kld_err": q.kld_err,
+                       "seconds": asdict(times)}
+
+        started = time.perf_counter()
+        fresh: list[dict] = []
+        bar = progress(total=len(probes), initial=len(probes) - len(todo), desc="mix sweeps",
+                       unit="file")
+        with bar:
+            futures = [pool.submit(measured, *p) for p in todo]
+            try:
+                for future in as_completed(futures):
+                    found = future.result()
+                    if found is None:
+                        record.stopped_by_budget = True
+                        continue
+                    i, item = found
+                    done[i][f"{item['group']}={item['type']}"] = item
+                    _sweep_cache(folder, stock_files[sizes[i]], tuning).write_text(
+                        json.dumps(done[i], indent=1))
+                    fresh.append(item)
+                    bar.update(1)
+            except BaseException:
+                for future in futures:  # a failed probe stops the sweeps, not after the rest
+                    future.cancel()
+                raise
+        if fresh:
+            log.info("mix sweeps: %d probe(s) in %.1f s, %d at once; per probe %s", len(fresh),
+                     time.perf_counter() - started, max(1, tools.workers),
+                     ", ".join(f"{k.removesuffix('_s')} {v:.2f} s"
+                               for k, v in probe_seconds(fresh).items()))
+        entries, tried = [], []
+        for i, size in enumerate(sizes):
+            header = headers[stock_files[size]]
+            entry: dict = {"base": size, "base_tuning_kld": base_q[size].kld_mean, "sweep": [],
+                           "candidates": []}
+            record.sizes.append(entry)
+            entries.append(entry)
+            choices = _choices(groups, header, base_q[size], done[i], entry)
+            tried += [(i, share, a) for share, a in _candidates(
+                choices, base_q[size], sum(t.n_bytes for t in header.tensors), size)]
+        measured_q = list(pool.map(
+            lambda c: _probe_kld(tools, store, stock_files[sizes[c[0]]],
+                                 base_types[sizes[c[0]]], c[2].types, tuning)[0], tried))
+    best: dict[int, MixPlan] = {}
+    for (i, share, a), q in zip(tried, measured_q, strict=True):
+        size = sizes[i]
+        plan = MixPlan(name=mix_name(size), stock=size, base=size, types=a.types,
+                       args=recipe_args(assigned_types(base_types[size], a.types, groups),
+                                        groups),
+                       file_bytes=a.file_bytes, predicted_kld=a.predicted_kld,
+                       tuning_kld=q.kld_mean or 0.0, tuning_kld_err=q.kld_err or 0.0)
+        entries[i]["candidates"].append({**asdict(plan), "budget_share": share})
+        if i not in best or plan.tuning_kld < best[i].tuning_kld:
+            best[i] = plan
+    return [best[i] for i in sorted(best)]
+
+
+def _sweep_cache(folder: Path, base_file: Path, tuning: Reference) -> Path:
+    """Where a size's sweep is kept, probe by probe, so that a rerun resumes it."""
+    return folder / f"sweep-{base_file.stem}-{tuning.logits.stem}.json"
+
+
+def _choices(groups: list[Group], header: GgufHeader, base_q: Quality,
+             done: Mapping[str, dict], entry: dict) -> dict[str, list[Choice]]:
+    """The measured probes around one stock file as the knapsack's choices (a group without a
+    measurement keeps its stock types), each recorded with its bytes in ``entry``."""
     elements = {t.name: t.n_elements for t in header.tensors}
     base_types = _types(header)
-    probes = [(g, t) for g in groups for t in probe_types(g, base_types)]
-    todo = [(g, t) for g, t in probes if f"{g.key}={t}" not in done]
-
-    def measured(g: Group, t: str) -> dict | None:
-        if deadline is not None and time.perf_counter() > deadline:
-            return None
-        q, times = _probe_kld(tools, scratch, base_file, sources, [g], {g.key: t}, tuning)
-        return {"group": g.key, "type": t, "kld": q.kld_mean, "kld_err": q.kld_err,
-                "seconds": asdict(times)}
-
-    finished = True
-    started = time.perf_counter()
-    bar = progress(total=len(probes), initial=len(probes) - len(todo),
-                   desc=f"mix sweep around {base_file.stem}", unit="file")
-    with bar, ThreadPoolExecutor(max_workers=max(1, tools.workers)) as pool:
-        futures = [pool.submit(measured, g, t) for g, t in todo]
-        try:
-            for future in as_completed(futures):
-                item = future.result()
-                if item is None:
-                    finished = False
-                    continue
-                done[f"{item['group']}={item['type']}"] = item
-                cache.write_text(json.dumps(done, indent=1))
-                bar.update(1)
-        except BaseException:
-            for future in futures:  # a failed probe stops the sweep, not after the rest
-                future.cancel()
-            raise
-    fresh = [done[f"{g.key}={t}"] for g, t in todo if f"{g.key}={t}" in done]
-    if fresh:
-        means = probe_seconds(fresh)
-        log.info("mix sweep around %s: %d probe(s) in %.1f s, %d at once; per probe %s",
-                 base_file.stem, len(fresh), time.perf_counter() - started,
-                 max(1, tools.workers),
-                 ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in means.items()))
     choices: dict[str, list[Choice]] = {g.key: [] for g in groups}
-    for g, t in probes:
-        item = done.get(f"{g.key}={t}")
-        if item is None:
+    for g in groups:
+        for t in probe_types(g, base_types):
+            item = done.get(f"{g.key}={t}")
+            if item is None:
+                continue
+            delta = (group_bytes(g, elements, t)
+                     - sum(type_bytes(base_types[n], elements[n]) for n in g.tensors))
+            choices[g.key].append(Choice(g.key, t, item["kld"] - (base_q.kld_mean or 0.0),
+                                         delta))
+            entry["sweep"].append({**item, "bytes_delta": delta})
+    return choices
+
+
+def _candidates(choices: dict[str, list[Choice]], base_q: Quality, stock_bytes: int,
+                size: str) -> list[tuple[float, Assignment]]:
+    """The knapsack's assignments at the stock file's bytes and a little less
+    (:data:`CANDIDATE_BUDGETS`), each once, each changing some group."""
+    found: list[tuple[float, Assignment]] = []
+    seen: set[tuple] = set()
+    for share in CANDIDATE_BUDGETS:
+        a = search(choices, base_q.kld_mean or 0.0, stock_bytes, int(stock_bytes * share))
+        if a is None or not a.types or tuple(sorted(a.types.items())) in seen:
             continue
-        delta = (group_bytes(g, elements, t)
-                 - sum(type_bytes(base_types[n], elements[n]) for n in g.tensors))
-        choices[g.key].append(Choice(g.key, t, item["kld"] - (base_q.kld_mean or 0.0), delta))
-        entry["sweep"].append({**item, "bytes_delta": delta})
-    return choices, finished
+        seen.add(tuple(sorted(a.types.items())))
+        found.append((share, a))
+    if not found:
+        log.info("mixes: no assignment at %s's size changes a group", size)
+    return found
 
 
 def probe_seconds(sweep: Iterable[dict]) -> dict[str, float]:
@@ -417,63 +511,6 @@ def probe_seconds(sweep: Iterable[dict]) -> dict[str, float]:
         values = [t[key] for t in timed if t.get(key) is not None]
         if values:
             out[key] = sum(values) / len(values)
-    return out
-
-
-def _best_candidate(tools: SearchTools, scratch: Path, base_file: Path, size: str,
-                    stock_bytes: int,
-                    base_q: Quality, choices: dict[str, list[Choice]],
-                    sources: Mapping[tuple[str, str], Path], groups: list[Group],
-                    header: GgufHeader, tuning: Reference, entry: dict) -> MixPlan | None:
-    """The knapsack's candidates at the stock file's bytes and a little less, spliced and
-    measured (at once where the workers allow); the plan of the one measured closest to the
-    original."""
-    base_types = _types(header)
-    budgets: list[tuple[float, Assignment]] = []
-    seen: set[tuple] = set()
-    for share in CANDIDATE_BUDGETS:
-        a = search(choices, base_q.kld_mean or 0.0, stock_bytes, int(stock_bytes * share))
-        if a is None or not a.types or tuple(sorted(a.types.items())) in seen:
-            continue
-        seen.add(tuple(sorted(a.types.items())))
-        budgets.append((share, a))
-    if not budgets:
-        log.info("mixes: no assignment at %s's size changes a group", size)
-        return None
-    with ThreadPoolExecutor(max_workers=max(1, tools.workers)) as pool:
-        measured = list(pool.map(lambda item: _probe_kld(tools, scratch, base_file, sources,
-                                                         groups, item[1].types, tuning)[0],
-                                 budgets))
-    found = []
-    for (share, a), q in zip(budgets, measured, strict=True):
-        plan = MixPlan(name=mix_name(size), stock=size, base=size, types=a.types,
-                       args=recipe_args(assigned_types(base_types, a.types, groups), groups),
-                       file_bytes=a.file_bytes, predicted_kld=a.predicted_kld,
-                       tuning_kld=q.kld_mean or 0.0, tuning_kld_err=q.kld_err or 0.0)
-        entry["candidates"].append({**asdict(plan), "budget_share": share})
-        found.append(plan)
-    return min(found, key=lambda p: p.tuning_kld)
-
-
-def make_mix(tc: Toolchain, f16: Path, plan: MixPlan, groups_from: Path, out: Path,
-             imatrix: Path | None, threads: int, log_file: Path | None) -> Path:
-    """The mix, made by ``llama-quantize`` from its recipe alone; its tensor types must be the
-    plan's (else the recipe would not say what the file is)."""
-    if not out.exists():
-        tmp = out.with_name(f".{out.name}.partial")
-        llama_tools.quantize(tc, f16, tmp, plan.base, threads, imatrix, log_file,
-                             tuple(plan.args))
-        header = read_header(groups_from)
-        want = assigned_types({t.name: t.type_name for t in header.tensors}, plan.types,
-                              groups_of(header.tensors))
-        got = {t.name: t.type_name for t in read_header(tmp).tensors}
-        wrong = sorted(n for n in want if got.get(n) != want[n])
-        if wrong:
-            tmp.unlink()
-            raise QuantbotError(f"llama-quantize made {wrong[0]} {got.get(wrong[0])}, where the "
-                                f"mix {plan.name} plans {want[wrong[0]]}",
-                                "report this: the recipe does not reproduce the searched mix")
-        tmp.rename(out)
     return out
 
 

@@ -40,7 +40,6 @@ from runners.gguf.measure import domain_quality, measure_file
 from runners.gguf.mix_plan import mix_name
 from runners.gguf.mixes import (
     SearchTools,
-    make_mix,
     probe_workers,
     recipe_command,
     run_search,
@@ -285,8 +284,8 @@ def _mixes(tc: Toolchain, eval_tc: Toolchain, source: SourceModel, base: Path,
            imatrix_file: Path | None, ctx: int, threads: int, opts: _Job, log_file: Path,
            progress: _Progress) -> tuple[list[Variant], dict]:
     """The mix search (:mod:`runners.gguf.mixes`) at the sizes of the requested stock types, on
-    the tuning windows; each winner made by llama-quantize from its recipe (on the CPU while the
-    next size is swept), then measured and checked on the held-out windows like every file, and
+    the tuning windows; each winner spliced from the search's tensors (the bytes its recipe makes
+    with plain llama-quantize), then measured and checked on the held-out windows like every file, and
     kept only where it beats the stock file of its size there
     (:func:`runners.gguf.mixes.verdict`). The search's record (sweep, candidates, every mix's
     verdict) goes to ``quantbot.json`` whatever was published."""
@@ -310,17 +309,11 @@ def _mixes(tc: Toolchain, eval_tc: Toolchain, source: SourceModel, base: Path,
                         log_file=log_file)
     out_of = {size: repo_dir / _publish_name(source, mix_name(size))
               for size in opts.spec.mix_sizes()}
-    making: dict[str, Future] = {}
-    with ThreadPoolExecutor(max_workers=1) as maker:
-        plans, record = run_search(
-            tools, base, stock_files, opts.spec.mix_sizes(), imatrix_file, tuning, folder,
-            opts.spec.mix_minutes or None,
-            on_plan=lambda plan: making.__setitem__(plan.name, maker.submit(
-                make_mix, tc, base, plan, stock_files[plan.base], out_of[plan.stock],
-                imatrix_file, cores, log_file)))
+    plans, record = run_search(tools, base, stock_files, opts.spec.mix_sizes(), imatrix_file,
+                               tuning, folder, opts.spec.mix_minutes or None, out_of)
     kept, outcomes = [], []
     for plan in plans:
-        out = making[plan.name].result()
+        out = out_of[plan.stock]
         progress.done(f"{plan.name} made")
         variant = _measured(eval_tc, plan.name, [out], base_run, imatrix_file, threads, opts,
                             log_file, progress)

@@ -7,8 +7,8 @@ the same bytes in every file that holds it at T. Copying each tensor's bytes fro
 already holds it at the wanted type (the stock file, or one made with every tensor at T) gives
 the file ``llama-quantize`` would make for that assignment, in the time it takes to write it: an
 8B file is written in seconds, where quantizing it again takes most of a minute. The metadata is
-the template's, byte for byte (a test checks that splicing a file from itself gives it back);
-the published mixes are made by ``llama-quantize`` from their recipe, never spliced.
+the template's, byte for byte (a test checks that splicing a file from itself gives it back, and
+that a mix's splice is the file its recipe makes with plain ``llama-quantize``).
 """
 
 from __future__ import annotations
@@ -44,25 +44,38 @@ def splice(template: Path, sources: Mapping[str, Path], out: Path) -> Path:
         src = sources.get(place.name, template)
         if src not in layouts:
             layouts[src] = read_layout(src)
-        found = next((t for t in layouts[src].tensors if t.name == place.name), None)
-        if found is None or found.shape != place.shape:
-            raise QuantbotError(f"{src.name} has no tensor {place.name} of shape {place.shape}",
-                                "splice only quantizations of the same 16-bit file")
-        places.append((src, found))
-    align = base.alignment
+        places.append((src, held_tensor(src, layouts[src], place.name, place.shape)))
+    with template.open("rb") as fh:
+        metadata = fh.read(base.metadata_end)
+    return write_gguf(out, metadata, places, layouts, base.alignment)
+
+
+def held_tensor(src: Path, layout: GgufLayout, name: str, shape: tuple[int, ...]) -> TensorPlace:
+    """``name``'s entry in ``src``, which must hold it at ``shape``."""
+    found = next((t for t in layout.tensors if t.name == name), None)
+    if found is None or found.shape != shape:
+        raise QuantbotError(f"{src.name} has no tensor {name} of shape {shape}",
+                            "splice only quantizations of the same 16-bit file")
+    return found
+
+
+def write_gguf(out: Path, metadata: bytes, places: list[tuple[Path, TensorPlace]],
+               layouts: Mapping[Path, GgufLayout], alignment: int) -> Path:
+    """A GGUF file: ``metadata`` (its header and fields, their counts already right), then each
+    tensor's entry and bytes, copied from its source file; written aside and renamed, so a file
+    under ``out``'s name is always whole."""
     offsets, at = [], 0
     for _, place in places:
         offsets.append(at)
-        at = _pad(at + place.n_bytes, align)
+        at = _pad(at + place.n_bytes, alignment)
     tmp = out.with_name(f".{out.name}.partial")
-    handles = {path: path.open("rb") for path in layouts}
+    handles = {path: path.open("rb") for path in {src for src, _ in places}}
     try:
         with tmp.open("wb") as fout:
-            handles[template].seek(0)
-            fout.write(handles[template].read(base.metadata_end))
+            fout.write(metadata)
             for (_, place), offset in zip(places, offsets, strict=True):
                 fout.write(_entry(place, offset))
-            fout.write(b"\0" * (_pad(fout.tell(), align) - fout.tell()))
+            fout.write(b"\0" * (_pad(fout.tell(), alignment) - fout.tell()))
             for src, place in places:
                 fin = handles[src]
                 fin.seek(layouts[src].data_start + place.offset)
@@ -74,7 +87,7 @@ def splice(template: Path, sources: Mapping[str, Path], out: Path) -> Path:
                                             "remake that file")
                     fout.write(block)
                     left -= len(block)
-                fout.write(b"\0" * (_pad(place.n_bytes, align) - place.n_bytes))
+                fout.write(b"\0" * (_pad(place.n_bytes, alignment) - place.n_bytes))
     finally:
         for fh in handles.values():
             fh.close()
