@@ -2,12 +2,13 @@
 
 Runs quantbot's GGUF pipeline once with ``gguf=<sizes> imatrix mixes``: convert, importance
 matrix, the stock files of ``--sizes`` quantized, measured and checked, then the mix stage
-(tuning reference, sources, sweeps, candidates, each winner made by ``llama-quantize`` from its
-recipe, measured and checked on the held-out windows). The stock set's time is the run's wall
+(tuning reference, gap files, sweeps, candidates, each winner spliced from the search's tensors
+— its recipe's bytes — then measured and checked on the held-out windows). The stock set's time is the run's wall
 time less the mix stage's (``stage_seconds`` in ``quantbot.json``); the ratio is the stage's
 time over the stock set's. Prints both, the search's own time, how many probes it measured and
-at once, where a probe's time goes (writing it, the tool's start to its first window, the
-tool's whole run), the files it quantized for itself, and each size's verdict; ``--out`` keeps the
+at once and of how many planned (on a GPU the sweeps stop at three quarters of the stock set's
+time unless ``mix_minutes`` says otherwise), where a probe's time goes (getting its parts, the
+tool's start to its first window, the tool's whole run), the files it quantized for itself, and each size's verdict; ``--out`` keeps the
 numbers and ``quantbot.json``. The runners' log lines go to stderr.
 
 Random weights (a stand-in) say nothing of the mixes' quality; the times are real.
@@ -70,7 +71,11 @@ def main() -> None:
         "stock_set_seconds": round(stock, 1), "mix_stage_seconds": stage,
         "search_seconds": search["seconds"], "ratio_stage_over_stock": round(stage / stock, 2),
         "probes": sum(len(s["sweep"]) for s in search["sizes"]),
-        # Where a probe's time goes (means): writing it, the tool's start to its first window,
+        "planned_probes": search.get("planned_probes"),
+        "sweep_budget": {"minutes": search.get("budget_minutes"),
+                         "from": search.get("budget_from"),
+                         "stopped": search.get("stopped_by_budget")},
+        # Where a probe's time goes (means): its parts, the tool's start to its first window,
         # the tool's whole run; the probes ran ``probe_workers`` at once.
         "probe_seconds": {k: round(v, 2) for k, v in probe_seconds(
             p for s in search["sizes"] for p in s["sweep"]).items()},

@@ -294,3 +294,13 @@ def test_a_card_tells_the_mix_search_and_marks_the_front(tmp_path):
     # QB-Q4_K_M (480 kB, 0.02) beats Q4_K_M (500 kB, 0.04): off the front; Q2_K is smallest
     assert front == {"Q2_K": True, "Q3_K_M": True, "QB-Q4_K_M": True, "Q4_K_M": False,
                      "Q8_0": True}
+    assert "The sweep stopped" not in text
+    # Cut by the default time on a GPU (runners.gguf.mixes.sweep_budget), the card says so.
+    cut = dataclasses.replace(run, mix_search={**run.mix_search, "stopped_by_budget": True,
+                                               "planned_probes": 5, "budget_from": "stock set"})
+    text = render_card(build_card_data(cut, "quantbot/Model-7B-GGUF"))
+    assert ("three quarters of the time the stock files took" in text
+            and "2 of the 5 files it planned were measured" in text)
+    asked = dataclasses.replace(cut, mix_search={**cut.mix_search, "budget_from": "mix_minutes"})
+    text = render_card(build_card_data(asked, "quantbot/Model-7B-GGUF"))
+    assert "stopped at the time asked for (`mix_minutes`), after 2 of the 5 files" in text

@@ -198,3 +198,38 @@ def test_a_gap_file_is_sized_before_it_is_made():
     want = sum(t.n_bytes if len(t.shape) < 2 else
                type_bytes("Q4_K" if t.name in names else "Q8_0", t.n_elements) for t in model)
     assert got == want and gap_bytes(model, "Q2_K", names) < got < gap_bytes(model, "Q8_0", [])
+
+
+def test_the_sweeps_default_time_is_three_quarters_of_the_stock_sets_on_a_gpu_only():
+    from runners.gguf.mixes import sweep_budget
+
+    assert sweep_budget(0, "cuda", 300.0, 15.0) == (3.5, "stock set")  # 225 s less 15 s spent
+    assert sweep_budget(0, "cuda", 300.0, 400.0) == (0.0, "stock set")
+    assert sweep_budget(20, "cuda", 300.0, 15.0) == (20.0, "mix_minutes")  # asked: as asked
+    assert sweep_budget(0, "cpu", 300.0, 15.0) == (None, "")  # the bot asks for it there
+
+
+def test_further_steps_are_measured_where_the_nearer_step_was_most_worth_it():
+    """The sweeps measure every group one ladder step from its types before any two steps away,
+    those in order of the nearer step's value to the knapsack, so a deadline cuts the least
+    promising (runners.gguf.mixes.by_promise)."""
+    from runners.gguf.mixes import by_promise, nearer_type, probe_step, promise
+
+    groups = {g.key: g for g in groups_of(_model())}
+    down = groups["ffn_down.0-1"]
+    q4 = dict.fromkeys(down.tensors, "Q4_K")
+    mixed = {down.tensors[0]: "Q4_K", down.tensors[1]: "Q6_K"}
+    assert [probe_step(down, q4, t) for t in ("Q2_K", "Q3_K", "Q5_K", "Q6_K")] == [2, 1, 1, 2]
+    assert probe_step(down, mixed, "Q5_K") == 1 and probe_step(down, mixed, "Q8_0") == 1
+    assert nearer_type(down, q4, "Q2_K") == "Q3_K" and nearer_type(down, q4, "Q6_K") == "Q5_K"
+    # a step down: bytes saved per KLD added; a step up: KLD saved per byte
+    assert promise(0.01, -1000) == 100_000 and promise(-0.001, -10) == float("inf")
+    assert promise(-0.01, 100) == 1e-4 and promise(0.01, 100) < 0
+    probes = [(0, down, "Q2_K"), (1, down, "Q2_K"), (0, down, "Q6_K"), (1, down, "Q6_K"),
+              (2, down, "Q6_K")]
+    scores = {(0, down.key, "Q2_K"): 10.0, (1, down.key, "Q2_K"): 50.0,
+              (0, down.key, "Q6_K"): 1e-6, (1, down.key, "Q6_K"): 1e-4}  # size 2's unmeasured
+    downward = {(i, g.key, t): t == "Q2_K" for i, g, t in probes}
+    ordered = [(i, t) for i, _, t in by_promise(probes, scores, downward)]
+    assert ordered[:2] in ([(1, "Q2_K"), (1, "Q6_K")], [(1, "Q6_K"), (1, "Q2_K")])
+    assert ordered[-1] == (2, "Q6_K")  # its nearer probe never measured: last

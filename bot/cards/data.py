@@ -177,6 +177,8 @@ class MixSearch:
     minutes: float
     stopped_by_budget: bool
     lines: list[MixLine]
+    planned: int = 0  # probes the sweeps planned (0: a record from before they were counted)
+    budget_from: str = ""  # "mix_minutes", "stock set" (the default on a GPU) or ""
 
 
 def mix_search_of(run: QuantRun) -> MixSearch | None:
@@ -191,7 +193,8 @@ def mix_search_of(run: QuantRun) -> MixSearch | None:
         tuning_windows=record["tuning_windows"], tuning_tokens=record["tuning_tokens"],
         minutes=round(record["seconds"] / 60, 1), stopped_by_budget=record["stopped_by_budget"],
         lines=[MixLine(m["name"], m["stock"], m["published"], m["why"],
-                       commands.get(m["name"], "")) for m in record["mixes"]])
+                       commands.get(m["name"], "")) for m in record["mixes"]],
+        planned=record.get("planned_probes", 0), budget_from=record.get("budget_from", ""))
 
 
 def domain_table(variant: Variant) -> DomainTable | None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -81,6 +82,25 @@ TUNING_WINDOWS = 8
 CANDIDATE_BUDGETS = (1.0, 0.99, 0.98)
 #: A group is tried at the types of its ladder up to this many steps from the ones it has.
 PROBE_REACH = 2
+#: On a GPU, with no ``mix_minutes`` asked, the sweeps start no probe past this share of the
+#: stock set's own time from the mix stage's start: the rest is for the candidates and the
+#: mixes' writing, measuring and checking, so that the stage adds at most about the stock
+#: set's time (issue 20 item 6), the probes least likely to change a mix cut first.
+SWEEP_SHARE_OF_STOCK = 0.75
+
+
+def sweep_budget(asked_minutes: int, backend: str, stock_seconds: float,
+                 spent_seconds: float) -> tuple[float | None, str]:
+    """The sweeps' time limit in minutes and where it comes from (pure): ``mix_minutes`` when
+    asked; on a GPU, what is left of :data:`SWEEP_SHARE_OF_STOCK` of the stock set's time after
+    the ``spent_seconds`` the stage has taken; on the CPU none (the bot asks for
+    ``mix_minutes`` there: :func:`bot.plan`)."""
+    if asked_minutes:
+        return float(asked_minutes), "mix_minutes"
+    if backend == "cuda":
+        left = max(0.0, SWEEP_SHARE_OF_STOCK * stock_seconds - spent_seconds)
+        return round(left / 60, 2), "stock set"
+    return None, ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,12 @@ class SearchRecord:
     sizes: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     stopped_by_budget: bool = False
+    #: Probes the sweeps planned (``sizes[*].sweep`` holds those measured).
+    planned_probes: int = 0
+    #: The sweeps' time limit and where it came from: ``mix_minutes``, the stock set's time
+    #: (:func:`sweep_budget`), or none.
+    budget_minutes: float | None = None
+    budget_from: str = ""
     #: Files quantized for the search: per type, the tensors some probe needs at it that no
     #: stock file holds (:func:`missing_tensors`).
     gap_files: list[dict] = field(default_factory=list)
@@ -379,14 +405,60 @@ def probe_order(group: Group, type_name: str, missing: Mapping[str, list[str]]) 
     return 0
 
 
+def probe_step(group: Group, base_types: Mapping[str, str], type_name: str) -> int:
+    """How many ladder steps ``type_name`` lies outside the group's own types (pure; at least
+    1): the sweep measures every group one step away before any two steps away."""
+    ladder = group.ladder
+    held = [ladder.index(base_types[n]) for n in group.tensors if base_types[n] in ladder]
+    i = ladder.index(type_name)
+    if not held:
+        return 1
+    return max(1, min(held) - i, i - max(held))
+
+
+def nearer_type(group: Group, base_types: Mapping[str, str], type_name: str) -> str:
+    """The type one ladder step closer to the group's own types than ``type_name`` (pure)."""
+    ladder = group.ladder
+    held = [ladder.index(base_types[n]) for n in group.tensors if base_types[n] in ladder]
+    i = ladder.index(type_name)
+    return ladder[i + 1 if i < min(held) else i - 1]
+
+
+def promise(kld_delta: float, bytes_delta: int) -> float:
+    """How good a measured change is for the knapsack (pure; larger is better): bytes saved per
+    unit of KLD added for a step down, KLD saved per byte for a step up. A further step is
+    worth measuring first where the nearer one was most worth it."""
+    if bytes_delta < 0:
+        return math.inf if kld_delta <= 0 else -bytes_delta / kld_delta
+    return -kld_delta / max(bytes_delta, 1)
+
+
+def by_promise(probes: list[tuple[int, Group, str]], scores: Mapping[tuple[int, str, str], float],
+               downward: Mapping[tuple[int, str, str], bool]) -> list[tuple[int, Group, str]]:
+    """``probes`` (size index, group, type) in order of their nearer probe's :func:`promise`,
+    ranked within each direction (steps down and steps up are not on one scale) and the two
+    rankings interleaved; probes whose nearer one is unmeasured last (pure)."""
+    ranked: dict[tuple[int, str, str], float] = {}
+    for down in (True, False):
+        mine = [(i, g.key, t) for i, g, t in probes if downward[(i, g.key, t)] is down]
+        order = sorted(mine, key=lambda k: -scores.get(k, -math.inf))
+        for place, key in enumerate(order):
+            ranked[key] = ((place + 0.5) / len(order) if key in scores else 2.0)
+    return sorted(probes, key=lambda p: ranked[(p[0], p[1].key, p[2])])
+
+
 def _search_sizes(tools: SearchTools, store: PartStore, stock_files: dict[str, Path],
                   sizes: list[str], headers: Mapping[Path, GgufHeader],
                   missing: Mapping[str, list[str]], tuning: Reference, folder: Path,
                   record: SearchRecord, deadline: float | None) -> list[MixPlan]:
-    """Every size's sweep in one pool (``tools.workers`` probes at once, those that need no
-    gap file first), then every size's candidates; the plan of each size's best candidate."""
+    """Every size's sweep in one pool (``tools.workers`` probes at once), one ladder step at a
+    time: every group one step from its types (those that need no gap file first), then two
+    steps where one step was most worth it (:func:`promise`), so a deadline cuts the probes
+    least likely to change a mix; then every size's candidates. The plan of each size's best
+    candidate."""
     groups = store.groups
     base_types = {s: _types(headers[stock_files[s]]) for s in sizes}
+    elements = {t.name: t.n_elements for t in next(iter(headers.values())).tensors}
     with ThreadPoolExecutor(max_workers=max(1, tools.workers)) as pool:
         base_q = dict(zip(sizes, pool.map(
             lambda s: _kld(tools.measure, stock_files[s], tuning, tools.measure_threads,
@@ -395,8 +467,12 @@ def _search_sizes(tools: SearchTools, store: PartStore, stock_files: dict[str, P
                 for p in (_sweep_cache(folder, stock_files[s], tuning) for s in sizes)]
         probes = [(i, g, t) for i, s in enumerate(sizes) for g in groups
                   for t in probe_types(g, base_types[s])]
-        todo = sorted(((i, g, t) for i, g, t in probes if f"{g.key}={t}" not in done[i]),
-                      key=lambda p: (probe_order(p[1], p[2], missing), p[0]))
+        steps = {(i, g.key, t): probe_step(g, base_types[sizes[i]], t) for i, g, t in probes}
+        record.planned_probes = len(probes)
+
+        def bytes_delta(i: int, g: Group, t: str) -> int:
+            return (group_bytes(g, elements, t) - sum(
+                type_bytes(base_types[sizes[i]][n], elements[n]) for n in g.tensors))
 
         def measured(i: int, g: Group, t: str) -> tuple[int, dict] | None:
             if deadline is not None and time.perf_counter() > deadline:
@@ -408,26 +484,43 @@ def _search_sizes(tools: SearchTools, store: PartStore, stock_files: dict[str, P
 
         started = time.perf_counter()
         fresh: list[dict] = []
-        bar = progress(total=len(probes), initial=len(probes) - len(todo), desc="mix sweeps",
-                       unit="file")
+        bar = progress(total=len(probes), initial=sum(f"{g.key}={t}" in done[i]
+                                                      for i, g, t in probes),
+                       desc="mix sweeps", unit="file")
         with bar:
-            futures = [pool.submit(measured, *p) for p in todo]
-            try:
-                for future in as_completed(futures):
-                    found = future.result()
-                    if found is None:
-                        record.stopped_by_budget = True
-                        continue
-                    i, item = found
-                    done[i][f"{item['group']}={item['type']}"] = item
-                    _sweep_cache(folder, stock_files[sizes[i]], tuning).write_text(
-                        json.dumps(done[i], indent=1))
-                    fresh.append(item)
-                    bar.update(1)
-            except BaseException:
-                for future in futures:  # a failed probe stops the sweeps, not after the rest
-                    future.cancel()
-                raise
+            for step in sorted(set(steps.values())):
+                todo = [(i, g, t) for i, g, t in probes if steps[(i, g.key, t)] == step
+                        and f"{g.key}={t}" not in done[i]]
+                if step == 1:
+                    todo.sort(key=lambda p: (probe_order(p[1], p[2], missing), p[0]))
+                else:
+                    scores, downward = {}, {}
+                    for i, g, t in todo:
+                        near = nearer_type(g, base_types[sizes[i]], t)
+                        item = done[i].get(f"{g.key}={near}")
+                        downward[(i, g.key, t)] = bytes_delta(i, g, t) < 0
+                        if item is not None and item["kld"] is not None:
+                            scores[(i, g.key, t)] = promise(
+                                item["kld"] - (base_q[sizes[i]].kld_mean or 0.0),
+                                bytes_delta(i, g, near))
+                    todo = by_promise(todo, scores, downward)
+                futures = [pool.submit(measured, *p) for p in todo]
+                try:
+                    for future in as_completed(futures):
+                        found = future.result()
+                        if found is None:
+                            record.stopped_by_budget = True
+                            continue
+                        i, item = found
+                        done[i][f"{item['group']}={item['type']}"] = item
+                        _sweep_cache(folder, stock_files[sizes[i]], tuning).write_text(
+                            json.dumps(done[i], indent=1))
+                        fresh.append(item)
+                        bar.update(1)
+                except BaseException:
+                    for future in futures:  # a failed probe stops the sweeps, not after the rest
+                        future.cancel()
+                    raise
         if fresh:
             log.info("mix sweeps: %d probe(s) in %.1f s, %d at once; per probe %s", len(fresh),
                      time.perf_counter() - started, max(1, tools.workers),

@@ -43,6 +43,7 @@ from runners.gguf.mixes import (
     probe_workers,
     recipe_command,
     run_search,
+    sweep_budget,
     tuning_reference,
     verdict,
 )
@@ -154,6 +155,7 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
     """Make, measure and check every type into ``repo_dir``; return the run's record."""
     check_window(settings)
     tc = tc or ensure_toolchain()
+    run_started = time.perf_counter()  # the stock set's clock, for the mix search's default time
     opts = _Job(spec, settings)
     work = settings.work_dir
     work.mkdir(parents=True, exist_ok=True)
@@ -185,7 +187,9 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
             tmp.rename(base)
         progress.done(f"converted to {outtype}")
         ctx = min(settings.ctx, source.info.context_length or settings.ctx)
+        building = time.perf_counter()
         eval_tc = _measuring_toolchain(tc, settings)
+        run_started += time.perf_counter() - building  # building GPU tools is not the stock set
         on_gpu = eval_tc.backend == "cuda"
         if on_gpu:
             quantize_threads, threads = plan_lanes(settings.threads or os.cpu_count() or 1,
@@ -239,7 +243,7 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
         if opts.spec.mixes:
             mixes, mix_search = _mixes(tc, eval_tc, source, base, variants, base_run, eval_text,
                                        repo_dir, imatrix_file, ctx, threads, opts, log_file,
-                                       progress)
+                                       progress, time.perf_counter() - run_started)
             variants += mixes
         variants = _fold_identical(variants, repo_dir)
         variants = _with_domains(eval_tc, variants, repo_dir, base_run[5], threads, log_file)
@@ -282,13 +286,14 @@ def run(source: SourceModel, spec: GgufSpec, settings: RunSettings, repo_dir: Pa
 def _mixes(tc: Toolchain, eval_tc: Toolchain, source: SourceModel, base: Path,
            stock: list[Variant], base_run: tuple, eval_text: EvaluationText, repo_dir: Path,
            imatrix_file: Path | None, ctx: int, threads: int, opts: _Job, log_file: Path,
-           progress: _Progress) -> tuple[list[Variant], dict]:
+           progress: _Progress, stock_seconds: float) -> tuple[list[Variant], dict]:
     """The mix search (:mod:`runners.gguf.mixes`) at the sizes of the requested stock types, on
     the tuning windows; each winner spliced from the search's tensors (the bytes its recipe makes
     with plain llama-quantize), then measured and checked on the held-out windows like every file, and
     kept only where it beats the stock file of its size there
     (:func:`runners.gguf.mixes.verdict`). The search's record (sweep, candidates, every mix's
-    verdict) goes to ``quantbot.json`` whatever was published."""
+    verdict) goes to ``quantbot.json`` whatever was published. ``stock_seconds``: the run so
+    far, which sets the sweeps' default time on a GPU (:func:`runners.gguf.mixes.sweep_budget`)."""
     by_name = {v.name: v for v in stock}
     split = [v.name for v in stock if len(v.files) > 1]
     if split:
@@ -309,8 +314,11 @@ def _mixes(tc: Toolchain, eval_tc: Toolchain, source: SourceModel, base: Path,
                         log_file=log_file)
     out_of = {size: repo_dir / _publish_name(source, mix_name(size))
               for size in opts.spec.mix_sizes()}
+    minutes, budget_from = sweep_budget(opts.spec.mix_minutes, eval_tc.backend, stock_seconds,
+                                        time.perf_counter() - started)
     plans, record = run_search(tools, base, stock_files, opts.spec.mix_sizes(), imatrix_file,
-                               tuning, folder, opts.spec.mix_minutes or None, out_of)
+                               tuning, folder, minutes, out_of)
+    record.budget_minutes, record.budget_from = minutes, budget_from
     kept, outcomes = [], []
     for plan in plans:
         out = out_of[plan.stock]
