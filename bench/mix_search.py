@@ -2,13 +2,14 @@
 
 Runs quantbot's GGUF pipeline once with ``gguf=<sizes> imatrix mixes``: convert, importance
 matrix, the stock files of ``--sizes`` quantized, measured and checked, then the mix stage
-(tuning reference, gap files, sweeps, candidates, each winner spliced from the search's tensors
-— its recipe's bytes — then measured and checked on the held-out windows). The stock set's time is the run's wall
-time less the mix stage's (``stage_seconds`` in ``quantbot.json``); the ratio is the stage's
-time over the stock set's. Prints both, the search's own time, how many probes it measured and
-at once and of how many planned (on a GPU the sweeps stop at three quarters of the stock set's
-time unless ``mix_minutes`` says otherwise), where a probe's time goes (getting its parts, the
-tool's start to its first window, the tool's whole run), the files it quantized for itself, and each size's verdict; ``--out`` keeps the
+(tuning reference, gap files, sweeps, candidates, each winner spliced from the search's
+tensors, its recipe's bytes, then measured and checked on the held-out windows). The stock
+set's time is the run's wall time less the mix stage's (``stage_seconds`` in
+``quantbot.json``); the ratio is the stage's time over the stock set's. Prints both, the
+search's own time, how many probes it measured at once and of how many planned (on a GPU the
+sweeps stop at three quarters of the stock set's time unless ``mix_minutes`` says otherwise),
+where a probe's time goes (getting its parts, the tool's start to its first window, the tool's
+whole run), the files it quantized for itself, and each size's verdict; ``--out`` keeps the
 numbers and ``quantbot.json``. The runners' log lines go to stderr.
 
 Random weights (a stand-in) say nothing of the mixes' quality; the times are real.

@@ -275,8 +275,8 @@ def test_mixes_run_where_measuring_is_cheap(github: FakeGitHub, model_hub: FakeH
     assert Plan.from_json(busy["plan"]).request.methods == ("gptq", "awq")
     body = github.bodies()[-1]
     assert ("- **GGUF**: its job runs on the cpu runner, which has no GPU, and the mix search "
-            "there takes about 78 min \\(about 115 files measured on 16 cores\\); ask again "
-            "with \\`mix\\_minutes=78\\` to allow it") in body
+            "there takes about 69 min \\(about 115 files measured on 16 cores\\); ask again "
+            "with \\`mix\\_minutes=69\\` to allow it") in body
     (tmp_path / "github_output").unlink()
-    allowed = plan(tmp_path, "/quantize gguf=Q4_K_M mixes mix_minutes=78 gptq awq")
+    allowed = plan(tmp_path, "/quantize gguf=Q4_K_M mixes mix_minutes=69 gptq awq")
     assert Plan.from_json(allowed["plan"]).request.methods == ("gguf", "gptq", "awq")

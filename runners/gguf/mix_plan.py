@@ -210,11 +210,10 @@ TYPICAL_PROBES = 23 * 5
 
 def estimate_sweep_seconds(n_params: int, cores: int, on_gpu: bool, windows: int = 8,
                            probes: int = TYPICAL_PROBES) -> float:
-    """About how long the mix search's sweep takes (pure): each probe writes a file of about
-    0.6 bytes a weight (a 4-bit mix) and measures ``windows`` tuning windows, scaled from the
-    8B rates by parameters (and cores on a CPU)."""
+    """About how long the mix search's sweep takes (pure): each probe (links to parts written
+    once, :mod:`runners.gguf.parts`) measures ``windows`` tuning windows, scaled from the 8B
+    rates by parameters (and cores on a CPU), plus a tool's start."""
     scale = n_params / 8.03e9
     window = (GPU_WINDOW_SECONDS_8B * scale if on_gpu
               else CPU_WINDOW_SECONDS_8B_16_CORES * scale * 16 / max(cores, 1))
-    write = 0.6 * n_params / 1e9  # about 1 GB/s
-    return probes * (windows * window + write + 1.0)  # + a tool's start
+    return probes * (windows * window + 1.0)
