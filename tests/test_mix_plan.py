@@ -231,5 +231,27 @@ def test_further_steps_are_measured_where_the_nearer_step_was_most_worth_it():
               (0, down.key, "Q6_K"): 1e-6, (1, down.key, "Q6_K"): 1e-4}  # size 2's unmeasured
     downward = {(i, g.key, t): t == "Q2_K" for i, g, t in probes}
     ordered = [(i, t) for i, _, t in by_promise(probes, scores, downward)]
-    assert ordered[:2] in ([(1, "Q2_K"), (1, "Q6_K")], [(1, "Q6_K"), (1, "Q2_K")])
-    assert ordered[-1] == (2, "Q6_K")  # its nearer probe never measured: last
+    # each direction ranked on its own scale, the best of each first, the unmeasured last
+    assert ordered == [(1, "Q2_K"), (1, "Q6_K"), (0, "Q2_K"), (0, "Q6_K"), (2, "Q6_K")]
+
+
+def test_matrices_llama_quantize_leaves_unquantized_are_not_searched():
+    """A MoE router (``ffn_gate_inp``) stays F32 in every stock file: no probe could change it,
+    so it is in no group (and a gap file would only hold it at F32)."""
+    from runners.gguf.mixes import searched_groups
+
+    stock = [dataclasses.replace(t, type_name="Q4_K") if len(t.shape) > 1 else t
+             for t in _model()] + [_t(f"blk.{i}.ffn_gate_inp.weight", 8, 576, "F32")
+                                   for i in range(6)]
+    keys = [g.key for g in searched_groups(stock)]
+    assert keys == [g.key for g in groups_of(_model())] and not any("gate_inp" in k for k in keys)
+
+
+def test_a_rerun_keeps_the_first_runs_stock_set_time(tmp_path):
+    """A rerun reuses the stock files and takes seconds; the sweeps' default time stays the one
+    the first run's stock set set."""
+    from runners.gguf.pipeline import _stock_set_seconds
+
+    assert _stock_set_seconds(tmp_path, 300.0) == 300.0
+    assert _stock_set_seconds(tmp_path, 12.0) == 300.0
+    assert _stock_set_seconds(tmp_path, 320.0) == 320.0

@@ -9,6 +9,7 @@ import filecmp
 import shlex
 import subprocess
 import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -168,12 +169,13 @@ def test_a_probe_of_shared_parts_is_measured_as_its_splice(files, toolchain, tmp
 
 def test_a_probe_waits_for_its_gap_file_and_stops_if_none_comes(files, toolchain, tmp_path):
     """A probe that needs a tensor only a gap file will hold waits while it is made, then gets
-    its part from it (the gap file itself goes); if the gap file fails, the probe stops with a
-    clear error instead of waiting for ever."""
+    its part from it (the gap file itself goes); past its deadline it gives up with None; if the
+    gap file fails, it stops with a clear error instead of waiting for ever; and a gap file
+    holding a tensor at another type than asked is refused, not measured as if it were."""
     from runners.errors import QuantbotError
     from runners.gguf.mixes import SearchTools, _gap_file
 
-    root, f16, stock = files
+    _, f16, stock = files
     header = read_header(stock)
     groups = groups_of(header.tensors)
     group = next(g for g in groups if "Q5_K" in g.ladder)
@@ -182,33 +184,46 @@ def test_a_probe_waits_for_its_gap_file_and_stops_if_none_comes(files, toolchain
     assert (group.tensors[0], "Q5_K") not in sources
     results: dict[str, object] = {}
 
-    def probe(store: PartStore, key: str) -> None:
-        try:
-            results[key] = store.probe(stock, base_types, {group.key: "Q5_K"})
-        except QuantbotError as exc:
-            results[key] = exc
+    def in_thread(key: str, call) -> threading.Thread:
+        def run() -> None:
+            try:
+                results[key] = call()
+            except QuantbotError as exc:
+                results[key] = exc
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
 
-    store = PartStore(tmp_path / "ok", groups, len(header.tensors), sources, ["Q5_K"])
-    store.folder.mkdir()
-    waiting = threading.Thread(target=probe, args=(store, "ok"))
-    waiting.start()
-    waiting.join(timeout=2)
-    assert waiting.is_alive()  # nothing holds the group at Q5_K yet
+    def new_store(name: str) -> PartStore:
+        store = PartStore(tmp_path / name, groups, len(header.tensors), sources,
+                          {"Q5_K": group.tensors})
+        store.folder.mkdir()
+        return store
+
+    store = new_store("ok")
+    waiting = in_thread("ok", lambda: store.probe(stock, base_types, {group.key: "Q5_K"}))
+    assert store.probe(stock, base_types, {group.key: "Q5_K"},
+                       until=time.perf_counter() + 0.5) is None  # out of time: gives up
+    assert waiting.is_alive() and "ok" not in results  # no deadline: still waiting
     tools = SearchTools(quantize=toolchain, measure=toolchain, quantize_threads=2,
                         measure_threads=2)
     gaps = _gap_file(tools, f16, "Q5_K", list(group.tensors), tmp_path, None)
-    store.provide(gaps, "Q5_K", group.tensors)
-    waiting.join(timeout=30)
-    assert not gaps.exists() and isinstance(results["ok"], type(root))
+    providing = in_thread("provide", lambda: store.provide(gaps, "Q5_K", group.tensors))
+    providing.join(timeout=60)
+    waiting.join(timeout=60)
+    assert not providing.is_alive() and not waiting.is_alive(), "provide or the probe hung"
+    assert results["ok"].name.startswith("probe-00001-of-"), results["ok"]
+    assert not gaps.exists()
     assert store.source(group.tensors[0], "Q5_K").name.startswith("part-")
 
-    broken = PartStore(tmp_path / "broken", groups, len(header.tensors), sources, ["Q5_K"])
-    broken.folder.mkdir()
-    waiting = threading.Thread(target=probe, args=(broken, "broken"))
-    waiting.start()
+    broken = new_store("broken")
+    waiting = in_thread("broken", lambda: broken.probe(stock, base_types, {group.key: "Q5_K"}))
     broken.fail(RuntimeError("llama-quantize was killed"))
-    waiting.join(timeout=30)
+    waiting.join(timeout=60)
     assert "llama-quantize was killed" in str(results["broken"])
+
+    with pytest.raises(QuantbotError, match="where the search asked for Q5_K"):
+        new_store("wrong").provide(stock, "Q5_K", group.tensors)  # Q4_K_M holds no Q5_K
 
 
 def test_a_request_with_mixes_records_the_search_and_publishes_only_winners(tmp_path,
@@ -281,6 +296,8 @@ def test_probes_measured_at_once_give_the_search_one_at_a_time_gives(files, tool
     # Each probe says where its time went, from the real tool's output (the benchmark's profile).
     for probe in record.sizes[0]["sweep"]:
         times = probe["seconds"]
-        assert times["parts_s"] >= 0 and 0 < times["load_s"] < times["tool_s"]
+        assert 0 < times["load_s"] < times["tool_s"]
+    # the first probe wrote the parts the rest link to
+    assert max(p["seconds"]["parts_s"] for p in record.sizes[0]["sweep"]) > 0
     means = probe_seconds(p for p in record.sizes[0]["sweep"])  # as the benchmark passes it
     assert set(means) == {"parts_s", "load_s", "tool_s"} and means["load_s"] < means["tool_s"]

@@ -78,6 +78,8 @@ log = logging.getLogger(__name__)
 
 #: Evaluation windows after ``--chunks`` that the search measures on.
 TUNING_WINDOWS = 8
+#: Types of a matrix ``llama-quantize`` did not quantize in a stock file: it never will.
+UNQUANTIZED = frozenset({"F32", "F16", "BF16"})
 #: Candidates measured per size: the knapsack at the stock file's bytes and at these shares.
 CANDIDATE_BUDGETS = (1.0, 0.99, 0.98)
 #: A group is tried at the types of its ladder up to this many steps from the ones it has.
@@ -282,11 +284,15 @@ class ProbeTimes:
 
 def _probe_kld(tools: SearchTools, store: PartStore, base_file: Path,
                base_types: Mapping[str, str], changes: Mapping[str, str],
-               tuning: Reference) -> tuple[Quality, ProbeTimes]:
+               tuning: Reference, deadline: float | None = None,
+               ) -> tuple[Quality, ProbeTimes] | None:
     """The tuning KLD of ``base_file`` with each group in ``changes`` at that type (a folder of
-    links to shared parts, measured, deleted), and where the time went."""
+    links to shared parts, measured, deleted), and where the time went; None when ``deadline``
+    passed while its parts were waited for."""
     start = time.perf_counter()
-    probe = store.probe(base_file, base_types, changes)
+    probe = store.probe(base_file, base_types, changes, deadline)
+    if probe is None:
+        return None
     assembled = time.perf_counter() - start
     try:
         quality, run = _kld(tools.measure, probe, tuning, tools.measure_threads, tools.log_file)
@@ -301,21 +307,28 @@ def _make_gap_files(tools: SearchTools, f16: Path, missing: Mapping[str, list[st
                     store: PartStore, scratch: Path, imatrix: Path | None,
                     record: SearchRecord, stop: threading.Event) -> None:
     """Each gap file in turn, handed to the parts as it is made (the probes that need it wait,
-    the rest are measured meanwhile); after ``stop`` none starts, and a failure stops every probe
-    still waiting."""
+    the rest are measured meanwhile). After ``stop`` (the sweeps are over: done, out of time or
+    failed) none starts and one being made is dropped; a failure before it stops every probe
+    still waiting, one after it is only logged (no probe needs the file)."""
     try:
         for type_name, names in missing.items():
-            if stop.is_set():  # the search is over (done, out of time, or failed)
-                store.fail(QuantbotError("the search stopped before its gap files were made",
-                                         "see the lines above"))
-                return
+            if stop.is_set():
+                break
             gaps = _gap_file(tools, f16, type_name, names, scratch, imatrix)
+            if stop.is_set():
+                gaps.unlink(missing_ok=True)
+                break
             record.gap_files.append({"file": gaps.name, "type": type_name,
                                      "tensors": len(names)})
             store.provide(gaps, type_name, names)
-    except BaseException as exc:
+    except Exception as exc:
         store.fail(exc)
-        raise
+        if not stop.is_set():
+            raise
+        log.warning("mixes: a gap file no probe needed any more failed: %s", exc)
+        return
+    store.fail(QuantbotError("the search stopped before this gap file was made",
+                             "see the lines above"))
 
 
 def search_bytes(headers: Mapping[Path, GgufHeader], wanted: Iterable[tuple[Group, str]],
@@ -346,7 +359,7 @@ def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], size
                           tuning_tokens=tuning.chunks * scored(tuning.n_ctx))
     headers = {path: read_header(path) for path in stock_files.values()}
     tensors = headers[stock_files[sizes[0]]].tensors
-    groups = groups_of(tensors)
+    groups = searched_groups(tensors)
     sources = tensor_sources(headers)
     wanted = [(g, t) for size in sizes for g in groups
               for t in probe_types(g, _types(headers[stock_files[size]]))]
@@ -357,7 +370,10 @@ def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], size
     log.info("mixes: %d probe(s) at once; gap files for %s; search files in %s",
              tools.workers, ", ".join(f"{t} ({len(n)} tensors)" for t, n in missing.items())
              or "no type", scratch)
-    store = PartStore(scratch, groups, len(tensors), sources, missing)
+    for stale in scratch.iterdir():  # another run's parts may hold other tensors under a name
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    store = PartStore(scratch, groups, len(tensors), sources,
+                      {t: set(names) for t, names in missing.items()})
     deadline = None if minutes is None else start + 60 * minutes
     stop = threading.Event()
     try:
@@ -366,7 +382,7 @@ def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], size
                                     imatrix, record, stop)
             try:
                 plans = _search_sizes(tools, store, stock_files, sizes, headers, missing,
-                                      tuning, folder, record, deadline)
+                                      tuning, folder, record, deadline, stop)
             finally:
                 stop.set()  # a gap file being made is finished; no other starts
             gaps.result()
@@ -380,6 +396,13 @@ def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], size
     shutil.rmtree(scratch, ignore_errors=True)  # done: its parts served their turn
     record.seconds = round(time.perf_counter() - start, 1)
     return plans, record
+
+
+def searched_groups(stock_tensors: Iterable[TensorInfo]) -> list[Group]:
+    """The groups of a stock file's tensors that the search may change (pure): not the matrices
+    ``llama-quantize`` left unquantized (MoE routers, some ``ssm_*`` …), which it keeps so at
+    every type asked, so no probe could change them."""
+    return groups_of(t for t in stock_tensors if t.type_name not in UNQUANTIZED)
 
 
 def _types(header: GgufHeader) -> dict[str, str]:
@@ -441,21 +464,23 @@ def by_promise(probes: list[tuple[int, Group, str]], scores: Mapping[tuple[int, 
     ranked: dict[tuple[int, str, str], float] = {}
     for down in (True, False):
         mine = [(i, g.key, t) for i, g, t in probes if downward[(i, g.key, t)] is down]
-        order = sorted(mine, key=lambda k: -scores.get(k, -math.inf))
+        order = sorted((k for k in mine if k in scores), key=lambda k: -scores[k])
         for place, key in enumerate(order):
-            ranked[key] = ((place + 0.5) / len(order) if key in scores else 2.0)
+            ranked[key] = (place + 0.5) / len(order)
+        ranked.update((k, 2.0) for k in mine if k not in scores)
     return sorted(probes, key=lambda p: ranked[(p[0], p[1].key, p[2])])
 
 
 def _search_sizes(tools: SearchTools, store: PartStore, stock_files: dict[str, Path],
                   sizes: list[str], headers: Mapping[Path, GgufHeader],
                   missing: Mapping[str, list[str]], tuning: Reference, folder: Path,
-                  record: SearchRecord, deadline: float | None) -> list[MixPlan]:
+                  record: SearchRecord, deadline: float | None,
+                  stop: threading.Event) -> list[MixPlan]:
     """Every size's sweep in one pool (``tools.workers`` probes at once), one ladder step at a
     time: every group one step from its types (those that need no gap file first), then two
     steps where one step was most worth it (:func:`promise`), so a deadline cuts the probes
-    least likely to change a mix; then every size's candidates. The plan of each size's best
-    candidate."""
+    least likely to change a mix; then every size's candidates (``stop`` set between: no gap
+    file is needed past the sweeps). The plan of each size's best candidate."""
     groups = store.groups
     base_types = {s: _types(headers[stock_files[s]]) for s in sizes}
     elements = {t.name: t.n_elements for t in next(iter(headers.values())).tensors}
@@ -477,8 +502,11 @@ def _search_sizes(tools: SearchTools, store: PartStore, stock_files: dict[str, P
         def measured(i: int, g: Group, t: str) -> tuple[int, dict] | None:
             if deadline is not None and time.perf_counter() > deadline:
                 return None
-            q, times = _probe_kld(tools, store, stock_files[sizes[i]], base_types[sizes[i]],
-                                  {g.key: t}, tuning)
+            found = _probe_kld(tools, store, stock_files[sizes[i]], base_types[sizes[i]],
+                               {g.key: t}, tuning, deadline)
+            if found is None:
+                return None
+            q, times = found
             return i, {"group": g.key, "type": t, "kld": q.kld_mean, "kld_err": q.kld_err,
                        "seconds": asdict(times)}
 
@@ -517,10 +545,13 @@ def _search_sizes(tools: SearchTools, store: PartStore, stock_files: dict[str, P
                             json.dumps(done[i], indent=1))
                         fresh.append(item)
                         bar.update(1)
-                except BaseException:
+                except BaseException as exc:
                     for future in futures:  # a failed probe stops the sweeps, not after the rest
                         future.cancel()
+                    stop.set()
+                    store.fail(exc)  # and releases the probes waiting for a gap file
                     raise
+        stop.set()
         if fresh:
             log.info("mix sweeps: %d probe(s) in %.1f s, %d at once; per probe %s", len(fresh),
                      time.perf_counter() - started, max(1, tools.workers),
@@ -536,9 +567,10 @@ def _search_sizes(tools: SearchTools, store: PartStore, stock_files: dict[str, P
             choices = _choices(groups, header, base_q[size], done[i], entry)
             tried += [(i, share, a) for share, a in _candidates(
                 choices, base_q[size], sum(t.n_bytes for t in header.tensors), size)]
-        measured_q = list(pool.map(
+        measured_q = [found[0] for found in pool.map(
             lambda c: _probe_kld(tools, store, stock_files[sizes[c[0]]],
-                                 base_types[sizes[c[0]]], c[2].types, tuning)[0], tried))
+                                 base_types[sizes[c[0]]], c[2].types, tuning), tried)
+            if found is not None]
     best: dict[int, MixPlan] = {}
     for (i, share, a), q in zip(tried, measured_q, strict=True):
         size = sizes[i]

@@ -314,7 +314,8 @@ def _mixes(tc: Toolchain, eval_tc: Toolchain, source: SourceModel, base: Path,
                         log_file=log_file)
     out_of = {size: repo_dir / _publish_name(source, mix_name(size))
               for size in opts.spec.mix_sizes()}
-    minutes, budget_from = sweep_budget(opts.spec.mix_minutes, eval_tc.backend, stock_seconds,
+    minutes, budget_from = sweep_budget(opts.spec.mix_minutes, eval_tc.backend,
+                                        _stock_set_seconds(folder, stock_seconds),
                                         time.perf_counter() - started)
     plans, record = run_search(tools, base, stock_files, opts.spec.mix_sizes(), imatrix_file,
                                tuning, folder, minutes, out_of)
@@ -344,6 +345,16 @@ def _mixes(tc: Toolchain, eval_tc: Toolchain, source: SourceModel, base: Path,
     # the whole stage: the search, and making, measuring and checking its mixes
     stage = round(time.perf_counter() - started, 1)
     return kept, {**dataclasses.asdict(record), "mixes": outcomes, "stage_seconds": stage}
+
+
+def _stock_set_seconds(folder: Path, measured: float) -> float:
+    """The stock set's time as the first run of this work folder took it: a rerun reuses its
+    files and takes seconds, and the mix search's default time must not shrink with that."""
+    clock = folder / "stock-set-seconds.json"
+    if clock.exists():
+        measured = max(measured, float(json.loads(clock.read_text())["seconds"]))
+    clock.write_text(json.dumps({"seconds": round(measured, 1)}))
+    return measured
 
 
 def _has_mtp_weights(folder: Path) -> bool:
