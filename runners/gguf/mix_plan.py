@@ -112,6 +112,13 @@ def group_bytes(group: Group, sizes: Mapping[str, int], type_name: str) -> int:
     return sum(type_bytes(type_name, sizes[name]) for name in group.tensors)
 
 
+def group_bytes_delta(group: Group, elements: Mapping[str, int], base_types: Mapping[str, str],
+                      type_name: str) -> int:
+    """How many bytes the group gains (or, negative, saves) at ``type_name`` (pure)."""
+    return (group_bytes(group, elements, type_name)
+            - sum(type_bytes(base_types[n], elements[n]) for n in group.tensors))
+
+
 def search(choices: Mapping[str, list[Choice]], base_kld: float, base_bytes: int,
            budget_bytes: int) -> Assignment | None:
     """The assignment of least predicted KLD whose bytes are at most ``budget_bytes``: one

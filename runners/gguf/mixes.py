@@ -58,6 +58,7 @@ from runners.gguf.mix_plan import (
     Group,
     assigned_types,
     group_bytes,
+    group_bytes_delta,
     groups_of,
     mix_name,
     recipe_args,
@@ -372,8 +373,7 @@ def run_search(tools: SearchTools, f16: Path, stock_files: dict[str, Path], size
              or "no type", scratch)
     for stale in scratch.iterdir():  # another run's parts may hold other tensors under a name
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    store = PartStore(scratch, groups, len(tensors), sources,
-                      {t: set(names) for t, names in missing.items()})
+    store = PartStore(scratch, groups, len(tensors), sources, missing)
     deadline = None if minutes is None else start + 60 * minutes
     stop = threading.Event()
     try:
@@ -409,11 +409,17 @@ def _types(header: GgufHeader) -> dict[str, str]:
     return {t.name: t.type_name for t in header.tensors}
 
 
+def _ladder_places(group: Group, base_types: Mapping[str, str]) -> list[int]:
+    """Where the group's tensors sit on its ladder in the base file (types off it left out)."""
+    return [group.ladder.index(base_types[n]) for n in group.tensors
+            if base_types[n] in group.ladder]
+
+
 def probe_types(group: Group, base_types: dict[str, str], reach: int = PROBE_REACH) -> list[str]:
     """The types a group is tried at (pure): its ladder within ``reach`` steps of the types its
     tensors have in the base file, less a type all of them already have."""
     ladder = group.ladder
-    held = [ladder.index(base_types[n]) for n in group.tensors if base_types[n] in ladder]
+    held = _ladder_places(group, base_types)
     low, high = (min(held) - reach, max(held) + reach) if held else (0, len(ladder))
     return [t for i, t in enumerate(ladder) if low <= i <= high
             and any(base_types[n] != t for n in group.tensors)]
@@ -431,9 +437,8 @@ def probe_order(group: Group, type_name: str, missing: Mapping[str, list[str]]) 
 def probe_step(group: Group, base_types: Mapping[str, str], type_name: str) -> int:
     """How many ladder steps ``type_name`` lies outside the group's own types (pure; at least
     1): the sweep measures every group one step away before any two steps away."""
-    ladder = group.ladder
-    held = [ladder.index(base_types[n]) for n in group.tensors if base_types[n] in ladder]
-    i = ladder.index(type_name)
+    held = _ladder_places(group, base_types)
+    i = group.ladder.index(type_name)
     if not held:
         return 1
     return max(1, min(held) - i, i - max(held))
@@ -441,10 +446,8 @@ def probe_step(group: Group, base_types: Mapping[str, str], type_name: str) -> i
 
 def nearer_type(group: Group, base_types: Mapping[str, str], type_name: str) -> str:
     """The type one ladder step closer to the group's own types than ``type_name`` (pure)."""
-    ladder = group.ladder
-    held = [ladder.index(base_types[n]) for n in group.tensors if base_types[n] in ladder]
-    i = ladder.index(type_name)
-    return ladder[i + 1 if i < min(held) else i - 1]
+    i = group.ladder.index(type_name)
+    return group.ladder[i + 1 if i < min(_ladder_places(group, base_types)) else i - 1]
 
 
 def promise(kld_delta: float, bytes_delta: int) -> float:
@@ -495,10 +498,6 @@ def _search_sizes(tools: SearchTools, store: PartStore, stock_files: dict[str, P
         steps = {(i, g.key, t): probe_step(g, base_types[sizes[i]], t) for i, g, t in probes}
         record.planned_probes = len(probes)
 
-        def bytes_delta(i: int, g: Group, t: str) -> int:
-            return (group_bytes(g, elements, t) - sum(
-                type_bytes(base_types[sizes[i]][n], elements[n]) for n in g.tensors))
-
         def measured(i: int, g: Group, t: str) -> tuple[int, dict] | None:
             if deadline is not None and time.perf_counter() > deadline:
                 return None
@@ -526,11 +525,12 @@ def _search_sizes(tools: SearchTools, store: PartStore, stock_files: dict[str, P
                     for i, g, t in todo:
                         near = nearer_type(g, base_types[sizes[i]], t)
                         item = done[i].get(f"{g.key}={near}")
-                        downward[(i, g.key, t)] = bytes_delta(i, g, t) < 0
+                        mine = base_types[sizes[i]]
+                        downward[(i, g.key, t)] = group_bytes_delta(g, elements, mine, t) < 0
                         if item is not None and item["kld"] is not None:
                             scores[(i, g.key, t)] = promise(
                                 item["kld"] - (base_q[sizes[i]].kld_mean or 0.0),
-                                bytes_delta(i, g, near))
+                                group_bytes_delta(g, elements, mine, near))
                     todo = by_promise(todo, scores, downward)
                 futures = [pool.submit(measured, *p) for p in todo]
                 try:
@@ -602,8 +602,7 @@ def _choices(groups: list[Group], header: GgufHeader, base_q: Quality,
             item = done.get(f"{g.key}={t}")
             if item is None:
                 continue
-            delta = (group_bytes(g, elements, t)
-                     - sum(type_bytes(base_types[n], elements[n]) for n in g.tensors))
+            delta = group_bytes_delta(g, elements, base_types, t)
             choices[g.key].append(Choice(g.key, t, item["kld"] - (base_q.kld_mean or 0.0),
                                          delta))
             entry["sweep"].append({**item, "bytes_delta": delta})
